@@ -1,0 +1,130 @@
+"""Settings: `WHEELWRIGHT_*` environment variables over a TOML file over embedded defaults.
+
+The embedded defaults run everything on one machine: the docker executor, a local wheel store
+under `~/.local/share/wheelwright`, no Redis, no S3. `WHEELWRIGHT_CONFIG=path.toml` adds a file.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from service.errors import ConfigError
+from service.models import IndexSettings
+
+
+def _default_home() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "wheelwright"
+
+
+def _default_ca_bundle() -> Path | None:
+    for var in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
+        value = os.environ.get(var)
+        if value and Path(value).is_file():
+            return Path(value)
+    return None
+
+
+class DockerSettings(BaseModel):
+    """How the docker executor shapes each build container."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gpus: Literal["auto", "none", "all"] = "auto"
+    cpus: float | None = Field(default=None, description="CPU limit; default: all host cores")
+    memory: str = "16g"
+    pids_limit: int = 4096
+    user: str | None = Field(default=None, description="uid:gid; default 1000:1000")
+    offline_base: bool | None = Field(
+        default=None, description="build images from a debootstrap base (None: when no registry)"
+    )
+    cpu_base: str | None = None
+    cuda_base: str | None = None
+
+
+class StoreSettings(BaseModel):
+    """Where wheels, metadata, manifests and logs last: a local directory or an S3 bucket."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: Literal["local", "s3"] = "local"
+    path: Path | None = Field(default=None, description="local store root; default HOME/store")
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: SecretStr | None = None
+    presign: bool = Field(default=False, description="redirect file downloads to presigned URLs")
+    presign_expiry_s: int = 300
+
+
+class Settings(BaseSettings):
+    """All settings. Nested values use `__`: `WHEELWRIGHT_DOCKER__GPUS=none`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WHEELWRIGHT_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    home: Path = Field(default_factory=_default_home)
+    executor: Literal["docker", "host"] = "docker"
+    docker: DockerSettings = DockerSettings()
+    index: IndexSettings = IndexSettings()
+    store: StoreSettings = StoreSettings()
+    ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
+    abi_pins: tuple[str, ...] = ("torch",)
+    keep_workspace: bool = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = os.environ.get("WHEELWRIGHT_CONFIG")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    @cached_property
+    def store_dir(self) -> Path:
+        return self.store.path or self.home / "store"
+
+    @cached_property
+    def cache_dir(self) -> Path:
+        """Package cache shared by builds (uv's cache): makes the runtime stage fast."""
+        return self.home / "cache"
+
+    @cached_property
+    def work_dir(self) -> Path:
+        """Per-build workspaces, removed after each build unless `keep_workspace`."""
+        return self.home / "work"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a bad value into a `ConfigError` that names it."""
+    config_file = os.environ.get("WHEELWRIGHT_CONFIG")
+    if config_file and not Path(config_file).is_file():
+        raise ConfigError(f"WHEELWRIGHT_CONFIG={config_file} does not exist")
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,136 @@
+"""Every error Wheelwright raises on purpose.
+
+Each error knows three things about itself: the HTTP status the API answers with, whether a Celery
+task may retry it (transient failures only), and the exit code of the `wheelwright` command. Callers
+never see a botocore, docker or subprocess error: backends translate them into one of these.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class WheelwrightError(Exception):
+    """Base class: a failure with a clear message for the person who asked."""
+
+    http_status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    exit_code: ClassVar[int] = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidRequestError(WheelwrightError):
+    """The request itself is wrong: a bad spec, target, Python version or setting."""
+
+    http_status = 422
+    exit_code = 2
+
+
+class ConfigError(WheelwrightError):
+    """The service configuration is wrong or incomplete."""
+
+    exit_code = 3
+
+
+class ImageError(WheelwrightError):
+    """A build image cannot be found or built."""
+
+    exit_code = 4
+
+
+class ExecutorError(WheelwrightError):
+    """The executor itself broke (engine unreachable, container could not start)."""
+
+    http_status = 503
+    retryable = True
+    exit_code = 5
+
+
+class BuildFailedError(WheelwrightError):
+    """A stage of the build failed; names the stage and keeps the tail of its log."""
+
+    http_status = 422
+    exit_code = 10
+
+    def __init__(self, stage: str, cause: str, log_tail: str = "") -> None:
+        super().__init__(f"stage {stage!r} failed: {cause}")
+        self.stage = stage
+        self.cause = cause
+        self.log_tail = log_tail
+
+
+class DeadlineExceededError(BuildFailedError):
+    """A stage outlived its deadline; its container was killed."""
+
+    exit_code = 11
+
+
+class BuildCancelledError(WheelwrightError):
+    """Somebody cancelled the build while it ran."""
+
+    http_status = 409
+    exit_code = 12
+
+
+class UnsafeArchiveError(WheelwrightError):
+    """An uploaded or fetched archive tried to escape its directory or is too large."""
+
+    http_status = 422
+    exit_code = 13
+
+
+class SourceNotFoundError(WheelwrightError):
+    """The requested project, version or commit does not exist where we looked."""
+
+    http_status = 404
+    exit_code = 14
+
+
+class FetchError(WheelwrightError):
+    """The source could not be downloaded (network trouble): worth another try."""
+
+    http_status = 502
+    retryable = True
+    exit_code = 15
+
+
+class StoreError(WheelwrightError):
+    """The wheel store failed in a way that may pass (network, throttling)."""
+
+    http_status = 503
+    retryable = True
+    exit_code = 20
+
+
+class ObjectNotFoundError(StoreError):
+    """No object under that key."""
+
+    http_status = 404
+    retryable = False
+
+
+class ObjectExistsError(StoreError):
+    """A conditional write found the key already taken."""
+
+    http_status = 409
+    retryable = False
+
+
+class InvalidArtifactError(WheelwrightError):
+    """A wheel that is corrupt, truncated or does not match its own metadata."""
+
+    http_status = 422
+    exit_code = 21
+
+
+class UnknownEnvironmentError(WheelwrightError):
+    """No build environment of that name."""
+
+    http_status = 404
+    exit_code = 22

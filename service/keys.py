@@ -1,0 +1,94 @@
+"""Names for what was asked: the build environment fingerprint and the request key.
+
+Both are SHA-256 over canonical JSON (sorted keys, no whitespace), so the same request always gives
+the same key on any machine. The environment decides which index page a wheel lands on; the
+request key finds a stored build before any worker runs and deduplicates concurrent requests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from packaging.requirements import Requirement
+
+from service.errors import InvalidRequestError
+from service.models import (
+    ArchiveSource,
+    BuildRequest,
+    DirectorySource,
+    GitSource,
+    RequirementSource,
+    Target,
+)
+
+
+def canonical_json(data: Any) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def digest(data: Any) -> str:
+    return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def environment_inputs(request: BuildRequest, image: str) -> dict[str, Any]:
+    """What makes two builds binary-compatible: image, Python, runtime pins, build settings."""
+    return {
+        "image": image,
+        "target": request.target.model_dump(exclude={"image"}),
+        "runtime": sorted(request.runtime),
+        "build_requires": sorted(request.build_requires),
+        "index": request.index.model_dump(mode="json"),
+    }
+
+
+def environment_name(request: BuildRequest, image: str) -> str:
+    """A readable, deterministic environment name: `cpu-py3.11-torch2.13.0-1a2b3c4d`."""
+    pins = "-".join(_pin_label(pin) for pin in sorted(request.runtime))
+    head = _target_label(request.target)
+    short = digest(environment_inputs(request, image))[:8]
+    return "-".join(part for part in (head, pins, short) if part)
+
+
+def source_identity(request: BuildRequest) -> dict[str, str]:
+    """The source as content, not as a path: archives by sha256, git by commit."""
+    source = request.source
+    match source:
+        case RequirementSource():
+            return {"requirement": source.requirement, "index": request.index.index_url}
+        case ArchiveSource(sha256=str(sha)):
+            return {"archive_sha256": sha}
+        case GitSource(commit=str(commit)):
+            return {"git": source.url, "commit": commit, "subdirectory": source.subdirectory or ""}
+        case DirectorySource(sha256=str(sha)):
+            return {"tree_sha256": sha}
+        case _:
+            raise InvalidRequestError(
+                f"the {source.kind} source must be resolved (sha256 or commit) before keying"
+            )
+
+
+def request_key(request: BuildRequest, image: str) -> str:
+    """hash(source identity + environment + config settings + allow-listed env)."""
+    return digest(
+        {
+            "source": source_identity(request),
+            "environment": environment_inputs(request, image),
+            "config_settings": request.config_settings,
+            "build_env": request.build_env,
+            "verify_imports": list(request.verify_imports or ()),
+        }
+    )
+
+
+def _target_label(target: Target) -> str:
+    head = "cpu" if target.kind == "cpu" else f"cu{(target.cuda or '').replace('.', '')}"
+    return f"{head}-py{target.python.replace('.', '')}"
+
+
+def _pin_label(pin: str) -> str:
+    req = Requirement(pin)
+    spec = str(req.specifier).removeprefix("==")
+    return re.sub(r"[^a-z0-9.]+", "", f"{req.name.lower()}{spec}")

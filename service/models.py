@@ -1,0 +1,228 @@
+"""The validated vocabulary shared by the API, the CLI and the workers.
+
+A `BuildRequest` names a project (`Source`), where it runs (`Target`), what must already be
+installed when the backend is asked for its build requirements (`runtime` pins), and the knobs of
+the build itself. Everything here is frozen and hashable into a request key (see `keys.py`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from typing import Annotated, Any, Literal
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from service.errors import InvalidRequestError
+
+#: Environment variables a request may pass to the build backend. Everything else is dropped, so
+#: a build cannot be steered by the worker's own environment and the request key stays honest.
+ALLOWED_BUILD_ENV: tuple[str, ...] = (
+    "MAX_JOBS",
+    "NVCC_THREADS",
+    "TORCH_CUDA_ARCH_LIST",
+    "FORCE_CUDA",
+    "FORCE_ONLY_CPU",
+    "CMAKE_ARGS",
+    "CMAKE_BUILD_PARALLEL_LEVEL",
+    "CFLAGS",
+    "CXXFLAGS",
+    "LDFLAGS",
+    "SETUPTOOLS_SCM_PRETEND_VERSION",
+    "*_FORCE_BUILD",
+    "*_SKIP_CUDA_BUILD",
+    "*_CUDA_ARCHS",
+    "*_BUILD_CUDA",
+)
+
+SUPPORTED_PYTHON_MINORS = range(8, 15)
+DEFAULT_CUDA = "13.0"
+_PYTHON_RE = re.compile(r"^3\.(\d{1,2})$")
+_CUDA_RE = re.compile(r"^(\d{2})\.(\d)$")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _requirement(text: str) -> Requirement:
+    try:
+        return Requirement(text)
+    except InvalidRequirement as exc:
+        raise ValueError(f"not a valid requirement {text!r}: {exc}") from None
+
+
+class RequirementSource(_Frozen):
+    """`name==version`, resolved to that version's sdist on the configured index."""
+
+    kind: Literal["requirement"] = "requirement"
+    requirement: str
+
+    @field_validator("requirement")
+    @classmethod
+    def _exact_pin(cls, value: str) -> str:
+        req = _requirement(value.strip())
+        specs = list(req.specifier)
+        if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
+            raise ValueError(f"{value!r} must pin one exact version, like 'torch-scatter==2.1.2'")
+        if req.url or req.marker or req.extras:
+            raise ValueError(f"{value!r} must be a plain 'name==version' (no URL, marker or extras)")
+        return f"{canonicalize_name(req.name)}=={specs[0].version}"
+
+    @property
+    def name(self) -> str:
+        return self.requirement.split("==", 1)[0]
+
+    @property
+    def version(self) -> str:
+        return self.requirement.split("==", 1)[1]
+
+
+class ArchiveSource(_Frozen):
+    """A local sdist or source archive (.tar.gz, .tar.bz2, .tar.xz, .tgz, .zip)."""
+
+    kind: Literal["archive"] = "archive"
+    path: str
+    sha256: str | None = None
+
+
+class DirectorySource(_Frozen):
+    """A local source tree (a checkout with a pyproject.toml or setup.py)."""
+
+    kind: Literal["directory"] = "directory"
+    path: str
+    sha256: str | None = Field(default=None, description="digest of the tree, set when fetched")
+
+
+class GitSource(_Frozen):
+    """A git repository at a ref; `commit` is the full hash the ref resolved to."""
+
+    kind: Literal["git"] = "git"
+    url: str
+    ref: str = "HEAD"
+    commit: str | None = None
+    subdirectory: str | None = None
+
+    @field_validator("commit")
+    @classmethod
+    def _full_hash(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA_RE.match(value):
+            raise ValueError(f"commit {value!r} is not a full hexadecimal commit hash")
+        return value
+
+    @field_validator("subdirectory")
+    @classmethod
+    def _relative(cls, value: str | None) -> str | None:
+        if value is not None and (value.startswith("/") or ".." in value.split("/")):
+            raise ValueError(f"subdirectory {value!r} must be a relative path inside the repo")
+        return value
+
+
+Source = Annotated[
+    RequirementSource | ArchiveSource | DirectorySource | GitSource, Field(discriminator="kind")
+]
+
+
+class Target(_Frozen):
+    """Where the build runs: a CPU or CUDA image with one Python."""
+
+    kind: Literal["cpu", "cuda"] = "cpu"
+    python: str = "3.11"
+    cuda: str | None = None
+    image: str | None = Field(default=None, description="image reference overriding the default")
+
+    @field_validator("python")
+    @classmethod
+    def _python(cls, value: str) -> str:
+        match = _PYTHON_RE.match(value)
+        if not match or int(match.group(1)) not in SUPPORTED_PYTHON_MINORS:
+            raise ValueError(
+                f"python {value!r} is not a supported version (3.{SUPPORTED_PYTHON_MINORS.start}"
+                f" to 3.{SUPPORTED_PYTHON_MINORS.stop - 1}, written like '3.11')"
+            )
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_cuda(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == "cuda" and data.get("cuda") is None:
+            return {**data, "cuda": DEFAULT_CUDA}
+        return data
+
+    @model_validator(mode="after")
+    def _cuda_matches_kind(self) -> Target:
+        if self.kind == "cpu" and self.cuda is not None:
+            raise ValueError("a cpu target takes no cuda version")
+        if self.kind == "cuda" and not _CUDA_RE.match(self.cuda or ""):
+            raise ValueError(f"cuda {self.cuda!r} must look like '13.0' or '12.8'")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Short name, like `cpu-py3.11` or `cu13.0-py3.11`."""
+        head = "cpu" if self.kind == "cpu" else f"cu{self.cuda}"
+        return f"{head}-py{self.python}"
+
+
+class IndexSettings(_Frozen):
+    """Where sdists and runtime/build dependencies come from."""
+
+    index_url: str = "https://pypi.org/simple"
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+
+
+class BuildRequest(_Frozen):
+    """One build: a source, a target, and how to stage the environment around it."""
+
+    source: Source
+    target: Target = Target()
+    runtime: tuple[str, ...] = Field(default=(), description="runtime pins, e.g. torch==2.13.0")
+    build_requires: tuple[str, ...] = Field(default=(), description="extra build dependencies")
+    config_settings: dict[str, str | list[str]] = Field(default_factory=dict)
+    build_env: dict[str, str] = Field(default_factory=dict)
+    index: IndexSettings = IndexSettings()
+    verify_imports: tuple[str, ...] | None = None
+    timeout_s: int = Field(default=3600, ge=10, le=48 * 3600)
+
+    @field_validator("runtime", "build_requires")
+    @classmethod
+    def _requirements(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(str(_requirement(v.strip())) for v in values)
+
+    @field_validator("build_env")
+    @classmethod
+    def _allowed_env(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in env:
+            if not any(fnmatch.fnmatchcase(name, pattern) for pattern in ALLOWED_BUILD_ENV):
+                allowed = ", ".join(ALLOWED_BUILD_ENV)
+                raise ValueError(f"build env {name!r} is not allowed (allowed: {allowed})")
+        return dict(sorted(env.items()))
+
+    @field_validator("config_settings")
+    @classmethod
+    def _sorted_settings(cls, settings: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
+        return dict(sorted(settings.items()))
+
+    @field_validator("verify_imports")
+    @classmethod
+    def _module_names(cls, names: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        for name in names or ():
+            if not all(part.isidentifier() for part in name.split(".")):
+                raise ValueError(f"verify import {name!r} is not a module name")
+        return names
+
+
+def parse_request(data: object) -> BuildRequest:
+    """Validate raw data into a request, turning pydantic's report into one clear error."""
+    try:
+        return BuildRequest.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'request'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise InvalidRequestError(f"invalid build request: {problems}") from None

@@ -1,0 +1,45 @@
+"""Entry point of the build driver: `python3 run.py ACTION REQUEST.json RESULT.json`.
+
+This file runs inside the build container (or the host executor's throwaway environment) under the
+target image's own Python, with nothing installed but this folder: pyproject-hooks and packaging
+are copied beside it. It reads one JSON request, does one stage, and always writes one JSON
+result: `{"ok": true, "data": {...}}` or `{"ok": false, "error": {"type": ..., "message": ...}}`.
+The worker reads that file; it never parses this process's output, which is only the log.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "vendor"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from steps import ACTIONS, StageFailure  # noqa: E402  (sys.path is set up just above)
+
+
+def main(argv: list[str]) -> int:
+    action, request_path, result_path = argv[1], Path(argv[2]), Path(argv[3])
+    started = time.monotonic()
+    try:
+        request = json.loads(request_path.read_text())
+        handler = ACTIONS[action]
+        data = handler(request)
+        result: dict[str, object] = {"ok": True, "data": data}
+    except StageFailure as exc:
+        result = {"ok": False, "error": {"type": exc.kind, "message": str(exc)}}
+    except Exception as exc:  # noqa: BLE001  (any crash must still produce a result file)
+        traceback.print_exc()
+        result = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}}
+    result["seconds"] = round(time.monotonic() - started, 3)
+    tmp = result_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=2, sort_keys=True))
+    tmp.replace(result_path)
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

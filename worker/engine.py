@@ -1,0 +1,196 @@
+"""One build from request to wheel: fetch, the executor's four stages, the manifest.
+
+The engine owns the order of things and the bookkeeping (timings, log sections, the manifest);
+what a stage does comes from `plan.py`, where it runs from the executor. The workspace is removed
+in `finally`; the caller publishes the wheel through `on_wheel` while it still exists.
+"""
+
+from __future__ import annotations
+
+import platform
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+
+from service.config import Settings
+from service.keys import environment_name, request_key
+from service.models import BuildRequest
+from worker.executors import Executor, StageContext
+from worker.fetch import Fetched, fetch, file_sha256, resolve_source
+from worker.plan import make_plan
+
+T = TypeVar("T")
+MANIFEST_SCHEMA = "wheelwright.manifest/1"
+log = structlog.get_logger("wheelwright.engine")
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """A stage started (`seconds` is None) or ended, for progress displays."""
+
+    build_id: str
+    stage: str
+    network: bool
+    seconds: float | None = None
+    ok: bool = True
+
+
+@dataclass
+class Hooks:
+    """How a build talks to whoever runs it: progress, log lines, cancellation."""
+
+    on_stage: Callable[[StageEvent], None] = lambda _event: None
+    on_line: Callable[[str], None] = lambda _line: None
+    cancelled: Callable[[], bool] = lambda: False
+
+
+@dataclass(frozen=True)
+class Built:
+    """A finished build whose wheel still lies in the workspace."""
+
+    build_id: str
+    request: BuildRequest
+    request_key: str
+    environment: str
+    wheel: Path
+    manifest: dict[str, Any]
+    log_path: Path
+
+
+@dataclass
+class _Recorder:
+    build_id: str
+    log_file: Path
+    hooks: Hooks
+    stages: list[dict[str, Any]] = field(default_factory=list)
+
+    def line(self, text: str) -> None:
+        with self.log_file.open("a", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+        self.hooks.on_line(text)
+
+    def run(self, stage: str, network: bool, action: Callable[[], T]) -> T:
+        self.line(f"===> [{stage}] start (network {'on' if network else 'off'})")
+        self.hooks.on_stage(StageEvent(self.build_id, stage, network))
+        log.info("stage.start", build_id=self.build_id, stage=stage, network=network)
+        started = time.monotonic()
+        ok = False
+        try:
+            result = action()
+            ok = True
+            return result
+        finally:
+            seconds = round(time.monotonic() - started, 3)
+            self.stages.append({"name": stage, "seconds": seconds, "network": network, "ok": ok})
+            self.line(f"<=== [{stage}] {'ok' if ok else 'FAILED'} in {seconds:.1f}s")
+            self.hooks.on_stage(StageEvent(self.build_id, stage, network, seconds, ok))
+            log.info("stage.end", build_id=self.build_id, stage=stage, seconds=seconds, ok=ok)
+
+
+def new_build_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+def run_build(
+    request: BuildRequest,
+    settings: Settings,
+    executor: Executor,
+    on_wheel: Callable[[Built], T],
+    *,
+    build_id: str | None = None,
+    hooks: Hooks | None = None,
+) -> T:
+    """Build `request` and hand the result to `on_wheel` before the workspace goes away."""
+    build_id = build_id or new_build_id()
+    hooks = hooks or Hooks()
+    deadline = time.monotonic() + request.timeout_s
+    workspace = settings.work_dir / build_id
+    log_path = settings.home / "logs" / f"{build_id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path.write_text("")
+    workspace.mkdir(parents=True, exist_ok=False)
+    rec = _Recorder(build_id, log_path, hooks)
+    structlog.contextvars.bind_contextvars(build_id=build_id)
+    try:
+        resolved = resolve_source(request)
+        fetched = rec.run("fetch", True, lambda: fetch(resolved, workspace))
+        image = executor.image_ref(fetched.request.target)
+        key = request_key(fetched.request, image)
+        environment = environment_name(fetched.request, image)
+        rec.line(f"request key {key}, environment {environment}")
+        ctx = StageContext(build_id, deadline, log=rec.line, cancelled=hooks.cancelled)
+        with executor.session(fetched.request, workspace, rec.line) as session:
+            root = fetched.root.relative_to(workspace).as_posix()
+            plan = make_plan(fetched.request, session.layout, session.machine, source_root=root)
+            results: dict[str, dict[str, Any]] = {}
+            for stage in plan.stages:
+                if stage.name == "verify":
+                    wheel_name = results["build"]["wheel"]
+                    stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel_name}")
+                planned = stage
+                results[stage.name] = rec.run(
+                    stage.name, stage.network, lambda s=planned: session.run(s, ctx)
+                )
+            facts = dict(session.facts) | {
+                "cpus": session.machine.cpus,
+                "memory_bytes": session.machine.memory_bytes,
+            }
+        wheel = workspace / "out" / results["build"]["wheel"]
+        manifest = _manifest(build_id, key, environment, fetched, facts, plan.build_env, results)
+        manifest["wheel"] = {
+            "filename": wheel.name,
+            "sha256": file_sha256(wheel),
+            "size": wheel.stat().st_size,
+        }
+        manifest["stages"] = list(rec.stages)
+        built = Built(build_id, fetched.request, key, environment, wheel, manifest, log_path)
+        return rec.run("publish", False, lambda: on_wheel(built))
+    finally:
+        structlog.contextvars.unbind_contextvars("build_id")
+        if not settings.keep_workspace:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _manifest(
+    build_id: str,
+    key: str,
+    environment: str,
+    fetched: Fetched,
+    facts: dict[str, Any],
+    build_env: Any,
+    results: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    return {
+        "schema": MANIFEST_SCHEMA,
+        "build_id": build_id,
+        "request_key": key,
+        "environment": environment,
+        "inputs": fetched.request.model_dump(mode="json"),
+        "source": fetched.source_facts(),
+        "image": facts,
+        "build_env": dict(build_env),
+        "python": results["runtime"].get("python"),
+        "runtime_freeze": results["runtime"].get("freeze", []),
+        "build_system": results["build_deps"].get("build_system"),
+        "build_requires": {
+            "static": results["build_deps"].get("static", []),
+            "dynamic": results["build_deps"].get("dynamic", []),
+        },
+        "build_freeze": results["build_deps"].get("freeze", []),
+        "verify": results["verify"],
+        "host": {
+            "platform": platform.platform(),
+            "machine": platform.machine(),
+            "worker_python": platform.python_version(),
+            "wheelwright": version("wheelwright"),
+        },
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,326 @@
+"""The docker executor: every stage in a fresh, hardened container from the build image.
+
+Each stage gets its own container so it gets its own network policy (host network for installs,
+none for the build and the verify) and a clean process tree. The containers run as a non-root
+user with every capability dropped, `no-new-privileges`, a read-only root filesystem, pids,
+memory and CPU limits, labels for the reaper, and a deadline after which they are killed. They
+never see the Docker socket. Removal happens in `finally`, whatever went wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import requests
+from docker.models.containers import Container
+from docker.types import DeviceRequest, Mount
+
+from service.config import Settings
+from service.errors import BuildCancelledError, DeadlineExceededError, ExecutorError, ImageError
+from service.models import BuildRequest, Target
+from worker.executors.base import (
+    StageContext,
+    check_stop,
+    read_stage_result,
+    split_lines,
+    write_stage_request,
+)
+from worker.executors.bundle import driver_bundle
+from worker.images import ensure_image, image_tag
+from worker.plan import Layout, Machine, StagePlan
+
+LABEL = "org.wheelwright.managed"
+WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
+DEFAULT_USER = "1000:1000"
+PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+POLL_S = 1.0
+REAP_GRACE_S = 120
+
+
+def parse_size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    text = text.strip().lower().removesuffix("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+@dataclass
+class DockerSession:
+    """One build's image, mounts and limits; `run` starts one container per stage."""
+
+    client: docker.DockerClient
+    image: str
+    image_env: Mapping[str, str]
+    workspace: Path
+    mounts: list[Mount]
+    user: str
+    build_id: str
+    gpus: bool
+    layout: Layout
+    machine: Machine
+    facts: Mapping[str, Any]
+    ca: bool
+    containers: list[Container] = field(default_factory=list)
+
+    def environment(self, stage: StagePlan) -> dict[str, str]:
+        image_path = self.image_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+        env = {
+            "PATH": f"{self.layout.venv}/bin:{image_path}",
+            "HOME": f"{WORK}/home",
+            "TMPDIR": f"{WORK}/tmp",
+            "UV_CACHE_DIR": f"{CACHE}/uv",
+            "UV_LINK_MODE": "copy",
+            "UV_PYTHON_DOWNLOADS": "never",
+            "UV_NO_PROGRESS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.ca:
+            env |= {"PIP_CERT": CA, "SSL_CERT_FILE": CA, "REQUESTS_CA_BUNDLE": CA}
+        if stage.network:
+            env |= {k: v for k, v in os.environ.items() if k in PROXY_VARS}
+        else:
+            env["UV_OFFLINE"] = "1"
+        return env | dict(stage.env)
+
+    def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
+        write_stage_request(self.workspace, stage)
+        check_stop(stage, ctx)
+        container = self.client.containers.create(
+            self.image,
+            command=stage.argv(self.layout),
+            user=self.user,
+            environment=self.environment(stage),
+            working_dir=WORK,
+            mounts=self.mounts,
+            network_mode="host" if stage.network else "none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            read_only=True,
+            tmpfs={"/tmp": "rw,exec,size=1g"},
+            pids_limit=4096,
+            mem_limit=self.machine.memory_bytes,
+            nano_cpus=self.machine.cpus * 1_000_000_000,
+            device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.gpus else [],
+            labels={
+                LABEL: "1",
+                "org.wheelwright.build-id": self.build_id,
+                "org.wheelwright.stage": stage.name,
+                "org.wheelwright.deadline": str(int(time.time() + ctx.remaining())),
+            },
+        )
+        self.containers.append(container)
+        try:
+            container.start()
+            streamer = threading.Thread(target=_stream_logs, args=(container, ctx), daemon=True)
+            streamer.start()
+            code = _wait(container, stage, ctx)
+            streamer.join(timeout=10)
+        finally:
+            _remove(container)
+            self.containers.remove(container)
+        return read_stage_result(self.workspace, stage, code, ctx)
+
+
+def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
+    while True:
+        try:
+            status = container.wait(timeout=max(0.1, min(POLL_S, ctx.remaining())))
+            return int(status.get("StatusCode", -1))
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass
+        try:
+            check_stop(stage, ctx)
+        except (DeadlineExceededError, BuildCancelledError):
+            ctx.emit(f"!! killing the {stage.name} container")
+            _kill(container)
+            raise
+
+
+def _stream_logs(container: Container, ctx: StageContext) -> None:
+    rest = ""
+    try:
+        for chunk in container.logs(stream=True, follow=True):
+            lines, rest = split_lines(rest + chunk.decode("utf-8", "replace"))
+            for line in lines:
+                ctx.emit(line)
+    except (docker.errors.APIError, requests.exceptions.RequestException):
+        pass
+    if rest:
+        ctx.emit(rest)
+
+
+def _kill(container: Container) -> None:
+    try:
+        container.kill()
+    except docker.errors.APIError:
+        pass  # already gone
+
+
+def _remove(container: Container) -> None:
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+
+
+class DockerExecutor:
+    """Builds in containers of `wheelwright/build-*` images (made on first use)."""
+
+    name = "docker"
+
+    def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
+        self.settings = settings
+        self._client_factory = client_factory or docker.from_env
+        self._client: docker.DockerClient | None = None
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = self._client_factory()
+                self._client.ping()
+            except docker.errors.DockerException as exc:
+                raise ExecutorError(
+                    f"cannot reach the Docker engine ({exc}); start it (scripts/host-services.sh)"
+                    " or use WHEELWRIGHT_EXECUTOR=host"
+                ) from None
+        return self._client
+
+    def image_ref(self, target: Target) -> str:
+        return target.image or image_tag(target.kind, target.python, target.cuda)
+
+    def _image(self, target: Target, progress: Callable[[str], None]) -> str:
+        if target.image:
+            try:
+                return str(self.client.images.get(target.image).id)
+            except docker.errors.ImageNotFound:
+                raise ImageError(f"image {target.image!r} is not on this Docker engine") from None
+        base = self.settings.docker.cuda_base if target.kind == "cuda" else None
+        return ensure_image(
+            self.client,
+            target.kind,
+            target.python,
+            target.cuda,
+            base=base or self.settings.docker.cpu_base,
+            offline=self.settings.docker.offline_base,
+            ca_bundle=self.settings.ca_bundle,
+            progress=progress,
+        )
+
+    def _machine(self) -> Machine:
+        info = self.client.info()
+        cpus = int(self.settings.docker.cpus or info.get("NCPU") or os.cpu_count() or 1)
+        memory = min(parse_size(self.settings.docker.memory), int(info.get("MemTotal") or 2**40))
+        return Machine(cpus=max(1, cpus), memory_bytes=memory)
+
+    def _gpus(self) -> bool:
+        mode = self.settings.docker.gpus
+        if mode == "auto":
+            return "nvidia" in (self.client.info().get("Runtimes") or {})
+        return mode == "all"
+
+    def _user(self, workspace: Path, cache: Path) -> str:
+        if self.settings.docker.user:
+            return self.settings.docker.user
+        if os.getuid() != 0:
+            return f"{os.getuid()}:{os.getgid()}"
+        uid, gid = (int(x) for x in DEFAULT_USER.split(":"))
+        for path in (workspace, *workspace.rglob("*"), cache):
+            os.lchown(path, uid, gid)
+        return DEFAULT_USER
+
+    @contextmanager
+    def session(
+        self, request: BuildRequest, workspace: Path, progress: Callable[[str], None]
+    ) -> Iterator[DockerSession]:
+        self.reap()
+        image_id = self._image(request.target, progress)
+        attrs = self.client.images.get(image_id).attrs
+        image_env = dict(
+            item.split("=", 1) for item in (attrs.get("Config") or {}).get("Env") or ()
+        )
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        cache = self.settings.cache_dir / "docker"
+        for sub in ("home", "tmp", "io", "out"):
+            (workspace / sub).mkdir(parents=True, exist_ok=True)
+        cache.mkdir(parents=True, exist_ok=True)
+        user = self._user(workspace, cache)
+        bundle = driver_bundle(self.settings.home / "driver")
+        mounts = [
+            Mount(WORK, str(workspace), type="bind"),
+            Mount(CACHE, str(cache), type="bind"),
+            Mount(DRIVER, str(bundle), type="bind", read_only=True),
+        ]
+        ca = self.settings.ca_bundle is not None
+        if self.settings.ca_bundle is not None:
+            mounts.append(Mount(CA, str(self.settings.ca_bundle.resolve()), type="bind", read_only=True))
+        find_links: list[str] = []
+        for i, location in enumerate(request.index.find_links):
+            if Path(location).is_dir():
+                target = f"/ww/find-links/{i}"
+                mounts.append(Mount(target, str(Path(location).resolve()), type="bind", read_only=True))
+                find_links.append(target)
+            else:
+                find_links.append(location)
+        layout = Layout(work=WORK, driver=DRIVER, python="python3", uv="uv", find_links=tuple(find_links))
+        session = DockerSession(
+            client=self.client,
+            image=image_id,
+            image_env=image_env,
+            workspace=workspace,
+            mounts=mounts,
+            user=user,
+            build_id=workspace.name,
+            gpus=self._gpus(),
+            layout=layout,
+            machine=self._machine(),
+            facts={
+                "executor": self.name,
+                "image": self.image_ref(request.target),
+                "image_id": image_id,
+                "image_python": labels.get("org.wheelwright.python", ""),
+                "docker_version": str(self.client.version().get("Version", "")),
+            },
+            ca=ca,
+        )
+        try:
+            yield session
+        finally:
+            for container in list(session.containers):
+                _remove(container)
+
+    def reap(self) -> int:
+        """Remove managed containers past their deadline, or exited a while ago.
+
+        A worker removes its own containers in `finally`; these are what a killed worker left.
+        """
+        now = time.time()
+        removed = 0
+        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+            deadline = float(container.labels.get("org.wheelwright.deadline", "0") or 0)
+            if deadline < now or _exited_before(container, now - REAP_GRACE_S):
+                _remove(container)
+                removed += 1
+        return removed
+
+
+def _exited_before(container: Container, moment: float) -> bool:
+    if container.status not in ("exited", "dead"):
+        return False
+    finished = str(container.attrs.get("State", {}).get("FinishedAt", ""))[:19]
+    try:
+        stamp = datetime.fromisoformat(finished).replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return True
+    return stamp < moment

@@ -1,0 +1,197 @@
+"""The host executor: stages run as local processes in a throwaway venv in the workspace.
+
+For machines with no Docker, such as many HPC GPU nodes: the build uses the host's Python of the
+target version, its compilers and CUDA toolkit (CUDA_HOME), and can verify on its GPU. There is no
+container boundary, so the network policy is advisory (installers run offline in the build and
+verify stages) and the build runs as the worker's own user. Each stage is its own process group,
+killed as a whole at the deadline, on cancel, or by the reaper if the worker died.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import uv
+
+from service.config import Settings
+from service.errors import BuildCancelledError, DeadlineExceededError, ImageError
+from service.models import BuildRequest, Target
+from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
+from worker.executors.bundle import driver_bundle
+from worker.plan import Layout, Machine, StagePlan
+
+PASS_THROUGH = (
+    "PATH",
+    "LANG",
+    "LC_ALL",
+    "CUDA_HOME",
+    "CUDA_PATH",
+    "LD_LIBRARY_PATH",
+    "CC",
+    "CXX",
+    "PIP_CERT",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+)
+
+
+def find_python(version: str) -> str:
+    """The host interpreter of `version`: `pythonX.Y` on PATH, or this one if it matches."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" == version:
+        return sys.executable
+    found = shutil.which(f"python{version}")
+    if found is None:
+        raise ImageError(f"the host executor found no python{version} on PATH")
+    return found
+
+
+@dataclass
+class HostSession:
+    workspace: Path
+    cache: Path
+    ca_bundle: Path | None
+    layout: Layout
+    machine: Machine
+    facts: Mapping[str, Any]
+
+    def environment(self, stage: StagePlan) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in PASS_THROUGH}
+        path = env.get("PATH", "/usr/bin:/bin")
+        cuda_home = env.get("CUDA_HOME")
+        if cuda_home:
+            path = f"{cuda_home}/bin:{path}"
+        env |= {
+            "PATH": f"{self.layout.venv}/bin:{path}",
+            "HOME": str(self.workspace / "home"),
+            "TMPDIR": str(self.workspace / "tmp"),
+            "UV_CACHE_DIR": str(self.cache / "uv"),
+            "UV_PYTHON_DOWNLOADS": "never",
+            "UV_NO_PROGRESS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if self.ca_bundle is not None:
+            ca = str(self.ca_bundle)
+            env |= {"PIP_CERT": ca, "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca}
+        if not stage.network:
+            env["UV_OFFLINE"] = "1"
+        return env | dict(stage.env)
+
+    def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
+        write_stage_request(self.workspace, stage)
+        check_stop(stage, ctx)
+        proc = subprocess.Popen(
+            stage.argv(self.layout),
+            cwd=self.workspace,
+            env=self.environment(stage),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        marker = self.workspace / "io" / f"{stage.name}.pgid"
+        marker.write_text(f"{proc.pid} {int(time.time() + ctx.remaining())}\n")
+        assert proc.stdout is not None  # noqa: S101  (set by stdout=PIPE)
+        reader = threading.Thread(target=_pump, args=(proc.stdout, ctx), daemon=True)
+        reader.start()
+        try:
+            code = _wait(proc, stage, ctx)
+        finally:
+            _kill_group(proc.pid)
+            reader.join(timeout=10)
+            marker.unlink(missing_ok=True)
+        return read_stage_result(self.workspace, stage, code, ctx)
+
+
+def _pump(stream: IO[bytes], ctx: StageContext) -> None:
+    for raw in stream:
+        ctx.emit(raw.decode("utf-8", "replace").rstrip("\r\n"))
+
+
+def _wait(proc: subprocess.Popen[bytes], stage: StagePlan, ctx: StageContext) -> int:
+    while True:
+        try:
+            return proc.wait(timeout=max(0.1, min(1.0, ctx.remaining())))
+        except subprocess.TimeoutExpired:
+            pass
+        try:
+            check_stop(stage, ctx)
+        except (DeadlineExceededError, BuildCancelledError):
+            ctx.emit(f"!! killing the {stage.name} process group")
+            raise
+
+
+def _kill_group(pgid: int) -> None:
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+class HostExecutor:
+    """Builds with the host's own Python, compilers and CUDA, in a throwaway venv."""
+
+    name = "host"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def image_ref(self, target: Target) -> str:
+        cuda = os.environ.get("CUDA_HOME", "") if target.kind == "cuda" else ""
+        return f"host:python{target.python}" + (f":cuda={cuda}" if cuda else "")
+
+    @contextmanager
+    def session(
+        self, request: BuildRequest, workspace: Path, progress: Callable[[str], None]
+    ) -> Iterator[HostSession]:
+        self.reap()
+        python = find_python(request.target.python)
+        if request.target.kind == "cuda" and not os.environ.get("CUDA_HOME"):
+            raise ImageError("a cuda target on the host executor needs CUDA_HOME set")
+        progress(f"host executor: {python}")
+        for sub in ("home", "tmp", "io", "out"):
+            (workspace / sub).mkdir(parents=True, exist_ok=True)
+        cache = self.settings.cache_dir / "host"
+        cache.mkdir(parents=True, exist_ok=True)
+        layout = Layout(
+            work=str(workspace),
+            driver=str(driver_bundle(self.settings.home / "driver")),
+            python=python,
+            uv=uv.find_uv_bin(),
+            find_links=tuple(request.index.find_links),
+        )
+        pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        yield HostSession(
+            workspace=workspace,
+            cache=cache,
+            ca_bundle=self.settings.ca_bundle,
+            layout=layout,
+            machine=Machine(cpus=os.cpu_count() or 1, memory_bytes=pages),
+            facts={"executor": self.name, "image": self.image_ref(request.target), "image_id": python},
+        )
+
+    def reap(self) -> int:
+        """Kill stage process groups whose deadline passed (their worker died)."""
+        removed = 0
+        for marker in self.settings.work_dir.glob("*/io/*.pgid"):
+            with suppress(OSError, ValueError):
+                pid, deadline = (int(x) for x in marker.read_text().split())
+                if deadline < time.time():
+                    _kill_group(pid)
+                    marker.unlink()
+                    removed += 1
+        return removed

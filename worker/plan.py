@@ -1,0 +1,163 @@
+"""Request -> frozen stage descriptions. Pure: no Docker, no files, no network.
+
+The executor decides where things are (its `Layout`); this module decides what each stage does,
+with which environment and network policy. Unit tests check plans without running anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any, Literal
+
+from service.models import BuildRequest
+
+StageName = Literal["runtime", "build_deps", "build", "verify"]
+STAGES: tuple[StageName, ...] = ("runtime", "build_deps", "build", "verify")
+
+DEFAULT_CUDA_ARCHS = "8.0;9.0;10.0;12.0+PTX"
+GIB = 1024**3
+#: Memory one parallel compile job may take (nvcc on torch headers peaks near this).
+MEMORY_PER_JOB = 2 * GIB
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the driver sees things, as paths inside the container (or on the host)."""
+
+    work: str
+    driver: str
+    python: str
+    uv: str
+    find_links: tuple[str, ...] = ()
+    path_prefix: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("work", "driver"):
+            if not getattr(self, name).startswith("/"):
+                raise ValueError(f"layout {name} must be an absolute path")
+
+    @property
+    def venv(self) -> str:
+        return f"{self.work}/env"
+
+    @property
+    def snapshot(self) -> str:
+        return f"{self.work}/runtime"
+
+    @property
+    def outdir(self) -> str:
+        return f"{self.work}/out"
+
+    @property
+    def io(self) -> str:
+        return f"{self.work}/io"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the executor can give one build."""
+
+    cpus: int
+    memory_bytes: int
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    name: StageName
+    network: bool
+    request: Mapping[str, Any]
+    env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def with_inputs(self, **inputs: Any) -> StagePlan:
+        """The same stage with values only known once earlier stages ran (the wheel's path)."""
+        return replace(self, request={**self.request, **inputs})
+
+    def argv(self, layout: Layout) -> list[str]:
+        return [
+            layout.python,
+            f"{layout.driver}/run.py",
+            self.name,
+            f"{layout.io}/{self.name}.request.json",
+            f"{layout.io}/{self.name}.result.json",
+        ]
+
+
+@dataclass(frozen=True)
+class BuildPlan:
+    stages: tuple[StagePlan, ...]
+    build_env: Mapping[str, str]
+
+    def stage(self, name: StageName) -> StagePlan:
+        return next(s for s in self.stages if s.name == name)
+
+
+def max_jobs(machine: Machine) -> int:
+    """Parallel compile jobs that fit both the cores and the memory."""
+    return max(1, min(machine.cpus, machine.memory_bytes // MEMORY_PER_JOB))
+
+
+def build_env(request: BuildRequest, machine: Machine) -> dict[str, str]:
+    """Defaults for the backend, overridden by the request's allow-listed variables."""
+    env = {"MAX_JOBS": str(max_jobs(machine))}
+    if request.target.kind == "cuda":
+        env |= {"TORCH_CUDA_ARCH_LIST": DEFAULT_CUDA_ARCHS, "FORCE_CUDA": "1"}
+    return env | dict(request.build_env)
+
+
+def index_args(request: BuildRequest, layout: Layout) -> list[str]:
+    args = ["--index-url", request.index.index_url]
+    for url in request.index.extra_index_urls:
+        args += ["--extra-index-url", url]
+    if request.index.extra_index_urls:
+        args += ["--index-strategy", "unsafe-best-match"]
+    for location in layout.find_links:
+        args += ["--find-links", location]
+    return args
+
+
+def make_plan(
+    request: BuildRequest, layout: Layout, machine: Machine, *, source_root: str = "src"
+) -> BuildPlan:
+    """The four executor stages of one build (fetch and publish happen in the worker)."""
+    source = f"{layout.work}/{source_root}"
+    env = build_env(request, machine)
+    common = {"uv": layout.uv, "index_args": index_args(request, layout), "venv": layout.venv}
+    config = dict(request.config_settings)
+    stages = (
+        StagePlan(
+            "runtime",
+            network=True,
+            request={**common, "runtime": list(request.runtime), "snapshot": layout.snapshot},
+        ),
+        StagePlan(
+            "build_deps",
+            network=True,
+            request={
+                **common,
+                "source": source,
+                "extra": list(request.build_requires),
+                "config": config,
+                "ensure_ninja": True,
+            },
+            env=MappingProxyType(env),
+        ),
+        StagePlan(
+            "build",
+            network=False,
+            request={**common, "source": source, "outdir": layout.outdir, "config": config},
+            env=MappingProxyType(env),
+        ),
+        StagePlan(
+            "verify",
+            network=False,
+            request={
+                **common,
+                "snapshot": layout.snapshot,
+                "imports": list(request.verify_imports or ()),
+                "scratch": f"{layout.work}/tmp",
+            },
+        ),
+    )
+    return BuildPlan(stages=stages, build_env=MappingProxyType(env))
