@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False
+    max_archive_bytes: int = Field(default=4 * 1024**3, description="unpacked size limit")
+    max_archive_members: int = Field(default=100_000, description="archive member count limit")
 
     @classmethod
     def settings_customise_sources(

@@ -20,6 +20,8 @@ class WheelwrightError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        #: The build stage that raised it, when it came from a build (set by the engine).
+        self.stage: str | None = None
 
     def __str__(self) -> str:
         return self.message
@@ -60,7 +62,7 @@ class BuildFailedError(WheelwrightError):
 
     def __init__(self, stage: str, cause: str, log_tail: str = "") -> None:
         super().__init__(f"stage {stage!r} failed: {cause}")
-        self.stage = stage
+        self.stage: str | None = stage
         self.cause = cause
         self.log_tail = log_tail
 

@@ -69,7 +69,9 @@ class RequirementSource(_Frozen):
         if len(specs) != 1 or specs[0].operator not in ("==", "===") or "*" in specs[0].version:
             raise ValueError(f"{value!r} must pin one exact version, like 'torch-scatter==2.1.2'")
         if req.url or req.marker or req.extras:
-            raise ValueError(f"{value!r} must be a plain 'name==version' (no URL, marker or extras)")
+            raise ValueError(
+                f"{value!r} must be a plain 'name==version' (no URL, marker or extras)"
+            )
         return f"{canonicalize_name(req.name)}=={specs[0].version}"
 
     @property

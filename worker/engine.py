@@ -11,9 +11,10 @@ import platform
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,11 +22,13 @@ from typing import Any, TypeVar
 import structlog
 
 from service.config import Settings
+from service.errors import WheelwrightError
 from service.keys import environment_name, request_key
 from service.models import BuildRequest
 from worker.executors import Executor, StageContext
 from worker.fetch import Fetched, fetch, file_sha256, resolve_source
 from worker.plan import make_plan
+from worker.unpack import Limits
 
 T = TypeVar("T")
 MANIFEST_SCHEMA = "wheelwright.manifest/1"
@@ -85,6 +88,11 @@ class _Recorder:
         ok = False
         try:
             result = action()
+        except WheelwrightError as exc:
+            exc.stage = exc.stage or stage
+            self.line(f"!! [{stage}] {type(exc).__name__}: {exc}")
+            raise
+        else:
             ok = True
             return result
         finally:
@@ -120,8 +128,8 @@ def run_build(
     rec = _Recorder(build_id, log_path, hooks)
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
-        resolved = resolve_source(request)
-        fetched = rec.run("fetch", True, lambda: fetch(resolved, workspace))
+        limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
+        fetched = rec.run("fetch", True, lambda: fetch(resolve_source(request), workspace, limits))
         image = executor.image_ref(fetched.request.target)
         key = request_key(fetched.request, image)
         environment = environment_name(fetched.request, image)
@@ -131,20 +139,26 @@ def run_build(
             root = fetched.root.relative_to(workspace).as_posix()
             plan = make_plan(fetched.request, session.layout, session.machine, source_root=root)
             results: dict[str, dict[str, Any]] = {}
-            for stage in plan.stages:
+            for planned in plan.stages:
+                stage = planned
                 if stage.name == "verify":
                     wheel_name = results["build"]["wheel"]
                     stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel_name}")
-                planned = stage
                 results[stage.name] = rec.run(
-                    stage.name, stage.network, lambda s=planned: session.run(s, ctx)
+                    stage.name, stage.network, partial(session.run, stage, ctx)
                 )
             facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
                 "memory_bytes": session.machine.memory_bytes,
             }
         wheel = workspace / "out" / results["build"]["wheel"]
-        manifest = _manifest(build_id, key, environment, fetched, facts, plan.build_env, results)
+        manifest = _manifest(
+            fetched,
+            ids={"build_id": build_id, "request_key": key, "environment": environment},
+            facts=facts,
+            build_env=plan.build_env,
+            results=results,
+        )
         manifest["wheel"] = {
             "filename": wheel.name,
             "sha256": file_sha256(wheel),
@@ -160,19 +174,16 @@ def run_build(
 
 
 def _manifest(
-    build_id: str,
-    key: str,
-    environment: str,
     fetched: Fetched,
+    *,
+    ids: dict[str, str],
     facts: dict[str, Any],
-    build_env: Any,
+    build_env: Mapping[str, str],
     results: dict[str, dict[str, Any]],
 ) -> dict[str, Any]:
     return {
         "schema": MANIFEST_SCHEMA,
-        "build_id": build_id,
-        "request_key": key,
-        "environment": environment,
+        **ids,
         "inputs": fetched.request.model_dump(mode="json"),
         "source": fetched.source_facts(),
         "image": facts,

@@ -43,8 +43,9 @@ class Fetched:
         return {"kind": self.request.source.kind, "filename": self.filename, "sha256": self.sha256}
 
 
-def fetch(request: BuildRequest, workspace: Path, limits: Limits = Limits()) -> Fetched:
+def fetch(request: BuildRequest, workspace: Path, limits: Limits | None = None) -> Fetched:
     """Fetch the source into `workspace/src` (archives are kept in `workspace/dl`)."""
+    limits = limits or Limits()
     downloads, src = workspace / "dl", workspace / "src"
     downloads.mkdir(parents=True, exist_ok=True)
     source = request.source
@@ -140,7 +141,8 @@ def download_sdist(request: BuildRequest, downloads: Path) -> Path:
         except NoSuchProjectError:
             continue
         except DigestMismatchError as exc:
-            raise FetchError(f"the sdist of {request.source.requirement} failed its hash: {exc}")
+            msg = f"the sdist of {request.source.requirement} failed its hash check: {exc}"
+            raise FetchError(msg) from None
         except requests.RequestException as exc:
             raise FetchError(f"could not reach the index {index}: {exc}") from None
     where = ", ".join((request.index.index_url, *request.index.extra_index_urls))
@@ -180,7 +182,9 @@ def _git(*args: str) -> str:
         done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
     except subprocess.CalledProcessError as exc:
         detail = (exc.stderr or exc.stdout).strip().splitlines()
-        raise SourceNotFoundError(f"git {args[0]} failed: {detail[-1] if detail else exc}") from None
+        raise SourceNotFoundError(
+            f"git {args[0]} failed: {detail[-1] if detail else exc}"
+        ) from None
     return done.stdout
 
 

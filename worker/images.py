@@ -10,6 +10,7 @@ TLS-intercepting proxy (empty when there is none). Builds use host networking.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -21,9 +22,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import docker
 import docker.errors
 
-import docker
 from service.errors import ImageError
 
 ImageKind = Literal["cpu", "cuda"]
@@ -74,7 +75,8 @@ def ensure_image(
     CUDA image, e.g. `nvidia/cuda:13.0.0-devel-ubuntu24.04`; its CPU layer then gets a tag of
     its own). Without it, `offline` picks the base: True, the debootstrap base (Python 3.11
     only); False, `python:X.Y-slim`; None, `python:X.Y-slim` when present or pullable, else the
-    debootstrap base. `rebuild` rebuilds this image, not the CPU image under a CUDA one.
+    debootstrap base. `rebuild` builds this image again without the layer cache (fresh packages);
+    the CPU image under a CUDA one is reused when present, and so is the debootstrap base.
     """
     tag = image_tag(kind, python, cuda)
     if not rebuild and (found := _find(client, tag)) is not None:
@@ -82,22 +84,20 @@ def ensure_image(
     ca = _ca_bundle(ca_bundle)
     if kind == "cpu":
         bottom = _cpu_base(client, python, base, offline, progress)
-        return _build(
-            client, "build-cpu", tag, {"BASE": bottom, "PYTHON": python}, ca=ca, progress=progress
-        )
+        args = {"BASE": bottom, "PYTHON": python}
+        return _build(client, "build-cpu", tag, args, ca=ca, progress=progress, nocache=rebuild)
     if cuda is None:  # image_tag raised already; this tells the type checker
         raise ImageError("a CUDA image needs a CUDA version")
     cpu_tag = image_tag("cpu", python)
     if base is not None:
         cpu_tag += "-base-" + hashlib.sha256(base.encode()).hexdigest()[:12]
         if _find(client, cpu_tag) is None:
-            args = {"BASE": base, "PYTHON": python}
-            _build(client, "build-cpu", cpu_tag, args, ca=ca, progress=progress)
+            cpu_args = {"BASE": base, "PYTHON": python}
+            _build(client, "build-cpu", cpu_tag, cpu_args, ca=ca, progress=progress)
     else:
         ensure_image(client, "cpu", python, offline=offline, ca_bundle=ca, progress=progress)
-    return _build(
-        client, "build-cuda", tag, {"BASE": cpu_tag, "CUDA": cuda}, ca=ca, progress=progress
-    )
+    args = {"BASE": cpu_tag, "CUDA": cuda}
+    return _build(client, "build-cuda", tag, args, ca=ca, progress=progress, nocache=rebuild)
 
 
 def image_facts(client: docker.DockerClient, tag_or_id: str) -> dict[str, str]:
@@ -203,11 +203,13 @@ def _build(
     *,
     ca: Path | None,
     progress: Progress,
+    nocache: bool = False,
 ) -> str:
-    args = {**{k: v for k in _PROXY_ARGS if (v := os.environ.get(k))}, **buildargs}
-    progress(
-        f"building {tag} from docker/{folder} ({' '.join(f'{k}={v}' for k, v in args.items())})"
-    )
+    proxies = {k: v for k in _PROXY_ARGS if (v := os.environ.get(k))}
+    # Proxy URLs may hold credentials: name them, never show them.
+    shown = " ".join([*(f"{k}={v}" for k, v in buildargs.items()), *proxies])
+    progress(f"building {tag} from docker/{folder} ({shown})")
+    previous = _find(client, tag)
     with tempfile.TemporaryDirectory(prefix="wheelwright-context-") as tmp:
         context = Path(tmp) / folder
         shutil.copytree(docker_dir() / folder, context)
@@ -217,10 +219,11 @@ def _build(
             chunks = client.api.build(
                 path=str(context),
                 tag=tag,
-                buildargs=args,
+                buildargs={**proxies, **buildargs},
                 network_mode="host",
                 rm=True,
                 forcerm=True,
+                nocache=nocache,
                 decode=True,
                 timeout=_BUILD_TIMEOUT_S,
             )
@@ -231,6 +234,9 @@ def _build(
     if image_id is None:
         raise ImageError(f"building {tag} finished but the image is missing:\n" + "\n".join(tail))
     progress(f"built {tag} ({image_id[:19]})")
+    if previous not in (None, image_id):
+        with contextlib.suppress(docker.errors.DockerException):  # in use: it stays
+            client.images.remove(previous)
     return image_id
 
 

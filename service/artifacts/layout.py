@@ -1,11 +1,11 @@
 """Where each part of a published build lives in the store.
 
-    wheels/<sha256>/<filename>            the wheel, content-addressed (written if absent)
-    wheels/<sha256>/<filename>.metadata   its METADATA file (PEP 658), next to it
-    logs/<request_key>.log                the build log
-    builds/<environment>/<request_key>.json
-                                          the manifest: written last and only if absent, it is
-                                          the commit point; the index lists only what it names
+wheels/<sha256>/<filename>            the wheel, content-addressed (written if absent)
+wheels/<sha256>/<filename>.metadata   its METADATA file (PEP 658), next to it
+logs/<request_key>.log                the build log
+builds/<environment>/<request_key>.json
+                                      the manifest: written last and only if absent, it is
+                                      the commit point; the index lists only what it names
 """
 
 from __future__ import annotations

@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import docker
 import docker.errors
 import pytest
 
-import docker
 from worker.images import ensure_image, image_tag
 
 _log = logging.getLogger("wheelwright.tests.images")

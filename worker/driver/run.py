@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "vendor"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from steps import ACTIONS, StageFailure  # noqa: E402  (sys.path is set up just above)
+from steps import ACTIONS, StageFailure  # type: ignore[import-not-found]  # a flat bundle
 
 
 def main(argv: list[str]) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
         result: dict[str, object] = {"ok": True, "data": data}
     except StageFailure as exc:
         result = {"ok": False, "error": {"type": exc.kind, "message": str(exc)}}
-    except Exception as exc:  # noqa: BLE001  (any crash must still produce a result file)
+    except Exception as exc:
         traceback.print_exc()
         result = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}}
     result["seconds"] = round(time.monotonic() - started, 3)

@@ -24,7 +24,7 @@ from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMiss
 try:
     import tomllib
 except ImportError:  # Python < 3.11 in the build image: pip carries a copy of tomli
-    from pip._vendor import tomli as tomllib  # type: ignore[no-redef]
+    from pip._vendor import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 DEFAULT_BUILD_SYSTEM = {
     "requires": ["setuptools>=40.8.0"],
@@ -184,7 +184,9 @@ def verify(request: Mapping[str, Any]) -> dict[str, Any]:
     supported = set(sys_tags())
     if not tags & supported:
         wanted = ", ".join(sorted(str(t) for t in tags))
-        raise StageFailure("tags", f"wheel tags {wanted} do not fit Python {sys.version.split()[0]}")
+        raise StageFailure(
+            "tags", f"wheel tags {wanted} do not fit Python {sys.version.split()[0]}"
+        )
     uv_install(request, venv, [wheel], "--no-deps", "--offline")
     modules = request.get("imports") or top_level_modules(wheel)
     if not modules:

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import UTC, datetime
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,17 +161,13 @@ def _stream_logs(container: Container, ctx: StageContext) -> None:
 
 
 def _kill(container: Container) -> None:
-    try:
+    with suppress(docker.errors.APIError):  # already gone
         container.kill()
-    except docker.errors.APIError:
-        pass  # already gone
 
 
 def _remove(container: Container) -> None:
-    try:
+    with suppress(docker.errors.NotFound):
         container.remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 class DockerExecutor:
@@ -264,16 +260,22 @@ class DockerExecutor:
         ]
         ca = self.settings.ca_bundle is not None
         if self.settings.ca_bundle is not None:
-            mounts.append(Mount(CA, str(self.settings.ca_bundle.resolve()), type="bind", read_only=True))
+            mounts.append(
+                Mount(CA, str(self.settings.ca_bundle.resolve()), type="bind", read_only=True)
+            )
         find_links: list[str] = []
         for i, location in enumerate(request.index.find_links):
             if Path(location).is_dir():
                 target = f"/ww/find-links/{i}"
-                mounts.append(Mount(target, str(Path(location).resolve()), type="bind", read_only=True))
+                mounts.append(
+                    Mount(target, str(Path(location).resolve()), type="bind", read_only=True)
+                )
                 find_links.append(target)
             else:
                 find_links.append(location)
-        layout = Layout(work=WORK, driver=DRIVER, python="python3", uv="uv", find_links=tuple(find_links))
+        layout = Layout(
+            work=WORK, driver=DRIVER, python="python3", uv="uv", find_links=tuple(find_links)
+        )
         session = DockerSession(
             client=self.client,
             image=image_id,

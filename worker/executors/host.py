@@ -181,7 +181,11 @@ class HostExecutor:
             ca_bundle=self.settings.ca_bundle,
             layout=layout,
             machine=Machine(cpus=os.cpu_count() or 1, memory_bytes=pages),
-            facts={"executor": self.name, "image": self.image_ref(request.target), "image_id": python},
+            facts={
+                "executor": self.name,
+                "image": self.image_ref(request.target),
+                "image_id": python,
+            },
         )
 
     def reap(self) -> int:

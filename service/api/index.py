@@ -1,0 +1,180 @@
+"""HTTP face of the package index: `/simple/...` pages, `/find-links/...`, `/files/...`.
+
+Rendering lives in `service.index` (pure); this module only negotiates, redirects and streams.
+Links on the pages are relative: a project page at `/simple/<env>/<project>/` points to
+`../../../files/wheels/<sha256>/<filename>`, and PEP 658 metadata is that URL + `.metadata`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Annotated, BinaryIO
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from packaging.utils import canonicalize_name
+from starlette.background import BackgroundTask
+
+from service.config import Settings
+from service.errors import InvalidRequestError, ObjectNotFoundError
+from service.index import IndexCatalog, Page, choose_media_type
+from service.index import pages as index_pages
+from service.store import WheelStore, check_key
+
+router = APIRouter(tags=["index"])
+
+PROJECT_FILES_PREFIX = "../../../files/"
+FIND_LINKS_FILES_PREFIX = "../../files/"
+_CHUNK = 256 * 1024
+_IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def get_catalog(request: Request) -> IndexCatalog:
+    catalog: IndexCatalog = request.app.state.index_catalog
+    return catalog
+
+
+def get_store(request: Request) -> WheelStore:
+    store: WheelStore = request.app.state.store
+    return store
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+Catalog = Annotated[IndexCatalog, Depends(get_catalog)]
+Store = Annotated[WheelStore, Depends(get_store)]
+Config = Annotated[Settings, Depends(get_settings)]
+
+
+@router.get("/simple", include_in_schema=False)
+def simple_no_slash(request: Request) -> Response:
+    return _moved(request, "/simple/")
+
+
+@router.get("/simple/")
+def simple_root(request: Request, catalog: Catalog) -> Response:
+    """The build environments; each is an index of its own."""
+    media = choose_media_type(request.headers.get("accept"))
+    if media is None:
+        return _not_acceptable()
+    return _page(index_pages.environments_page(catalog.environment_names(), media))
+
+
+@router.get("/simple/{environment}", include_in_schema=False)
+def environment_no_slash(request: Request, environment: str) -> Response:
+    return _moved(request, f"/simple/{environment}/")
+
+
+@router.get("/simple/{environment}/")
+def environment_root(request: Request, environment: str, catalog: Catalog) -> Response:
+    """PEP 503/691 root of one environment: its projects."""
+    index = catalog.environment(environment)
+    media = choose_media_type(request.headers.get("accept"))
+    if media is None:
+        return _not_acceptable()
+    return _page(index.memo(("projects", media), lambda: index_pages.projects_page(index, media)))
+
+
+@router.get("/simple/{environment}/{project}", include_in_schema=False)
+def project_no_slash(request: Request, environment: str, project: str) -> Response:
+    return _moved(request, f"/simple/{environment}/{canonicalize_name(project)}/")
+
+
+@router.get("/simple/{environment}/{project}/")
+def project_detail(request: Request, environment: str, project: str, catalog: Catalog) -> Response:
+    """PEP 503/691 project page; non-normalized names redirect to the normalized URL."""
+    normalized = canonicalize_name(project)
+    if normalized != project:
+        return _moved(request, f"/simple/{environment}/{normalized}/")
+    index = catalog.environment(environment)
+    media = choose_media_type(request.headers.get("accept"))
+    if media is None:
+        return _not_acceptable()
+    page = index.memo(
+        ("project", project, media),
+        lambda: index_pages.project_page(index, project, media, PROJECT_FILES_PREFIX),
+    )
+    if page is None:
+        return _text(404, f"no project {project!r} in environment {environment!r}")
+    return _page(page)
+
+
+@router.get("/find-links/{environment}", include_in_schema=False)
+def find_links_no_slash(request: Request, environment: str) -> Response:
+    return _moved(request, f"/find-links/{environment}/")
+
+
+@router.get("/find-links/{environment}/")
+def find_links(environment: str, catalog: Catalog) -> Response:
+    """Every wheel of one environment on a flat page, for `--find-links`."""
+    index = catalog.environment(environment)
+    page = index.memo(
+        ("find-links",), lambda: index_pages.find_links_page(index, FIND_LINKS_FILES_PREFIX)
+    )
+    return _page(page, vary=False)
+
+
+@router.get("/files/{key:path}")
+def files(key: str, store: Store, settings: Config) -> Response:
+    """A wheel or its `.metadata`: streamed from the store, or a redirect to a presigned URL."""
+    try:
+        check_key(key)
+    except InvalidRequestError:
+        return _text(404, "no such file")
+    if not key.startswith("wheels/"):
+        return _text(404, "no such file")
+    if settings.store.presign:
+        url = store.url(key, settings.store.presign_expiry_s)
+        if url is not None:
+            return RedirectResponse(url, status_code=302)
+    try:
+        stream = store.open(key)
+    except ObjectNotFoundError:
+        return _text(404, "no such file")
+    headers = {"Cache-Control": _IMMUTABLE}
+    size = _size(stream)
+    if size is not None:
+        headers["Content-Length"] = str(size)
+    media = "text/plain; charset=utf-8" if key.endswith(".metadata") else "application/octet-stream"
+    return StreamingResponse(
+        _chunks(stream), media_type=media, headers=headers, background=BackgroundTask(stream.close)
+    )
+
+
+def _page(page: Page, *, vary: bool = True) -> Response:
+    headers = {"Vary": "Accept"} if vary else None
+    return Response(page.body, headers=headers, media_type=page.content_type)
+
+
+def _moved(request: Request, path: str) -> Response:
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}{path}", status_code=301)
+
+
+def _not_acceptable() -> Response:
+    offered = ", ".join(index_pages.OFFERED)
+    return _text(406, f"none of the accepted media types is offered; offered: {offered}")
+
+
+def _text(status: int, message: str) -> Response:
+    return Response(f"{message}\n", status_code=status, media_type="text/plain; charset=utf-8")
+
+
+def _size(stream: BinaryIO) -> int | None:
+    if not stream.seekable():
+        return None
+    size = stream.seek(0, os.SEEK_END)
+    stream.seek(0)
+    return size
+
+
+def _chunks(stream: BinaryIO) -> Iterator[bytes]:
+    try:
+        while chunk := stream.read(_CHUNK):
+            yield chunk
+    finally:
+        stream.close()

@@ -1,0 +1,20 @@
+"""Everything about one built wheel: inspecting it, pinning its ABI, publishing it."""
+
+from __future__ import annotations
+
+from service.artifacts.layout import is_environment
+from service.artifacts.pins import pin_metadata, pin_wheel
+from service.artifacts.publish import Artifact, lookup, publish, read_manifest
+from service.artifacts.wheelfile import WheelInfo, inspect_wheel
+
+__all__ = [
+    "Artifact",
+    "WheelInfo",
+    "inspect_wheel",
+    "is_environment",
+    "lookup",
+    "pin_metadata",
+    "pin_wheel",
+    "publish",
+    "read_manifest",
+]

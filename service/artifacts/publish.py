@@ -1,0 +1,225 @@
+"""Publish one built wheel into the store, and find it again.
+
+The order is the protocol: the content-addressed wheel and its `.metadata` first, then the log,
+and the manifest last, written only if absent. The manifest is the commit point: the index lists
+a wheel only once its manifest exists, and of two publishers racing on one request key, exactly
+one manifest wins; the loser gets the winner's `Artifact` back (a loser's differing wheel stays
+behind unlisted, under its own hash). See `layout.py` for the keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from service.artifacts import layout
+from service.artifacts.pins import pin_wheel
+from service.artifacts.wheelfile import inspect_wheel
+from service.errors import (
+    InvalidArtifactError,
+    InvalidRequestError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    StoreError,
+)
+from service.store import WheelStore
+
+WHEEL_TYPE = "application/octet-stream"
+TEXT_TYPE = "text/plain; charset=utf-8"
+JSON_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A published wheel, as its committed manifest describes it."""
+
+    environment: str
+    request_key: str
+    filename: str
+    project: str
+    version: str
+    sha256: str
+    size: int
+    metadata_sha256: str
+    requires_python: str | None
+    published_at: datetime
+    manifest: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
+
+    @property
+    def wheel_key(self) -> str:
+        return layout.wheel_key(self.sha256, self.filename)
+
+    @property
+    def metadata_key(self) -> str:
+        return layout.metadata_key(self.sha256, self.filename)
+
+    @property
+    def manifest_key(self) -> str:
+        return layout.manifest_key(self.environment, self.request_key)
+
+    @property
+    def log_key(self) -> str:
+        return layout.log_key(self.request_key)
+
+    def summary(self) -> dict[str, Any]:
+        """The fields as JSON-ready values (no manifest), for the CLI and API answers."""
+        return {
+            "environment": self.environment,
+            "request_key": self.request_key,
+            "filename": self.filename,
+            "project": self.project,
+            "version": self.version,
+            "sha256": self.sha256,
+            "size": self.size,
+            "metadata_sha256": self.metadata_sha256,
+            "requires_python": self.requires_python,
+            "published_at": self.published_at.isoformat(),
+            "wheel_key": self.wheel_key,
+        }
+
+    @classmethod
+    def from_manifest(cls, manifest: Mapping[str, Any]) -> Artifact:
+        """Read the `wheel` section of a manifest; `InvalidArtifactError` if it is malformed."""
+        wheel = manifest.get("wheel")
+        if not isinstance(wheel, Mapping):
+            raise InvalidArtifactError("malformed build manifest: no 'wheel' section")
+        try:
+            requires_python = wheel.get("requires_python")
+            return cls(
+                environment=_text(wheel, "environment"),
+                request_key=_text(wheel, "request_key"),
+                filename=_text(wheel, "filename"),
+                project=_text(wheel, "project"),
+                version=_text(wheel, "version"),
+                sha256=_text(wheel, "sha256"),
+                size=int(wheel["size"]),
+                metadata_sha256=_text(wheel, "metadata_sha256"),
+                requires_python=str(requires_python) if requires_python is not None else None,
+                published_at=_timestamp(_text(wheel, "published_at")),
+                manifest=manifest,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidArtifactError(f"malformed build manifest: {exc}") from None
+
+
+def publish(
+    store: WheelStore,
+    *,
+    environment: str,
+    request_key: str,
+    wheel: Path,
+    manifest: Mapping[str, Any],
+    log: bytes,
+    abi_pins: Mapping[str, str] | None = None,
+) -> Artifact:
+    """Store `wheel` (pinned to `abi_pins` first), its metadata, `log` and the manifest.
+
+    Returns the committed `Artifact`. If the request key is already published, nothing is written
+    and the stored `Artifact` is returned (the first publish wins). `manifest` is kept as given,
+    plus the `wheel` and `log` sections this function owns (replacing any such keys).
+    Raises `InvalidArtifactError` for a broken wheel (before anything is stored) and
+    `InvalidRequestError` for a bad environment name, request key or non-JSON manifest.
+    """
+    key = layout.manifest_key(environment, request_key)
+    try:
+        json.dumps(manifest)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequestError(f"the build manifest is not JSON: {exc}") from None
+    existing = lookup(store, environment, request_key)
+    if existing is not None:
+        return existing
+    info = inspect_wheel(wheel)
+    with tempfile.TemporaryDirectory(prefix="wheelwright-publish-") as tmp:
+        if abi_pins:
+            wheel = pin_wheel(wheel, abi_pins, Path(tmp))
+            info = inspect_wheel(wheel)
+        sha256, size = _file_digest(wheel)
+        with wheel.open("rb") as stream:
+            _put_content(store, layout.wheel_key(sha256, info.filename), stream, sha256, WHEEL_TYPE)
+    metadata_sha256 = hashlib.sha256(info.metadata).hexdigest()
+    meta_key = layout.metadata_key(sha256, info.filename)
+    _put_content(store, meta_key, info.metadata, metadata_sha256, TEXT_TYPE)
+    stored_log = store.put(layout.log_key(request_key), log, content_type=TEXT_TYPE)
+    document = {
+        **manifest,
+        "wheel": {
+            "filename": info.filename,
+            "project": info.project,
+            "version": info.version,
+            "sha256": sha256,
+            "size": size,
+            "metadata_sha256": metadata_sha256,
+            "requires_python": info.requires_python,
+            "abi_pins": dict(sorted((abi_pins or {}).items())),
+            "environment": environment,
+            "request_key": request_key,
+            "published_at": datetime.now(UTC).isoformat(timespec="microseconds"),
+        },
+        "log": {"key": stored_log.key, "sha256": stored_log.sha256, "size": stored_log.size},
+    }
+    body = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
+    try:
+        store.put(key, body, content_type=JSON_TYPE, if_absent=True)
+    except ObjectExistsError:
+        winner = lookup(store, environment, request_key)
+        if winner is None:
+            raise StoreError(f"{key!r} was taken and then removed while publishing") from None
+        return winner
+    return Artifact.from_manifest(document)
+
+
+def lookup(store: WheelStore, environment: str, request_key: str) -> Artifact | None:
+    """The published `Artifact` of a request key in an environment (a cache hit), or None."""
+    try:
+        body = store.get(layout.manifest_key(environment, request_key))
+    except ObjectNotFoundError:
+        return None
+    return read_manifest(body)
+
+
+def read_manifest(body: bytes) -> Artifact:
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        raise InvalidArtifactError(f"build manifest is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise InvalidArtifactError("build manifest is not a JSON object")
+    return Artifact.from_manifest(document)
+
+
+def _put_content(
+    store: WheelStore, key: str, data: bytes | BinaryIO, sha256: str, content_type: str
+) -> None:
+    """Write a content-addressed object; finding it already there with this content is fine."""
+    try:
+        store.put(key, data, content_type=content_type, if_absent=True)
+    except ObjectExistsError:
+        existing = store.head(key).sha256
+        if existing is not None and existing != sha256:
+            raise ObjectExistsError(
+                f"{key!r} already holds other content (sha256 {existing}, expected {sha256})"
+            ) from None
+
+
+def _file_digest(path: Path) -> tuple[str, int]:
+    with path.open("rb") as stream:
+        digest = hashlib.file_digest(stream, "sha256")
+    return digest.hexdigest(), path.stat().st_size
+
+
+def _timestamp(text: str) -> datetime:
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _text(section: Mapping[str, Any], name: str) -> str:
+    value = section[name]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{name!r} must be a non-empty string")
+    return value

@@ -1,0 +1,222 @@
+"""The `wheelwright` command: one surface for people and CI.
+
+`build` runs the whole pipeline in this process (no Redis, no S3): the embedded default. The
+worker package is imported only by the commands that run builds, so the API image, which has no
+worker, still gets `serve` and `index-config`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from service.config import Settings, load_settings
+from service.errors import BuildFailedError, WheelwrightError
+from service.logging import configure_logging
+from service.models import parse_request
+from service.specs import parse_spec
+
+if TYPE_CHECKING:
+    from worker.engine import StageEvent
+
+app = typer.Typer(
+    name="wheelwright",
+    help="Build wheels that cannot be built in isolation, once, and serve them as an index.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+images_app = typer.Typer(help="Build images.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(exc: WheelwrightError) -> typer.Exit:
+    where = f" in stage {exc.stage}" if exc.stage and not isinstance(exc, BuildFailedError) else ""
+    err.print(f"[bold red]error{where}:[/] {escape(str(exc))}")
+    if isinstance(exc, BuildFailedError) and exc.log_tail:
+        err.print("[dim]--- last lines of the log ---[/]")
+        err.print(exc.log_tail, markup=False)
+    return typer.Exit(exc.exit_code)
+
+
+def _settings(executor: str | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if executor:
+        overrides["executor"] = executor
+    return load_settings(**overrides)
+
+
+class _Progress:
+    """Stage lines on stderr, the newest log line beside a spinner, all lines with --verbose."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.status = err.status("starting", spinner="dots")
+        self.stage = ""
+
+    def on_stage(self, event: StageEvent) -> None:
+        if event.seconds is None:
+            self.stage = event.stage
+            self.status.update(f"[bold]{event.stage}[/] …")
+            self.status.start()
+            return
+        self.status.stop()
+        mark = "[green]ok[/]" if event.ok else "[red]failed[/]"
+        net = "network on" if event.network else "network off"
+        err.print(f"  {event.stage:<11} {mark} {event.seconds:7.1f}s  [dim]({net})[/]")
+
+    def on_line(self, line: str) -> None:
+        if self.verbose:
+            err.print(f"[dim]{self.stage:>10} |[/] {escape(line)}")
+        else:
+            self.status.update(f"[bold]{self.stage}[/] [dim]{escape(line[-100:])}[/]")
+
+
+@app.command()
+def build(
+    spec: Annotated[
+        str, typer.Argument(help="name==version, an sdist/archive, a folder, git+URL@ref")
+    ],
+    target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
+    cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
+    python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
+    image: Annotated[str | None, typer.Option(help="use this image instead of the default")] = None,
+    runtime: Annotated[
+        list[str] | None, typer.Option("--runtime", "-r", help="runtime pin")
+    ] = None,
+    build_requires: Annotated[list[str] | None, typer.Option("--build-requires")] = None,
+    config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
+    index_url: Annotated[str | None, typer.Option()] = None,
+    extra_index_url: Annotated[list[str] | None, typer.Option()] = None,
+    find_links: Annotated[list[str] | None, typer.Option()] = None,
+    verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    timeout: Annotated[int, typer.Option(help="deadline of the whole build, seconds")] = 3600,
+    executor: Annotated[str | None, typer.Option(help="docker or host")] = None,
+    output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
+) -> None:
+    """Build one wheel in a fresh container and store it; print where the wheel is."""
+    from service.store import open_store
+    from worker.engine import Hooks
+    from worker.executors import make_executor
+    from worker.pipeline import build_and_publish
+
+    try:
+        settings = _settings(executor)
+        configure_logging(json_logs=False, quiet=not verbose)
+        index = settings.index.model_dump()
+        if index_url:
+            index["index_url"] = index_url
+        index["extra_index_urls"] = [*index["extra_index_urls"], *(extra_index_url or [])]
+        index["find_links"] = [*index["find_links"], *(find_links or [])]
+        request = parse_request(
+            {
+                "source": parse_spec(spec).model_dump(),
+                "target": {"kind": target, "cuda": cuda, "python": python, "image": image},
+                "runtime": runtime or [],
+                "build_requires": build_requires or [],
+                "config_settings": _pairs(config_setting, "--config-setting"),
+                "build_env": _pairs(env, "--env"),
+                "index": index,
+                "verify_imports": verify_import or None,
+                "timeout_s": timeout,
+            }
+        )
+        progress = _Progress(verbose)
+        hooks = Hooks(on_stage=progress.on_stage, on_line=progress.on_line)
+        store = open_store(settings)
+        try:
+            outcome = build_and_publish(
+                request, settings, store, make_executor(settings), hooks=hooks
+            )
+        finally:
+            progress.status.stop()
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    artifact = outcome.artifact
+    where = artifact_location(settings, artifact.wheel_key)
+    if output_json:
+        print(json.dumps({"cached": outcome.cached, "path": where, **artifact.summary()}, indent=2))
+    else:
+        word = "cached" if outcome.cached else "built"
+        err.print(
+            f"[green]{word}[/] {artifact.filename} for environment [bold]{artifact.environment}[/]"
+        )
+        print(where)
+
+
+def artifact_location(settings: Settings, key: str) -> str:
+    if settings.store.backend == "local":
+        return str(settings.store_dir / key)
+    prefix = settings.store.s3_prefix.strip("/")
+    return f"s3://{settings.store.s3_bucket}/{prefix + '/' if prefix else ''}{key}"
+
+
+def _pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{flag} takes NAME=VALUE, got {item!r}")
+        pairs[name] = value
+    return pairs
+
+
+@images_app.command("build")
+def images_build(
+    target: Annotated[Literal["cpu", "cuda"], typer.Option()] = "cpu",
+    python: Annotated[str, typer.Option()] = "3.11",
+    cuda: Annotated[str, typer.Option()] = "13.0",
+    rebuild: Annotated[bool, typer.Option(help="build even if the image exists")] = False,
+) -> None:
+    """Build a build image (from a debootstrap base when no registry answers)."""
+    import docker
+
+    from worker.images import ensure_image
+
+    try:
+        settings = _settings(None)
+        image_id = ensure_image(
+            docker.from_env(),
+            target,
+            python,
+            cuda if target == "cuda" else None,
+            base=settings.docker.cuda_base if target == "cuda" else settings.docker.cpu_base,
+            offline=settings.docker.offline_base,
+            ca_bundle=settings.ca_bundle,
+            rebuild=rebuild,
+            progress=lambda line: err.print(line, markup=False, highlight=False),
+        )
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    print(image_id)
+
+
+@app.command()
+def reap(executor: Annotated[str | None, typer.Option()] = None) -> None:
+    """Remove containers and processes that dead builds left behind."""
+    from worker.executors import make_executor
+
+    try:
+        removed = make_executor(_settings(executor)).reap()
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    err.print(f"removed {removed} leftover(s)")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Every page the index serves, in the format the client negotiated. Pure: data in, bytes out.
+
+Links are relative (`files_prefix`, such as `../../../files/`), so the index works behind any
+path prefix a proxy adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from service.index import pep503, pep691
+from service.index.model import EnvironmentIndex
+from service.index.negotiate import HTML, HTML_V1, JSON_V1
+
+#: What the simple pages can be rendered as (for a 406 answer).
+OFFERED = (JSON_V1, HTML_V1, HTML)
+
+
+@dataclass(frozen=True)
+class Page:
+    body: bytes
+    media_type: str
+
+    @property
+    def content_type(self) -> str:
+        return (
+            self.media_type if self.media_type == JSON_V1 else f"{self.media_type}; charset=utf-8"
+        )
+
+
+def environments_page(names: Sequence[str], media_type: str) -> Page:
+    """`/simple/`: the build environments, each an index of its own."""
+    if media_type == JSON_V1:
+        return Page(pep691.names_page(names, key="environments"), media_type)
+    return _html(pep503.names_page("Build environments", names), media_type)
+
+
+def projects_page(index: EnvironmentIndex, media_type: str) -> Page:
+    """`/simple/<environment>/`: the projects of one environment (PEP 503 root)."""
+    if media_type == JSON_V1:
+        return Page(pep691.names_page(index.projects), media_type)
+    return _html(pep503.names_page(f"Simple index: {index.name}", index.projects), media_type)
+
+
+def project_page(
+    index: EnvironmentIndex, project: str, media_type: str, files_prefix: str
+) -> Page | None:
+    """`/simple/<environment>/<project>/`, or None if the environment has no such project."""
+    files = index.projects.get(project)
+    if files is None:
+        return None
+    if media_type == JSON_V1:
+        return Page(pep691.project_page(project, files, files_prefix), media_type)
+    return _html(pep503.project_page(project, files, files_prefix), media_type)
+
+
+def find_links_page(index: EnvironmentIndex, files_prefix: str) -> Page:
+    """`/find-links/<environment>/`: every wheel of the environment on one flat HTML page."""
+    links = (pep503.file_link(f, files_prefix) for f in index.files())
+    return _html(pep503.links_page(f"Wheels for {index.name}", links), HTML)
+
+
+def _html(text: str, media_type: str) -> Page:
+    return Page(text.encode(), media_type if media_type in (HTML, HTML_V1) else HTML)

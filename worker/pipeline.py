@@ -1,0 +1,91 @@
+"""Request in, stored artifact out: the cache check, the build, the publish.
+
+Shared by the embedded `wheelwright build` and the Celery task, so both answer a repeated request
+from the store without building, and both publish the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from service.artifacts import Artifact, lookup, publish
+from service.config import Settings
+from service.keys import environment_name, request_key
+from service.models import BuildRequest
+from service.store import WheelStore
+from worker.engine import Built, Hooks, new_build_id, run_build
+from worker.executors import Executor
+from worker.fetch import resolve_source
+
+
+@dataclass(frozen=True)
+class Outcome:
+    artifact: Artifact
+    cached: bool
+    build_id: str | None
+
+
+def abi_pins(runtime_freeze: list[str], abi_names: tuple[str, ...]) -> dict[str, str]:
+    """Exact versions of the ABI-relevant runtime packages, from what was really installed.
+
+    The public version is pinned (`torch==2.13.0` also admits `2.13.0+cpu`), like flash-attn's
+    wheels, so the wheel cannot be installed beside another torch.
+    """
+    wanted = {canonicalize_name(name) for name in abi_names}
+    pins: dict[str, str] = {}
+    for line in runtime_freeze:
+        if "==" not in line:
+            continue
+        req = Requirement(line)
+        if canonicalize_name(req.name) in wanted:
+            spec = next(iter(req.specifier))
+            pins[canonicalize_name(req.name)] = Version(spec.version).public
+    return pins
+
+
+def cache_lookup(
+    request: BuildRequest, store: WheelStore, executor: Executor
+) -> tuple[BuildRequest, str, str, Artifact | None]:
+    """The resolved request, its environment and key, and the stored artifact if any."""
+    resolved = resolve_source(request)
+    image = executor.image_ref(resolved.target)
+    environment = environment_name(resolved, image)
+    key = request_key(resolved, image)
+    return resolved, environment, key, lookup(store, environment, key)
+
+
+def build_and_publish(
+    request: BuildRequest,
+    settings: Settings,
+    store: WheelStore,
+    executor: Executor,
+    *,
+    build_id: str | None = None,
+    hooks: Hooks | None = None,
+) -> Outcome:
+    resolved, _environment, _key, hit = cache_lookup(request, store, executor)
+    if hit is not None:
+        return Outcome(artifact=hit, cached=True, build_id=None)
+
+    def on_wheel(built: Built) -> Artifact:
+        pins: Mapping[str, str] = {}
+        if settings.abi_pins:
+            pins = abi_pins(built.manifest.get("runtime_freeze", []), settings.abi_pins)
+        return publish(
+            store,
+            environment=built.environment,
+            request_key=built.request_key,
+            wheel=built.wheel,
+            manifest=built.manifest,
+            log=built.log_path.read_bytes(),
+            abi_pins=pins,
+        )
+
+    build_id = build_id or new_build_id()
+    artifact = run_build(resolved, settings, executor, on_wheel, build_id=build_id, hooks=hooks)
+    return Outcome(artifact=artifact, cached=False, build_id=build_id)
