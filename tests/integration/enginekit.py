@@ -142,3 +142,8 @@ def isolated_build_fails(source: Path, tmp: Path) -> str:
     )
     assert done.returncode != 0, "the isolated build was expected to fail"
     return done.stdout + done.stderr
+
+
+def leftover_workspaces(settings: Settings) -> list[str]:
+    work = settings.work_dir
+    return sorted(p.name for p in work.iterdir()) if work.exists() else []

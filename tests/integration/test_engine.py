@@ -13,6 +13,7 @@ from enginekit import (
     FIXTURES,
     Builder,
     isolated_build_fails,
+    leftover_workspaces,
     make_sdist,
     managed_containers,
     request_for,
@@ -44,7 +45,7 @@ def builder(
 ) -> Iterator[Builder]:
     yield Builder(settings, DockerExecutor(settings))
     assert managed_containers(docker_client) == [], "a build container was left behind"
-    assert list(settings.work_dir.iterdir()) == [], "a workspace was left behind"
+    assert leftover_workspaces(settings) == [], "a workspace was left behind"
 
 
 def test_numpy_extension_that_fails_in_isolation_builds_and_runs(

@@ -115,6 +115,8 @@ class HostSession:
         finally:
             _kill_group(proc.pid)
             reader.join(timeout=10)
+            proc.stdout.close()
+            proc.wait()
             marker.unlink(missing_ok=True)
         return read_stage_result(self.workspace, stage, code, ctx)
 

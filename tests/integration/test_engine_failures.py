@@ -1,0 +1,134 @@
+"""Bad input: each fails with an error naming the stage and the cause, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from enginekit import (
+    Builder,
+    evil_tar,
+    leftover_workspaces,
+    make_sdist,
+    managed_containers,
+    request_for,
+)
+
+from service.config import Settings, load_settings
+from service.errors import (
+    BuildFailedError,
+    DeadlineExceededError,
+    SourceNotFoundError,
+    UnsafeArchiveError,
+)
+from service.models import parse_request
+from worker.executors.docker import DockerExecutor
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wwhome-failures")
+
+
+def _builder(settings: Settings) -> Builder:
+    return Builder(settings, DockerExecutor(settings))
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return load_settings(home=home)
+
+
+@pytest.fixture
+def builder(
+    settings: Settings, cpu_image: str, docker_client: docker.DockerClient
+) -> Iterator[Builder]:
+    yield _builder(settings)
+    assert managed_containers(docker_client) == [], "a build container was left behind"
+    assert leftover_workspaces(settings) == [], "a workspace was left behind"
+
+
+def test_unknown_package(builder: Builder) -> None:
+    request = parse_request(
+        {"source": {"kind": "requirement", "requirement": "wheelwright-no-such-project-x1==1.0"}}
+    )
+    with pytest.raises(SourceNotFoundError, match="no project named") as info:
+        builder.build(request)
+    assert info.value.stage == "fetch"
+
+
+def test_unknown_version_lists_what_exists(builder: Builder) -> None:
+    request = parse_request({"source": {"kind": "requirement", "requirement": "six==0.0.1"}})
+    with pytest.raises(SourceNotFoundError, match=r"no sdist of six 0\.0\.1 .*1\.16\.0") as info:
+        builder.build(request)
+    assert info.value.stage == "fetch"
+
+
+def test_sdist_with_no_build_system(builder: Builder, tmp_path: Path) -> None:
+    sdist = make_sdist("no-build-system", tmp_path, "nothing", "1.0")
+    with pytest.raises(BuildFailedError, match="no build system") as info:
+        builder.build(request_for(sdist))
+    assert info.value.stage == "build_deps"
+
+
+def test_backend_that_raises(builder: Builder, tmp_path: Path) -> None:
+    sdist = make_sdist("raising-backend", tmp_path, "raising_backend", "0.1.0")
+    with pytest.raises(BuildFailedError, match="the build backend failed") as info:
+        builder.build(request_for(sdist))
+    assert info.value.stage == "build"
+    assert "boom: the backend refuses to build" in info.value.log_tail
+
+
+@pytest.mark.parametrize(
+    ("member", "link_to", "reason"),
+    [
+        ("evil-1.0/../../escaped.py", None, "would escape"),
+        ("/etc/evil.py", None, "would escape"),
+        ("evil-1.0/passwd", "/etc/passwd", "unsafe member"),
+        ("evil-1.0/up", "../../../etc", "unsafe member"),
+    ],
+)
+def test_hostile_archive_members(
+    builder: Builder, tmp_path: Path, member: str, link_to: str | None, reason: str
+) -> None:
+    archive = evil_tar(tmp_path, member, link_to=link_to)
+    with pytest.raises(UnsafeArchiveError, match=reason) as info:
+        builder.build(request_for(archive))
+    assert info.value.stage == "fetch"
+    assert not (tmp_path.parent / "escaped.py").exists()
+
+
+def test_hostile_zip_member(builder: Builder, tmp_path: Path) -> None:
+    archive = tmp_path / "evil-1.0.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("../escaped.py", "print('pwned')\n")
+    with pytest.raises(UnsafeArchiveError, match="would escape"):
+        builder.build(request_for(archive))
+
+
+def test_oversized_archive(
+    home: Path, tmp_path: Path, cpu_image: str, docker_client: docker.DockerClient
+) -> None:
+    settings = load_settings(home=home, max_archive_bytes=1000)
+    sdist = make_sdist("numpy-ext", tmp_path, "npext", "1.0.0")
+    with pytest.raises(UnsafeArchiveError, match="more than the limit of 1000"):
+        _builder(settings).build(request_for(sdist))
+    assert leftover_workspaces(settings) == []
+
+
+def test_build_past_its_deadline_is_killed(
+    builder: Builder, tmp_path: Path, docker_client: docker.DockerClient
+) -> None:
+    sdist = make_sdist("slow-build", tmp_path, "slow_build", "0.1.0")
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceededError, match="outlived its deadline") as info:
+        builder.build(request_for(sdist, timeout_s=40))
+    assert info.value.stage == "build"
+    assert time.monotonic() - started < 60, "the container was not killed at the deadline"
+    assert any("killing the build container" in line for line in builder.lines)

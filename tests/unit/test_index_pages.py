@@ -1,0 +1,322 @@
+"""The index pages (pure rendering, PEP 503/691/658/700 details, negotiation) and the routes
+that serve them (in-process over a local store)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urljoin
+
+import pytest
+from fastapi.testclient import TestClient
+from pypi_simple import IndexPage, ProjectPage
+
+from service.api.app import create_app
+from service.artifacts import publish
+from service.config import Settings, StoreSettings
+from service.index import (
+    HTML,
+    HTML_V1,
+    JSON_V1,
+    IndexCatalog,
+    IndexFile,
+    build_environment_index,
+    choose_media_type,
+    find_links_page,
+    project_page,
+    projects_page,
+)
+from service.store import LocalStore
+from tests.fixtures.wheels import make_wheel
+
+ENV = "cu128-torch2.13.0-abcdef01"
+PIP_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+    "text/html; q=0.01"
+)
+UV_ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html;q=0.2, "
+    "text/html;q=0.01"
+)
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        (None, HTML),
+        ("", HTML),
+        (PIP_ACCEPT, JSON_V1),
+        (UV_ACCEPT, JSON_V1),
+        ("application/vnd.pypi.simple.v1+html", HTML_V1),
+        ("text/html", HTML),
+        ("TEXT/HTML", HTML),
+        ("*/*", HTML),
+        ("application/*", JSON_V1),
+        ("application/vnd.pypi.simple.latest+json", JSON_V1),
+        ("application/vnd.pypi.simple.latest+html", HTML_V1),
+        ("application/vnd.pypi.simple.v1+json;q=0.5, text/html;q=0.9", HTML),
+        ("*/*;q=0.1, application/vnd.pypi.simple.v1+json;q=0", HTML),
+        ("text/*;q=0.5, application/vnd.pypi.simple.v1+json;q=0.4", HTML),
+        ("text/html;q=abc, application/vnd.pypi.simple.v1+json;q=0.3", JSON_V1),
+        ("text/html, application/vnd.pypi.simple.v1+json", HTML),
+        ("application/json", None),
+        ("text/html;q=0", None),
+        ("application/vnd.pypi.simple.v2+json", None),
+        ("garbage", None),
+    ],
+)
+def test_negotiation(accept: str | None, expected: str | None) -> None:
+    assert choose_media_type(accept) == expected
+
+
+def _file(filename: str, **overrides: object) -> IndexFile:
+    name, version = filename.split("-")[:2]
+    fields: dict[str, object] = {
+        "filename": filename,
+        "key": f"wheels/{'0' * 64}/{filename}",
+        "sha256": hashlib.sha256(filename.encode()).hexdigest(),
+        "size": 1234,
+        "project": name.replace("_", "-"),
+        "version": version,
+        "requires_python": ">=3.8,<4",
+        "metadata_sha256": "f" * 64,
+        "upload_time": datetime(2025, 1, 2, 3, 4, 5, 678900, tzinfo=UTC),
+    }
+    fields.update(overrides)
+    return IndexFile(**fields)  # type: ignore[arg-type]
+
+
+INDEX = build_environment_index(
+    ENV,
+    [
+        _file("fake_ext-1.10+cu128-py3-none-any.whl"),
+        _file("fake_ext-1.9-py3-none-any.whl", requires_python=None, metadata_sha256=None),
+        _file("abi_dep-1.0-py3-none-any.whl"),
+    ],
+)
+PREFIX = "../../../files/"
+
+
+def test_index_groups_by_normalized_project() -> None:
+    assert list(INDEX.projects) == ["abi-dep", "fake-ext"]
+    assert [f.filename for f in INDEX.projects["fake-ext"]] == [
+        "fake_ext-1.10+cu128-py3-none-any.whl",
+        "fake_ext-1.9-py3-none-any.whl",
+    ]
+
+
+def test_index_keeps_the_latest_of_one_filename() -> None:
+    older = _file("pkg-1.0-py3-none-any.whl", key="wheels/a/pkg-1.0-py3-none-any.whl")
+    newer = _file(
+        "pkg-1.0-py3-none-any.whl",
+        key="wheels/b/pkg-1.0-py3-none-any.whl",
+        upload_time=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    for order in ([older, newer], [newer, older]):
+        index = build_environment_index(ENV, order)
+        assert [f.key for f in index.projects["pkg"]] == ["wheels/b/pkg-1.0-py3-none-any.whl"]
+
+
+def test_project_html_carries_every_attribute() -> None:
+    page = project_page(INDEX, "fake-ext", HTML, PREFIX)
+    assert page is not None
+    assert page.content_type == "text/html; charset=utf-8"
+    html = page.body.decode()
+    assert '<meta name="pypi:repository-version" content="1.1">' in html
+    local = INDEX.projects["fake-ext"][0]
+    assert (
+        f'<a href="../../../files/wheels/{"0" * 64}/fake_ext-1.10%2Bcu128-py3-none-any.whl'
+        f'#sha256={local.sha256}" data-requires-python="&gt;=3.8,&lt;4" '
+        f'data-dist-info-metadata="sha256={"f" * 64}" data-core-metadata="sha256={"f" * 64}">'
+        "fake_ext-1.10+cu128-py3-none-any.whl</a><br>"
+    ) in html
+    plain = INDEX.projects["fake-ext"][1]
+    assert (
+        f'<a href="../../../files/wheels/{"0" * 64}/fake_ext-1.9-py3-none-any.whl'
+        f'#sha256={plain.sha256}">fake_ext-1.9-py3-none-any.whl</a>'
+    ) in html
+    parsed = ProjectPage.from_html("fake-ext", page.body, base_url="http://h/simple/env/fake-ext/")
+    first = parsed.packages[0]
+    assert first.url == f"http://h/files/wheels/{'0' * 64}/fake_ext-1.10%2Bcu128-py3-none-any.whl"
+    assert first.digests == {"sha256": local.sha256}
+    assert first.requires_python == ">=3.8,<4"
+    assert first.has_metadata is True
+    assert first.metadata_digests == {"sha256": "f" * 64}
+    assert parsed.repository_version == "1.1"
+
+
+def test_project_json_is_pep_691_v1_1() -> None:
+    page = project_page(INDEX, "fake-ext", JSON_V1, PREFIX)
+    assert page is not None
+    assert page.content_type == JSON_V1
+    data = json.loads(page.body)
+    assert data["meta"] == {"api-version": "1.1"}
+    assert data["name"] == "fake-ext"
+    assert data["versions"] == ["1.9", "1.10+cu128"]
+    local, plain = data["files"]
+    assert local == {
+        "filename": "fake_ext-1.10+cu128-py3-none-any.whl",
+        "url": f"../../../files/wheels/{'0' * 64}/fake_ext-1.10%2Bcu128-py3-none-any.whl",
+        "hashes": {"sha256": INDEX.projects["fake-ext"][0].sha256},
+        "requires-python": ">=3.8,<4",
+        "core-metadata": {"sha256": "f" * 64},
+        "dist-info-metadata": {"sha256": "f" * 64},
+        "size": 1234,
+        "upload-time": "2025-01-02T03:04:05.678900Z",
+    }
+    assert "requires-python" not in plain
+    assert plain["core-metadata"] is False
+    parsed = ProjectPage.from_json_data(data, base_url="http://h/simple/env/fake-ext/")
+    assert [p.version for p in parsed.packages] == ["1.10+cu128", "1.9"]
+    assert parsed.packages[0].size == 1234
+
+
+def test_v1_html_is_served_as_asked() -> None:
+    page = project_page(INDEX, "fake-ext", HTML_V1, PREFIX)
+    assert page is not None
+    assert page.content_type == f"{HTML_V1}; charset=utf-8"
+
+
+def test_unknown_project_has_no_page() -> None:
+    assert project_page(INDEX, "nope", HTML, PREFIX) is None
+
+
+def test_projects_page_in_both_formats() -> None:
+    html = projects_page(INDEX, HTML).body.decode()
+    assert '<a href="abi-dep/">abi-dep</a><br>' in html
+    assert IndexPage.from_html(html).projects == ["abi-dep", "fake-ext"]
+    data = json.loads(projects_page(INDEX, JSON_V1).body)
+    assert data == {
+        "meta": {"api-version": "1.1"},
+        "projects": [{"name": "abi-dep"}, {"name": "fake-ext"}],
+    }
+
+
+def test_find_links_page_lists_every_wheel() -> None:
+    page = find_links_page(INDEX, "../../files/")
+    assert page.content_type == "text/html; charset=utf-8"
+    html = page.body.decode()
+    assert html.count("<a href=") == 3
+    assert 'href="../../files/wheels/' in html
+    assert "fake_ext-1.10%2Bcu128-py3-none-any.whl#sha256=" in html
+
+
+# --- the routes, in process -------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[TestClient, LocalStore]]:
+    store = LocalStore(tmp_path / "store")
+    for key, (name, version) in enumerate([("Fake_Ext", "1.0+cpu"), ("abi-dep", "1.0")]):
+        publish(
+            store,
+            environment=ENV,
+            request_key=f"req{key}",
+            wheel=make_wheel(tmp_path / str(key), name, version, requires=["abi-dep"]),
+            manifest={},
+            log=b"",
+            abi_pins={"abi-dep": "1.0"} if name == "Fake_Ext" else None,
+        )
+    settings = Settings(home=tmp_path, store=StoreSettings(presign=True))
+    with TestClient(create_app(settings, store=store), follow_redirects=False) as client:
+        yield client, store
+
+
+def test_redirects_to_normalized_trailing_slash_urls(
+    served: tuple[TestClient, LocalStore],
+) -> None:
+    client, _ = served
+    for path, location in [
+        ("/simple", "/simple/"),
+        (f"/simple/{ENV}", f"/simple/{ENV}/"),
+        (f"/simple/{ENV}/Fake_Ext", f"/simple/{ENV}/fake-ext/"),
+        (f"/simple/{ENV}/Fake.Ext/", f"/simple/{ENV}/fake-ext/"),
+        (f"/simple/{ENV}/fake-ext", f"/simple/{ENV}/fake-ext/"),
+        (f"/find-links/{ENV}", f"/find-links/{ENV}/"),
+    ]:
+        response = client.get(path)
+        assert (response.status_code, response.headers["location"]) == (301, location), path
+
+
+def test_pages_negotiate_and_always_say_their_type(served: tuple[TestClient, LocalStore]) -> None:
+    client, _ = served
+    page = client.get(f"/simple/{ENV}/fake-ext/", headers={"Accept": PIP_ACCEPT})
+    assert page.status_code == 200
+    assert page.headers["content-type"] == JSON_V1
+    assert page.headers["vary"] == "Accept"
+    assert page.json()["files"][0]["filename"] == "fake_ext-1.0+cpu-py3-none-any.whl"
+    html = client.get(f"/simple/{ENV}/fake-ext/")
+    assert html.headers["content-type"] == "text/html; charset=utf-8"
+    refused = client.get(f"/simple/{ENV}/fake-ext/", headers={"Accept": "application/json"})
+    assert refused.status_code == 406
+    assert refused.headers["content-type"] == "text/plain; charset=utf-8"
+    root = client.get("/simple/", headers={"Accept": JSON_V1})
+    assert root.json()["environments"] == [{"name": ENV}]
+    projects = client.get(f"/simple/{ENV}/", headers={"Accept": JSON_V1}).json()["projects"]
+    assert projects == [{"name": "abi-dep"}, {"name": "fake-ext"}]
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_links_resolve_to_the_wheel_and_its_metadata(
+    served: tuple[TestClient, LocalStore],
+) -> None:
+    client, store = served
+    page_url = f"http://testserver/simple/{ENV}/fake-ext/"
+    entry = client.get(page_url, headers={"Accept": JSON_V1}).json()["files"][0]
+    url = urljoin(page_url, entry["url"])
+    assert "%2B" in url
+    wheel = client.get(url)
+    assert wheel.status_code == 200
+    assert wheel.headers["content-type"] == "application/octet-stream"
+    assert wheel.headers["content-length"] == str(entry["size"])
+    assert hashlib.sha256(wheel.content).hexdigest() == entry["hashes"]["sha256"]
+    metadata = client.get(url + ".metadata")
+    assert hashlib.sha256(metadata.content).hexdigest() == entry["core-metadata"]["sha256"]
+    assert b"Requires-Dist: abi-dep==1.0" in metadata.content
+    flat = client.get(f"/find-links/{ENV}/")
+    assert flat.headers["content-type"] == "text/html; charset=utf-8"
+    assert flat.text.count("<a href=") == 2
+    assert [o.key for o in store.list("wheels/")]  # served from the store, nothing else
+
+
+def test_missing_things_are_404(served: tuple[TestClient, LocalStore]) -> None:
+    client, _ = served
+    for path in [
+        "/simple/no-such-env/",
+        "/simple/Bad%20Env/",
+        f"/simple/{ENV}/no-such-project/",
+        "/find-links/no-such-env/",
+        "/files/wheels/none/x.whl",
+        "/files/builds/x.json",
+        "/files/wheels/%2E%2E/x",
+    ]:
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.headers["content-type"], path
+
+
+def test_catalog_refreshes_after_ttl_or_invalidate(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    now = [0.0]
+    catalog = IndexCatalog(store, ttl_s=10, clock=lambda: now[0])
+
+    def add(number: int) -> None:
+        wheel = make_wheel(tmp_path / str(number), "pkg", f"1.{number}")
+        publish(store, environment=ENV, request_key=f"r{number}", wheel=wheel, manifest={}, log=b"")
+
+    add(0)
+    assert len(catalog.environment(ENV).projects["pkg"]) == 1
+    add(1)
+    now[0] = 5.0
+    assert len(catalog.environment(ENV).projects["pkg"]) == 1
+    now[0] = 11.0
+    assert len(catalog.environment(ENV).projects["pkg"]) == 2
+    add(2)
+    catalog.invalidate()
+    assert len(catalog.environment(ENV).projects["pkg"]) == 3
+    store.delete(f"builds/{ENV}/r0.json")
+    catalog.invalidate()
+    assert [f.version for f in catalog.environment(ENV).projects["pkg"]] == ["1.1", "1.2"]

@@ -1,0 +1,129 @@
+"""Build the service images: `wheelwright/api` and `wheelwright/worker` (docker/api, docker/worker).
+
+Unlike the build images, these take the repository root as their build context (they install
+the project), filtered by the root `.dockerignore`; the CA bundle of a TLS-intercepting proxy
+joins the context as `docker/service/ca.pem` (empty when there is none). The base is picked as
+for the CPU build image: `python:3.11-slim` where a registry answers, else the debootstrap base.
+Builds use host networking. The tag is `wheelwright/<which>:<project version>`, the image the
+Helm chart runs by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import tomllib
+from collections import deque
+from pathlib import Path
+from typing import Literal
+
+import docker
+import docker.errors
+from docker.utils.build import create_archive, exclude_paths
+
+from service.errors import ImageError
+from worker.images import (
+    _PROXY_ARGS,
+    OFFLINE_PYTHON,
+    Progress,
+    _ca_bundle,
+    _cpu_base,
+    _find,
+    _follow,
+)
+
+ServiceImage = Literal["api", "worker"]
+
+CA_IN_CONTEXT = "docker/service/ca.pem"
+_BUILD_TIMEOUT_S = 1800  # one HTTP read may wait this long for a quiet build step
+_LOG_TAIL = 25
+
+
+def source_root() -> Path:
+    """The repository these modules were loaded from (a source checkout, not an installed wheel)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def service_image_tag(which: ServiceImage, root: Path | None = None) -> str:
+    """`wheelwright/api:0.1.0`: the project version from `pyproject.toml` of the checkout."""
+    pyproject = (root or source_root()) / "pyproject.toml"
+    try:
+        version = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError) as exc:
+        raise ImageError(f"cannot read the project version from {pyproject}: {exc}") from None
+    return f"wheelwright/{which}:{version}"
+
+
+def context_files(root: Path) -> list[str]:
+    """The files of the build context: `root` less what its `.dockerignore` leaves out."""
+    ignore = root / ".dockerignore"
+    patterns: list[str] = []
+    if ignore.is_file():
+        for line in ignore.read_text(encoding="utf-8").splitlines():
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                patterns.append(stripped)
+    return sorted(exclude_paths(root, patterns))
+
+
+def build_service_image(
+    client: docker.DockerClient,
+    which: ServiceImage,
+    *,
+    base: str | None = None,
+    offline: bool | None = None,
+    ca_bundle: Path | None = None,
+    progress: Progress = lambda _l: None,
+    root: Path | None = None,
+    nocache: bool = False,
+) -> str:
+    """Build `wheelwright/<which>:<version>` from the checkout at `root`; return the image id.
+
+    `base` is the image to start from; without it `offline` picks one: True, the debootstrap
+    base (built when missing); False, `python:3.11-slim`; None, `python:3.11-slim` when present
+    or pullable, else the debootstrap base. Always builds (the layer cache makes an unchanged
+    rebuild quick); the image the tag named before is removed when no longer used.
+    """
+    root = root or source_root()
+    dockerfile = f"docker/{which}/Dockerfile"
+    if not (root / dockerfile).is_file() or not (root / "pyproject.toml").is_file():
+        raise ImageError(f"{root} is not a Wheelwright source checkout (no {dockerfile})")
+    tag = service_image_tag(which, root)
+    ca = _ca_bundle(ca_bundle)
+    bottom = _cpu_base(client, OFFLINE_PYTHON, base, offline, progress)
+    proxies = {k: v for k in _PROXY_ARGS if (v := os.environ.get(k))}
+    # Proxy URLs may hold credentials: name them, never show them.
+    progress(f"building {tag} from {dockerfile} (BASE={bottom} {' '.join(proxies)})".rstrip())
+    previous = _find(client, tag)
+    ca_text = ca.read_text(encoding="utf-8") if ca is not None else ""
+    tail: deque[str] = deque(maxlen=_LOG_TAIL)
+    with tempfile.TemporaryFile(prefix="wheelwright-context-") as context:
+        create_archive(
+            str(root), context_files(root), fileobj=context, extra_files=[(CA_IN_CONTEXT, ca_text)]
+        )
+        try:
+            chunks = client.api.build(
+                fileobj=context,
+                custom_context=True,
+                dockerfile=dockerfile,
+                tag=tag,
+                buildargs={**proxies, "BASE": bottom},
+                network_mode="host",
+                rm=True,
+                forcerm=True,
+                nocache=nocache,
+                decode=True,
+                timeout=_BUILD_TIMEOUT_S,
+            )
+            _follow(chunks, tag, tail, progress)
+        except docker.errors.DockerException as exc:
+            raise ImageError(f"building {tag} failed: {exc}") from None
+    image_id = _find(client, tag)
+    if image_id is None:
+        raise ImageError(f"building {tag} finished but the image is missing:\n" + "\n".join(tail))
+    progress(f"built {tag} ({image_id[:19]})")
+    if previous not in (None, image_id):
+        with contextlib.suppress(docker.errors.DockerException):  # in use: it stays
+            client.images.remove(previous)
+    return image_id
