@@ -51,8 +51,8 @@ case $mode in
       install -m 0644 "$ca" /usr/local/share/ca-certificates/wheelwright-ca.crt
       update-ca-certificates
     fi
-    groupadd --system --gid 10001 wheelwright
-    useradd --system --uid 10001 --gid 10001 --home-dir /home/wheelwright --create-home \
+    groupadd --gid 10001 wheelwright
+    useradd --uid 10001 --gid 10001 --home-dir /home/wheelwright --create-home \
       --shell /usr/sbin/nologin wheelwright
     ;;
   *)

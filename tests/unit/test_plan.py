@@ -1,0 +1,70 @@
+"""Plans are pure: checked here without Docker."""
+
+from __future__ import annotations
+
+from service.models import parse_request
+from worker.plan import GIB, Layout, Machine, make_plan, max_jobs
+
+LAYOUT = Layout(
+    work="/ww/work", driver="/ww/driver", python="python3", uv="uv", find_links=("/fl/0",)
+)
+
+
+def test_stages_order_network_and_inputs() -> None:
+    request = parse_request(
+        {
+            "source": {"kind": "requirement", "requirement": "x==1"},
+            "runtime": ["torch==2.13.0"],
+            "build_requires": ["ninja"],
+            "config_settings": {"k": "v"},
+            "index": {"extra_index_urls": ["https://download.pytorch.org/whl/cpu"]},
+        }
+    )
+    plan = make_plan(
+        request, LAYOUT, Machine(cpus=16, memory_bytes=64 * GIB), source_root="src/x-1"
+    )
+    assert [s.name for s in plan.stages] == ["runtime", "build_deps", "build", "verify"]
+    assert [s.network for s in plan.stages] == [True, True, False, False]
+    runtime = plan.stage("runtime").request
+    assert runtime["runtime"] == ["torch==2.13.0"]
+    assert runtime["snapshot"] == "/ww/work/runtime"
+    assert "--find-links" in runtime["index_args"] and "/fl/0" in runtime["index_args"]
+    assert runtime["index_args"][-4:-2] == ["--index-strategy", "unsafe-best-match"]
+    deps = plan.stage("build_deps").request
+    assert deps["source"] == "/ww/work/src/x-1"
+    assert deps["extra"] == ["ninja"] and deps["config"] == {"k": "v"}
+    assert plan.stage("build").env["MAX_JOBS"] == "16"
+    assert plan.stage("verify").request["snapshot"] == "/ww/work/runtime"
+    argv = plan.stage("build").argv(LAYOUT)
+    assert argv == [
+        "python3",
+        "/ww/driver/run.py",
+        "build",
+        "/ww/work/io/build.request.json",
+        "/ww/work/io/build.result.json",
+    ]
+
+
+def test_cuda_defaults_and_request_overrides() -> None:
+    request = parse_request(
+        {
+            "source": {"kind": "requirement", "requirement": "x==1"},
+            "target": {"kind": "cuda"},
+            "build_env": {"TORCH_CUDA_ARCH_LIST": "9.0", "MAX_JOBS": "3"},
+        }
+    )
+    env = make_plan(request, LAYOUT, Machine(cpus=2, memory_bytes=24 * GIB)).build_env
+    assert env == {"MAX_JOBS": "3", "TORCH_CUDA_ARCH_LIST": "9.0", "FORCE_CUDA": "1"}
+
+
+def test_max_jobs_fits_cores_and_memory() -> None:
+    assert max_jobs(Machine(cpus=64, memory_bytes=16 * GIB)) == 8
+    assert max_jobs(Machine(cpus=2, memory_bytes=24 * GIB)) == 2
+    assert max_jobs(Machine(cpus=8, memory_bytes=GIB)) == 1
+
+
+def test_verify_gets_the_wheel_later() -> None:
+    request = parse_request({"source": {"kind": "requirement", "requirement": "x==1"}})
+    verify = make_plan(request, LAYOUT, Machine(2, GIB)).stage("verify")
+    assert verify.with_inputs(wheel="/ww/work/out/x.whl").request["wheel"] == "/ww/work/out/x.whl"
+    assert "wheel" not in verify.request
