@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from service.artifacts import Artifact, lookup, publish
 from service.config import Settings, StoreSettings
@@ -34,6 +35,7 @@ from tests.integration.s3_server import moto_server
 
 pytestmark = pytest.mark.s3
 
+MOTO_KEY = "test"  # moto accepts any credentials
 ENV = "cpu-py311-torch2.13.0-0123abcd"
 REQUEST = "a" * 64
 
@@ -55,8 +57,8 @@ def s3_admin(s3_endpoint: str) -> Iterator[Any]:
         "s3",
         endpoint_url=s3_endpoint,
         region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        aws_access_key_id=MOTO_KEY,
+        aws_secret_access_key=MOTO_KEY,
     )
     yield client
     client.close()
@@ -77,8 +79,8 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> WheelStore:
         s3_prefix="wheelwright",
         s3_endpoint_url=endpoint,
         s3_region="us-east-1",
-        s3_access_key_id="test",
-        s3_secret_access_key="test",  # type: ignore[arg-type]
+        s3_access_key_id=MOTO_KEY,
+        s3_secret_access_key=SecretStr(MOTO_KEY),
     )
     request.getfixturevalue("s3_admin").create_bucket(Bucket=bucket)
     made = open_store(Settings(home=tmp_path, store=store_settings))
