@@ -103,12 +103,16 @@ def build(
 ) -> None:
     """Build one wheel in a fresh container and store it; print where the wheel is."""
     from service.store import open_store
-    from worker.engine import Hooks
+    from worker.engine import Hooks, new_build_id
     from worker.executors import make_executor
     from worker.pipeline import build_and_publish
 
+    build_id = new_build_id()
     try:
         settings = _settings(executor)
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    try:
         configure_logging(json_logs=False, quiet=not verbose)
         index = settings.index.model_dump()
         if index_url:
@@ -133,12 +137,16 @@ def build(
         store = open_store(settings)
         try:
             outcome = build_and_publish(
-                request, settings, store, make_executor(settings), hooks=hooks
+                request, settings, store, make_executor(settings), build_id=build_id, hooks=hooks
             )
         finally:
             progress.status.stop()
     except WheelwrightError as exc:
-        raise _fail(exc) from None
+        failure = _fail(exc)
+        log_file = settings.home / "logs" / f"{build_id}.log"
+        if exc.stage and log_file.is_file():
+            err.print(f"full log: {log_file}", soft_wrap=True)
+        raise failure from None
     artifact = outcome.artifact
     where = artifact_location(settings, artifact.wheel_key)
     if output_json:
@@ -146,7 +154,8 @@ def build(
     else:
         word = "cached" if outcome.cached else "built"
         err.print(
-            f"[green]{word}[/] {artifact.filename} for environment [bold]{artifact.environment}[/]"
+            f"[green]{word}[/] {artifact.filename} for environment [bold]{artifact.environment}[/]",
+            soft_wrap=True,
         )
         print(where)
 
@@ -196,6 +205,47 @@ def images_build(
     except WheelwrightError as exc:
         raise _fail(exc) from None
     print(image_id)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve the API and the package index over the configured store."""
+    import uvicorn
+
+    from service.api.app import create_app
+
+    try:
+        settings = load_settings()
+        configure_logging(json_logs=True)
+        application = create_app(settings)
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    err.print(f"serving the index at http://{host}:{port}/simple/", soft_wrap=True)
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+@app.command("index-config")
+def index_config(
+    environment: Annotated[str, typer.Argument(help="build environment, as `build` printed it")],
+    url: Annotated[str, typer.Option(help="where the service answers")] = "http://127.0.0.1:8000",
+    package: Annotated[
+        list[str] | None, typer.Option("--package", "-p", help="default: all in the environment")
+    ] = None,
+) -> None:
+    """Print the uv and pip configuration that installs from one environment's index."""
+    from service.index import IndexCatalog
+    from service.index_config import render_index_config
+    from service.store import open_store
+
+    try:
+        catalog = IndexCatalog(open_store(load_settings()))
+        names = package or sorted(catalog.environment(environment).projects)
+        print(render_index_config(url, environment, list(names)), end="")
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
 
 
 @app.command()

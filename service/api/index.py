@@ -28,6 +28,7 @@ PROJECT_FILES_PREFIX = "../../../files/"
 FIND_LINKS_FILES_PREFIX = "../../files/"
 _CHUNK = 256 * 1024
 _IMMUTABLE = "public, max-age=31536000, immutable"
+_TEXT_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 def get_catalog(request: Request) -> IndexCatalog:
@@ -130,7 +131,7 @@ def files(key: str, store: Store, settings: Config) -> Response:
     if settings.store.presign:
         url = store.url(key, settings.store.presign_expiry_s)
         if url is not None:
-            return RedirectResponse(url, status_code=302)
+            return RedirectResponse(url, status_code=302, headers=_TEXT_HEADERS)
     try:
         stream = store.open(key)
     except ObjectNotFoundError:
@@ -152,7 +153,7 @@ def _page(page: Page, *, vary: bool = True) -> Response:
 
 def _moved(request: Request, path: str) -> Response:
     root = request.scope.get("root_path", "")
-    return RedirectResponse(f"{root}{path}", status_code=301)
+    return RedirectResponse(f"{root}{path}", status_code=301, headers=_TEXT_HEADERS)
 
 
 def _not_acceptable() -> Response:

@@ -54,6 +54,9 @@ class LocalStore:
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
+                os.fchmod(
+                    out.fileno(), 0o644
+                )  # mkstemp makes 0600; the API may run as another user
                 sha, size = _copy(data, out)
                 out.flush()
                 os.fsync(out.fileno())

@@ -18,11 +18,14 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from service.api.app import create_app
 from service.artifacts import Artifact, lookup, publish
 from service.config import Settings, StoreSettings
 from service.errors import (
+    ConfigError,
     InvalidArtifactError,
     InvalidRequestError,
     ObjectExistsError,
@@ -319,3 +322,24 @@ def test_index_catalog_lists_published_wheels(store: WheelStore, tmp_path: Path)
         "listed_pkg-1.1-py3-none-any.whl",
     ]
     assert all(store.get(f.key + ".metadata") for f in files)
+
+
+def test_the_api_serves_files_from_the_store(store: WheelStore, tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "in", "served", "1.0")
+    artifact = publish(
+        store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={}, log=b""
+    )
+    for presign in (False, True):
+        settings = Settings(home=tmp_path, store=StoreSettings(presign=presign))
+        with TestClient(create_app(settings, store=store), follow_redirects=False) as client:
+            response = client.get(f"/files/{artifact.wheel_key}")
+            if presign and isinstance(store, S3Store):
+                assert response.status_code == 302
+                response = httpx.get(response.headers["location"])
+            assert response.status_code == 200
+            assert sha256(response.content) == artifact.sha256
+
+
+def test_an_s3_store_needs_a_bucket(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="bucket"):
+        open_store(Settings(home=tmp_path, store=StoreSettings(backend="s3")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from pypi_simple import IndexPage, ProjectPage
 from service.api.app import create_app
 from service.artifacts import publish
 from service.config import Settings, StoreSettings
+from service.errors import InvalidRequestError
 from service.index import (
     HTML,
     HTML_V1,
@@ -29,6 +31,7 @@ from service.index import (
     project_page,
     projects_page,
 )
+from service.index_config import render_index_config, render_uv_config
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel
 
@@ -239,6 +242,7 @@ def test_redirects_to_normalized_trailing_slash_urls(
     ]:
         response = client.get(path)
         assert (response.status_code, response.headers["location"]) == (301, location), path
+        assert response.headers["content-type"] == "text/plain; charset=utf-8"
 
 
 def test_pages_negotiate_and_always_say_their_type(served: tuple[TestClient, LocalStore]) -> None:
@@ -320,3 +324,21 @@ def test_catalog_refreshes_after_ttl_or_invalidate(tmp_path: Path) -> None:
     store.delete(f"builds/{ENV}/r0.json")
     catalog.invalidate()
     assert [f.version for f in catalog.environment(ENV).projects["pkg"]] == ["1.1", "1.2"]
+
+
+def test_index_config_is_pasteable() -> None:
+    text = render_index_config("http://wheels.example:8000/", ENV, ["Flash_Attn", "abi-dep"])
+    url = f"http://wheels.example:8000/simple/{ENV}/"
+    assert (
+        f'[[tool.uv.index]]\nname = "wheelwright"\nurl = "{url}"\nexplicit = true\n\n'
+        '[tool.uv.sources]\nabi-dep = { index = "wheelwright" }\n'
+        'flash-attn = { index = "wheelwright" }\n'
+    ) in text
+    config = tomllib.loads(render_uv_config("http://h", ENV, ["flash-attn"]))
+    assert config["tool"]["uv"]["index"] == [
+        {"name": "wheelwright", "url": f"http://h/simple/{ENV}/", "explicit": True}
+    ]
+    assert f"pip install --index-url {url} --extra-index-url https://pypi.org/simple" in text
+    assert f"[global]\nextra-index-url = {url}\n" in text
+    with pytest.raises(InvalidRequestError, match="environment name"):
+        render_index_config("http://h", "Not An Env", [])

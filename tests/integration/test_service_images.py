@@ -1,0 +1,227 @@
+"""The service images (docker/api, docker/worker), built from the offline base and run for real.
+
+The API container runs the way the Helm chart runs it: uid 10001, a read-only root filesystem
+with a tmpfs /tmp, every capability dropped, a local store. The worker container reaches the
+Docker engine through its socket as uid 10001 (the chart's `docker.engine: host` mode).
+
+Not covered here (it needs Redis and the Celery app, which land with `wheelwright worker`): a
+worker container joining its queue and running a build. That test belongs beside the Celery
+tests, started from these images with `WHEELWRIGHT_BROKER_URL` pointing at the fixture Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import pytest
+from docker.models.containers import Container
+
+from worker.service_images import (
+    build_service_image,
+    context_files,
+    service_image_tag,
+    source_root,
+)
+
+_log = logging.getLogger("wheelwright.tests.service_images")
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_SECOND_NS = 1_000_000_000
+
+
+def test_build_context_holds_only_what_the_images_install() -> None:
+    files = context_files(source_root())
+    for needed in ("pyproject.toml", "README.md", "service/__init__.py", "worker/__init__.py"):
+        assert needed in files
+    for needed in ("docker/api/Dockerfile", "docker/worker/Dockerfile"):
+        assert needed in files
+    for needed in ("docker/service/provision.sh", "docker/build-cpu/Dockerfile"):
+        assert needed in files
+    leaked = [f for f in files if f.split("/")[0] in {".venv", ".git", "tests", "helm", "bench"}]
+    assert leaked == []
+    assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+
+
+def test_service_image_tag_is_the_project_version() -> None:
+    assert service_image_tag("api") == "wheelwright/api:0.1.0"
+    assert service_image_tag("worker") == "wheelwright/worker:0.1.0"
+
+
+@pytest.fixture(scope="module")
+def api_image(docker_client: docker.DockerClient) -> str:
+    return build_service_image(docker_client, "api", offline=True, progress=_log.info)
+
+
+@pytest.fixture(scope="module")
+def worker_image(docker_client: docker.DockerClient) -> str:
+    return build_service_image(docker_client, "worker", offline=True, progress=_log.info)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _logs(container: Container) -> str:
+    try:
+        return bytes(container.logs()).decode(errors="replace")[-4000:]
+    except docker.errors.DockerException as exc:
+        return f"(no logs: {exc})"
+
+
+@pytest.fixture
+def started() -> Iterator[list[Container]]:
+    """Containers a test starts; removed in `finally`, whatever happened."""
+    containers: list[Container] = []
+    try:
+        yield containers
+    finally:
+        for container in containers:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+
+
+def _wait_for_healthz(container: Container, url: str, deadline_s: float) -> dict[str, Any]:
+    deadline = time.monotonic() + deadline_s
+    last = ""
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status in ("exited", "dead"):
+            pytest.fail(f"the API container stopped:\n{_logs(container)}", pytrace=False)
+        try:
+            with _NO_PROXY.open(url, timeout=2) as response:
+                assert response.status == 200
+                assert response.headers["Content-Type"].startswith("application/json")
+                body: dict[str, Any] = json.loads(response.read())
+                return body
+        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+            last = str(exc)
+        time.sleep(0.5)
+    pytest.fail(f"no answer from {url} ({last}):\n{_logs(container)}", pytrace=False)
+
+
+@pytest.mark.docker
+def test_api_image_metadata(docker_client: docker.DockerClient, api_image: str) -> None:
+    config = docker_client.images.get(api_image).attrs["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["wheelwright"]
+    assert config["Cmd"] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert "8000/tcp" in config["ExposedPorts"]
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+    assert config["Labels"]["org.wheelwright.kind"] == "api"
+    assert config["Labels"]["org.wheelwright.base"] == "wheelwright/base:bookworm"
+
+
+@pytest.mark.docker
+def test_api_container_answers_healthz(
+    docker_client: docker.DockerClient, api_image: str, started: list[Container]
+) -> None:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/healthz"
+    image_check = docker_client.images.get(api_image).attrs["Config"]["Healthcheck"]["Test"]
+    container = docker_client.containers.run(
+        api_image,
+        ["serve", "--host", "127.0.0.1", "--port", str(port)],
+        detach=True,
+        network_mode="host",
+        read_only=True,
+        tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        environment={
+            "WHEELWRIGHT_STORE__BACKEND": "local",
+            "WHEELWRIGHT_HOME": "/tmp/wheelwright",
+            "HEALTHCHECK_URL": url,
+        },
+        # The image's own check, asked every second instead of every 30 s.
+        healthcheck={
+            "test": image_check,
+            "interval": _SECOND_NS,
+            "timeout": 5 * _SECOND_NS,
+            "retries": 30,
+            "start_period": 0,
+        },
+        labels={"org.wheelwright.test": "service-images"},
+    )
+    started.append(container)
+    assert _wait_for_healthz(container, url, deadline_s=60) == {"status": "ok"}
+
+    deadline = time.monotonic() + 30
+    health = ""
+    while time.monotonic() < deadline:
+        container.reload()
+        health = container.attrs["State"].get("Health", {}).get("Status", "")
+        if health == "healthy":
+            break
+        time.sleep(0.5)
+    assert health == "healthy", container.attrs["State"].get("Health")
+
+    code, out = container.exec_run(["id", "-u"])
+    assert (code, out.decode().strip()) == (0, "10001")
+
+
+@pytest.mark.docker
+def test_worker_image_reaches_the_engine_as_non_root(
+    docker_client: docker.DockerClient, worker_image: str
+) -> None:
+    config = docker_client.images.get(worker_image).attrs["Config"]
+    assert config["User"] == "10001:10001"
+    assert config["Entrypoint"] == ["wheelwright"]
+    assert config["Cmd"] == ["worker", "--queues", "cpu"]
+
+    socket_path = Path("/var/run/docker.sock")
+    host = os.environ.get("DOCKER_HOST", "")
+    assert not host or host.startswith("unix://"), f"this test mounts the socket; DOCKER_HOST={host}"
+    if host:
+        socket_path = Path(host.removeprefix("unix://"))
+    script = r"""
+set -eu
+echo "uid=$(id -u)"
+echo "git=$(git --version)"
+command -v docker >/dev/null && echo "docker_cli=yes" || echo "docker_cli=no"
+python - <<'PY'
+import docker
+from worker.images import docker_dir
+client = docker.from_env()
+print("ping=%s" % client.ping())
+print("engine=%s" % client.version()["Version"])
+print("dockerfiles=%s" % sorted(p.name for p in docker_dir().iterdir()))
+print("cpu_dockerfile=%s" % (docker_dir() / "build-cpu" / "Dockerfile").is_file())
+PY
+"""
+    out = docker_client.containers.run(
+        worker_image,
+        ["-c", script],
+        entrypoint=["bash"],
+        remove=True,
+        network_mode="none",
+        read_only=True,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        group_add=[str(socket_path.stat().st_gid)],
+        volumes={str(socket_path): {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        environment={"DOCKER_HOST": "unix:///var/run/docker.sock"},
+    )
+    assert isinstance(out, bytes)
+    got = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+    assert got["uid"] == "10001"
+    assert got["git"].startswith("git version")
+    assert got["docker_cli"] == "no"
+    assert got["ping"] == "True"
+    assert got["engine"] == docker_client.version()["Version"]
+    assert got["dockerfiles"] == "['base', 'build-cpu', 'build-cuda']"
+    assert got["cpu_dockerfile"] == "True"
