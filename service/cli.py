@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -16,12 +17,15 @@ from rich.console import Console
 from rich.markup import escape
 
 from service.config import Settings, load_settings
-from service.errors import BuildFailedError, WheelwrightError
+from service.errors import BuildFailedError, ConfigError, WheelwrightError
+from service.keys import new_build_id
 from service.logging import configure_logging
 from service.models import parse_request
 from service.specs import parse_spec
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from worker.engine import StageEvent
 
 app = typer.Typer(
@@ -103,7 +107,7 @@ def build(
 ) -> None:
     """Build one wheel in a fresh container and store it; print where the wheel is."""
     from service.store import open_store
-    from worker.engine import Hooks, new_build_id
+    from worker.engine import Hooks
     from worker.executors import make_executor
     from worker.pipeline import build_and_publish
 
@@ -212,19 +216,118 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
 ) -> None:
-    """Serve the API and the package index over the configured store."""
+    """Serve the API and the index. With no broker configured, builds run in this process."""
     import uvicorn
-
-    from service.api.app import create_app
 
     try:
         settings = load_settings()
         configure_logging(json_logs=True)
-        application = create_app(settings)
+        application = _app(settings)
     except WheelwrightError as exc:
         raise _fail(exc) from None
-    err.print(f"serving the index at http://{host}:{port}/simple/", soft_wrap=True)
+    mode = "Celery workers" if settings.broker_url else "builds in this process"
+    err.print(f"serving http://{host}:{port}/ ({mode}); index at /simple/", soft_wrap=True)
     uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
+def _app(settings: Settings) -> FastAPI:
+    """The API; with no broker, it shares its store and job state with an in-process runner."""
+    from service.api.app import create_app
+
+    if settings.broker_url:
+        return create_app(settings)
+    from service.dispatch import InProcessDispatcher
+    from service.jobs import MemoryJobs
+    from service.store import open_store
+    from worker.executors import make_executor
+    from worker.runner import Services, run_job
+
+    svc = Services(settings, open_store(settings), MemoryJobs(), make_executor(settings))
+    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc))
+    return create_app(settings, store=svc.store, jobs=svc.jobs, dispatcher=dispatcher)
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="comma-separated queues: cpu, cuda")] = "cpu",
+    concurrency: Annotated[int, typer.Option(help="builds at once in this worker")] = 1,
+) -> None:
+    """Run a Celery worker that builds from the given queues (needs WHEELWRIGHT_BROKER_URL)."""
+    try:
+        settings = load_settings()
+        if not settings.broker_url:
+            raise ConfigError("a worker needs WHEELWRIGHT_BROKER_URL (redis://...)")
+        unknown = set(queues.split(",")) - {"cpu", "cuda"}
+        if unknown:
+            raise ConfigError(f"unknown queue(s) {', '.join(sorted(unknown))}: use cpu, cuda")
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    configure_logging(json_logs=True)
+    from worker.celery_app import app as celery_app
+
+    celery_app.worker_main(
+        ["worker", "--queues", queues, "--concurrency", str(concurrency), "--loglevel", "INFO"]
+    )
+
+
+@app.command()
+def submit(
+    spec: Annotated[str, typer.Argument(help="name==version, an sdist, a folder, git+URL@ref")],
+    server: Annotated[str, typer.Option(envvar="WHEELWRIGHT_SERVER", help="the service URL")],
+    token: Annotated[str | None, typer.Option(envvar="WHEELWRIGHT_TOKEN")] = None,
+    target: Annotated[Literal["cpu", "cuda"], typer.Option()] = "cpu",
+    cuda: Annotated[str | None, typer.Option()] = None,
+    python: Annotated[str, typer.Option()] = "3.11",
+    runtime: Annotated[list[str] | None, typer.Option("--runtime", "-r")] = None,
+    build_requires: Annotated[list[str] | None, typer.Option("--build-requires")] = None,
+    config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
+    verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    timeout: Annotated[int, typer.Option(help="deadline of the build, seconds")] = 3600,
+    wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
+) -> None:
+    """Send a build to a Wheelwright service (what a CI job runs)."""
+    from service.client import Client
+
+    path = Path(spec).expanduser()
+    upload = path if path.exists() else None
+    fields: dict[str, object] = {
+        "target": {"kind": target, "cuda": cuda, "python": python},
+        "runtime": runtime or [],
+        "build_requires": build_requires or [],
+        "config_settings": _pairs(config_setting, "--config-setting"),
+        "build_env": _pairs(env, "--env"),
+        "verify_imports": verify_import or None,
+        "timeout_s": timeout,
+    }
+    try:
+        if upload is None:
+            fields["source"] = parse_spec(spec).model_dump(exclude_none=True)
+        with Client(server, token) as client:
+            answer = client.submit(fields, upload)
+            if answer["cached"]:
+                err.print(f"[green]cached[/] {answer['artifact']['filename']}", soft_wrap=True)
+                print(answer["index_url"])
+                return
+            build_id = answer["build"]["build"]["id"]
+            joined = " (joined a build already running)" if answer["joined"] else ""
+            err.print(f"build {build_id} queued{joined}: {answer['build']['url']}", soft_wrap=True)
+            if not wait:
+                print(build_id)
+                return
+            for line in client.follow_log(build_id):
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
+            record = client.get(build_id)["build"]
+    except WheelwrightError as exc:
+        raise _fail(exc) from None
+    if record["state"] != "succeeded":
+        stage = f" in stage {record['error_stage']}" if record.get("error_stage") else ""
+        err.print(
+            f"[red]build {build_id} {record['state']}{stage}:[/] {escape(str(record['error']))}"
+        )
+        raise typer.Exit(12 if record["state"] == "cancelled" else 10)
+    err.print(f"[green]built[/] {record['artifact']['filename']}", soft_wrap=True)
+    print(answer["index_url"])
 
 
 @app.command("index-config")

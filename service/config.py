@@ -70,6 +70,36 @@ class StoreSettings(BaseModel):
     presign_expiry_s: int = 300
 
 
+class ApiToken(BaseModel):
+    """One API token: who it is for, the secret, and what it may do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    token: SecretStr
+    scopes: tuple[Literal["read", "build", "admin"], ...] = ("read",)
+
+
+class AuthSettings(BaseModel):
+    """With no tokens configured the service is open (the embedded default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: tuple[ApiToken, ...] = ()
+    anonymous_index: bool = Field(default=True, description="index readable without a token")
+
+
+class QueueSettings(BaseModel):
+    """Celery on Redis, shaped for builds that run for hours."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int = Field(default=3, ge=1, description="deliveries before a build fails")
+    soft_limit_margin_s: int = Field(default=60, ge=1, description="soft limit past the deadline")
+    visibility_margin_s: int = Field(default=600, ge=1, description="added to the hard limit")
+    time_limit_margin_s: int = Field(default=300, ge=1, description="hard limit past soft")
+
+
 class Settings(BaseSettings):
     """All settings. Nested values use `__`: `WHEELWRIGHT_DOCKER__GPUS=none`."""
 
@@ -82,6 +112,12 @@ class Settings(BaseSettings):
     docker: DockerSettings = DockerSettings()
     index: IndexSettings = IndexSettings()
     store: StoreSettings = StoreSettings()
+    broker_url: str | None = Field(
+        default=None, description="Redis URL; without it `serve` runs builds in-process"
+    )
+    build_timeout_s: int = Field(default=3600, ge=10, description="default build deadline")
+    queue: QueueSettings = QueueSettings()
+    auth: AuthSettings = AuthSettings()
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False
@@ -102,6 +138,20 @@ class Settings(BaseSettings):
         if toml_file:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
         return tuple(sources)
+
+    @property
+    def soft_time_limit_s(self) -> int:
+        """Celery's soft limit: the longest deadline a build may ask for, plus a margin."""
+        return self.build_timeout_s + self.queue.soft_limit_margin_s
+
+    @property
+    def hard_time_limit_s(self) -> int:
+        return self.soft_time_limit_s + self.queue.time_limit_margin_s
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Redis redelivers an unacknowledged build only after this: above the hard limit."""
+        return self.hard_time_limit_s + self.queue.visibility_margin_s
 
     @cached_property
     def store_dir(self) -> Path:

@@ -136,3 +136,39 @@ class UnknownEnvironmentError(WheelwrightError):
 
     http_status = 404
     exit_code = 22
+
+
+class BuildNotFoundError(WheelwrightError):
+    """No build with that id."""
+
+    http_status = 404
+    exit_code = 23
+
+
+class AuthError(WheelwrightError):
+    """No token, or a wrong one."""
+
+    http_status = 401
+    exit_code = 24
+
+
+class ForbiddenError(WheelwrightError):
+    """A valid token without the scope this needs."""
+
+    http_status = 403
+    exit_code = 25
+
+
+class JobStateError(WheelwrightError):
+    """The build is in a state that does not allow this (cancel a finished build, say)."""
+
+    http_status = 409
+    exit_code = 26
+
+
+class QueueUnavailableError(WheelwrightError):
+    """Redis (the broker and job state) does not answer."""
+
+    http_status = 503
+    retryable = True
+    exit_code = 27

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import uuid
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -25,12 +26,33 @@ from service.models import (
 )
 
 
+def new_build_id() -> str:
+    """A build's id: random, short enough to type, unique enough for a team's history."""
+    return uuid.uuid4().hex[:16]
+
+
 def canonical_json(data: Any) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
 def digest(data: Any) -> str:
     return hashlib.sha256(canonical_json(data)).hexdigest()
+
+
+def image_ref(target: Target, executor: str = "docker") -> str:
+    """The name of the image a target builds in, as keys and environments see it.
+
+    The docker executor's default images are `wheelwright/build-cpu:py3.11` and
+    `wheelwright/build-cuda:cu13.0-py3.11` (what `worker.images` builds); the host executor has
+    no image and is named by its Python.
+    """
+    if executor == "host":
+        return f"host:python{target.python}"
+    if target.image:
+        return target.image
+    if target.kind == "cuda":
+        return f"wheelwright/build-cuda:cu{target.cuda}-py{target.python}"
+    return f"wheelwright/build-cpu:py{target.python}"
 
 
 def environment_inputs(request: BuildRequest, image: str) -> dict[str, Any]:

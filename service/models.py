@@ -89,6 +89,7 @@ class ArchiveSource(_Frozen):
     kind: Literal["archive"] = "archive"
     path: str
     sha256: str | None = None
+    store_key: str | None = Field(default=None, description="an upload kept in the store")
 
 
 class DirectorySource(_Frozen):
@@ -228,3 +229,40 @@ def parse_request(data: object) -> BuildRequest:
             for err in exc.errors()
         )
         raise InvalidRequestError(f"invalid build request: {problems}") from None
+
+
+BuildState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class StageTiming(BaseModel):
+    name: str
+    seconds: float | None = None
+    network: bool = False
+    ok: bool | None = None
+
+
+class BuildRecord(BaseModel):
+    """A build as the API reports it: live state in Redis, the artifact once published."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    state: BuildState = "queued"
+    request: BuildRequest
+    request_key: str
+    environment: str
+    queue: str
+    project: str = ""
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    stages: list[StageTiming] = Field(default_factory=list)
+    error: str | None = None
+    error_stage: str | None = None
+    artifact: dict[str, Any] | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES

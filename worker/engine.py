@@ -10,7 +10,6 @@ from __future__ import annotations
 import platform
 import shutil
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,10 +22,11 @@ import structlog
 
 from service.config import Settings
 from service.errors import WheelwrightError
-from service.keys import environment_name, request_key
+from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
+from service.sources import file_sha256, resolve_source
 from worker.executors import Executor, StageContext
-from worker.fetch import Fetched, fetch, file_sha256, resolve_source
+from worker.fetch import Fetched, fetch
 from worker.plan import make_plan
 from worker.unpack import Limits
 
@@ -103,10 +103,6 @@ class _Recorder:
             log.info("stage.end", build_id=self.build_id, stage=stage, seconds=seconds, ok=ok)
 
 
-def new_build_id() -> str:
-    return uuid.uuid4().hex[:16]
-
-
 def run_build(
     request: BuildRequest,
     settings: Settings,
@@ -124,7 +120,8 @@ def run_build(
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_text("")
-    workspace.mkdir(parents=True, exist_ok=False)
+    shutil.rmtree(workspace, ignore_errors=True)  # what a lost earlier delivery left
+    workspace.mkdir(parents=True)
     rec = _Recorder(build_id, log_path, hooks)
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:

@@ -8,9 +8,7 @@ the tree) and a request whose source is resolved, so the request key names conte
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,9 +25,8 @@ from service.models import (
     GitSource,
     RequirementSource,
 )
+from service.sources import TREE_IGNORE, file_sha256, resolve_ref, run_git, tree_sha256
 from worker.unpack import Limits, is_archive, unpack
-
-TREE_IGNORE = (".git", ".venv", "__pycache__", ".mypy_cache", ".pytest_cache")
 
 
 @dataclass(frozen=True)
@@ -91,29 +88,14 @@ def _from_directory(request: BuildRequest, path: Path, src: Path) -> Fetched:
 
 def _from_git(request: BuildRequest, source: GitSource, src: Path) -> Fetched:
     commit = source.commit or resolve_ref(source.url, source.ref)
-    _git("clone", "--quiet", "--no-checkout", source.url, str(src))
-    _git("-C", str(src), "checkout", "--quiet", commit)
-    _git("-C", str(src), "submodule", "update", "--quiet", "--init", "--recursive")
+    run_git("clone", "--quiet", "--no-checkout", source.url, str(src))
+    run_git("-C", str(src), "checkout", "--quiet", commit)
+    run_git("-C", str(src), "submodule", "update", "--quiet", "--init", "--recursive")
     root = src / source.subdirectory if source.subdirectory else src
     if not root.is_dir():
         raise SourceNotFoundError(f"{source.url}@{commit} has no folder {source.subdirectory!r}")
     resolved = request.model_copy(update={"source": source.model_copy(update={"commit": commit})})
     return Fetched(request=resolved, filename=f"{source.url}@{commit}", sha256=commit, root=root)
-
-
-def resolve_ref(url: str, ref: str) -> str:
-    """The full commit hash a branch, tag or HEAD of `url` points to."""
-    out = _git("ls-remote", url, ref, f"refs/tags/{ref}^{{}}")
-    hashes = {}
-    for line in out.splitlines():
-        sha, _, name = line.partition("\t")
-        hashes[name] = sha
-    for name in (f"refs/tags/{ref}^{{}}", ref, f"refs/heads/{ref}", f"refs/tags/{ref}"):
-        if name in hashes:
-            return hashes[name]
-    if hashes:
-        return next(iter(hashes.values()))
-    raise SourceNotFoundError(f"git ref {ref!r} not found in {url}")
 
 
 def download_sdist(request: BuildRequest, downloads: Path) -> Path:
@@ -159,51 +141,3 @@ def _is_sdist_of(filename: str, name: str, version: Version) -> bool:
     except InvalidSdistFilename:
         return False
     return found_name == canonicalize_name(name) and found_version == version
-
-
-def file_sha256(path: Path) -> str:
-    with path.open("rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
-
-
-def tree_sha256(root: Path) -> str:
-    """A digest of a source tree: every file's relative path and content, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        rel = path.relative_to(root)
-        if any(part in TREE_IGNORE for part in rel.parts) or not path.is_file():
-            continue
-        digest.update(f"{rel.as_posix()}\0{file_sha256(path)}\n".encode())
-    return digest.hexdigest()
-
-
-def _git(*args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=True)
-    except subprocess.CalledProcessError as exc:
-        detail = (exc.stderr or exc.stdout).strip().splitlines()
-        raise SourceNotFoundError(
-            f"git {args[0]} failed: {detail[-1] if detail else exc}"
-        ) from None
-    return done.stdout
-
-
-def resolve_source(request: BuildRequest) -> BuildRequest:
-    """Pin the source down cheaply, before any build: archive and tree digests, git commits."""
-    source = request.source
-    match source:
-        case ArchiveSource(sha256=None):
-            path = Path(source.path)
-            if not path.is_file():
-                raise SourceNotFoundError(f"archive {source.path} does not exist")
-            resolved: object = source.model_copy(update={"sha256": file_sha256(path)})
-        case DirectorySource(sha256=None):
-            path = Path(source.path)
-            if not path.is_dir():
-                raise SourceNotFoundError(f"source directory {path} does not exist")
-            resolved = source.model_copy(update={"sha256": tree_sha256(path)})
-        case GitSource(commit=None):
-            resolved = source.model_copy(update={"commit": resolve_ref(source.url, source.ref)})
-        case _:
-            return request
-    return request.model_copy(update={"source": resolved})

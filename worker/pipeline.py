@@ -15,12 +15,12 @@ from packaging.version import Version
 
 from service.artifacts import Artifact, lookup, publish
 from service.config import Settings
-from service.keys import environment_name, request_key
+from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
+from service.sources import resolve_source
 from service.store import WheelStore
-from worker.engine import Built, Hooks, new_build_id, run_build
+from worker.engine import Built, Hooks, run_build
 from worker.executors import Executor
-from worker.fetch import resolve_source
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,18 @@ Run it with `uvicorn --factory service.api.app:create_app`.
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from service.api.builds import router as builds_router
+from service.api.health import router as health_router
 from service.api.index import router as index_router
+from service.auth import index_access
 from service.config import Settings, load_settings
+from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
 from service.errors import WheelwrightError
 from service.index import IndexCatalog
+from service.jobs import JobBackend, RedisJobs, open_jobs
 from service.store import WheelStore, open_store
 
 
@@ -19,24 +24,43 @@ def create_app(
     settings: Settings | None = None,
     *,
     store: WheelStore | None = None,
+    jobs: JobBackend | None = None,
+    dispatcher: Dispatcher | None = None,
     index_ttl_s: float = 10.0,
 ) -> FastAPI:
-    """The API over `settings` (read from the environment when None) and its store."""
+    """The API over `settings` (read from the environment when None), its store and queue.
+
+    With a broker configured, builds go to Celery workers and job state lives in Redis; with
+    none, `dispatcher` must run builds (the CLI's `serve` passes an in-process one), or
+    submitting answers 503 while the index still serves.
+    """
     settings = settings or load_settings()
     store = store if store is not None else open_store(settings)
-    app = FastAPI(title="Wheelwright", version="0.1.0")
+    jobs = jobs if jobs is not None else open_jobs(settings)
+    if dispatcher is None:
+        dispatcher = (
+            CeleryDispatcher(settings, jobs.queue_length)
+            if isinstance(jobs, RedisJobs)
+            else NoDispatcher()
+        )
+    app = FastAPI(
+        title="Wheelwright",
+        version="0.1.0",
+        description="Builds wheels that cannot be built in isolation and serves them as an index.",
+    )
     app.state.settings = settings
     app.state.store = store
+    app.state.jobs = jobs
+    app.state.dispatcher = dispatcher
     app.state.index_catalog = IndexCatalog(store, ttl_s=index_ttl_s)
 
     @app.exception_handler(WheelwrightError)
     async def wheelwright_error(_request: Request, exc: Exception) -> JSONResponse:
         status = exc.http_status if isinstance(exc, WheelwrightError) else 500
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        headers = {"WWW-Authenticate": 'Basic realm="wheelwright"'} if status == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    app.include_router(index_router)
+    app.include_router(health_router)
+    app.include_router(builds_router)
+    app.include_router(index_router, dependencies=[Depends(index_access)])
     return app

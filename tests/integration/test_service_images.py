@@ -11,6 +11,7 @@ tests, started from these images with `WHEELWRIGHT_BROKER_URL` pointing at the f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -37,6 +38,7 @@ from worker.service_images import (
 _log = logging.getLogger("wheelwright.tests.service_images")
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 _SECOND_NS = 1_000_000_000
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104  (where the API listens inside its container)
 
 
 def test_build_context_holds_only_what_the_images_install() -> None:
@@ -89,10 +91,8 @@ def started() -> Iterator[list[Container]]:
         yield containers
     finally:
         for container in containers:
-            try:
+            with contextlib.suppress(docker.errors.NotFound):
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
 
 
 def _wait_for_healthz(container: Container, url: str, deadline_s: float) -> dict[str, Any]:
@@ -119,7 +119,7 @@ def test_api_image_metadata(docker_client: docker.DockerClient, api_image: str) 
     config = docker_client.images.get(api_image).attrs["Config"]
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["wheelwright"]
-    assert config["Cmd"] == ["serve", "--host", "0.0.0.0", "--port", "8000"]
+    assert config["Cmd"] == ["serve", "--host", ALL_INTERFACES, "--port", "8000"]
     assert "8000/tcp" in config["ExposedPorts"]
     assert config["Healthcheck"]["Test"][0] == "CMD"
     assert config["Labels"]["org.wheelwright.kind"] == "api"
@@ -171,6 +171,7 @@ def test_api_container_answers_healthz(
     assert health == "healthy", container.attrs["State"].get("Health")
 
     code, out = container.exec_run(["id", "-u"])
+    assert isinstance(out, bytes)
     assert (code, out.decode().strip()) == (0, "10001")
 
 
@@ -185,7 +186,9 @@ def test_worker_image_reaches_the_engine_as_non_root(
 
     socket_path = Path("/var/run/docker.sock")
     host = os.environ.get("DOCKER_HOST", "")
-    assert not host or host.startswith("unix://"), f"this test mounts the socket; DOCKER_HOST={host}"
+    assert not host or host.startswith("unix://"), (
+        f"this test mounts the socket; DOCKER_HOST={host}"
+    )
     if host:
         socket_path = Path(host.removeprefix("unix://"))
     script = r"""

@@ -59,3 +59,14 @@ def test_environment_is_readable_and_separates_pins() -> None:
         {"source": {"kind": "requirement", "requirement": "x==1"}, "target": {"kind": "cuda"}}
     )
     assert environment_name(cuda, "img").startswith("cu130-py311-")
+
+
+def test_image_ref_agrees_with_the_images_worker_builds() -> None:
+    from service.keys import image_ref
+    from service.models import Target
+    from worker.images import image_tag
+
+    assert image_ref(Target()) == image_tag("cpu", "3.11")
+    assert image_ref(Target(kind="cuda", cuda="12.8")) == image_tag("cuda", "3.11", "12.8")
+    assert image_ref(Target(image="my/img:1")) == "my/img:1"
+    assert image_ref(Target(python="3.12"), "host") == "host:python3.12"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import UnsafeArchiveError
-from worker.fetch import tree_sha256
+from service.sources import tree_sha256
 from worker.unpack import Limits, unpack
 
 

@@ -70,8 +70,12 @@ class Executor(Protocol):
         """Prepare one build's image and workspace; leave nothing running on exit."""
         ...
 
-    def reap(self) -> int:
-        """Remove leftovers of builds that died (containers, processes); return how many."""
+    def reap(self, build_id: str | None = None) -> int:
+        """Remove leftovers of dead builds (containers, processes); return how many.
+
+        With `build_id`, everything that build left, deadline or not: a redelivered build
+        clears what its lost attempt left before it starts again.
+        """
         ...
 
 

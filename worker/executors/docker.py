@@ -27,6 +27,7 @@ from docker.types import DeviceRequest, Mount
 
 from service.config import Settings
 from service.errors import BuildCancelledError, DeadlineExceededError, ExecutorError, ImageError
+from service.keys import image_ref
 from service.models import BuildRequest, Target
 from worker.executors.base import (
     StageContext,
@@ -36,10 +37,11 @@ from worker.executors.base import (
     write_stage_request,
 )
 from worker.executors.bundle import driver_bundle
-from worker.images import ensure_image, image_tag
+from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
 
 LABEL = "org.wheelwright.managed"
+BUILD_LABEL = "org.wheelwright.build-id"
 WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
 DEFAULT_USER = "1000:1000"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
@@ -93,6 +95,12 @@ class DockerSession:
             env["UV_OFFLINE"] = "1"
         return env | dict(stage.env)
 
+    def mounts_for(self, stage: StagePlan) -> list[Mount]:
+        """The build stage runs the package's own code longest: it gets no shared cache."""
+        if stage.name == "build":
+            return [m for m in self.mounts if m["Target"] != CACHE]
+        return self.mounts
+
     def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
         write_stage_request(self.workspace, stage)
         check_stop(stage, ctx)
@@ -102,7 +110,7 @@ class DockerSession:
             user=self.user,
             environment=self.environment(stage),
             working_dir=WORK,
-            mounts=self.mounts,
+            mounts=self.mounts_for(stage),
             network_mode="host" if stage.network else "none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
@@ -114,7 +122,7 @@ class DockerSession:
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.gpus else [],
             labels={
                 LABEL: "1",
-                "org.wheelwright.build-id": self.build_id,
+                BUILD_LABEL: self.build_id,
                 "org.wheelwright.stage": stage.name,
                 "org.wheelwright.deadline": str(int(time.time() + ctx.remaining())),
             },
@@ -194,7 +202,7 @@ class DockerExecutor:
         return self._client
 
     def image_ref(self, target: Target) -> str:
-        return target.image or image_tag(target.kind, target.python, target.cuda)
+        return image_ref(target, self.name)
 
     def _image(self, target: Target, progress: Callable[[str], None]) -> str:
         if target.image:
@@ -302,16 +310,17 @@ class DockerExecutor:
             for container in list(session.containers):
                 _remove(container)
 
-    def reap(self) -> int:
+    def reap(self, build_id: str | None = None) -> int:
         """Remove managed containers past their deadline, or exited a while ago.
 
         A worker removes its own containers in `finally`; these are what a killed worker left.
         """
         now = time.time()
         removed = 0
-        for container in self.client.containers.list(all=True, filters={"label": LABEL}):
+        labels = [LABEL] + ([f"{BUILD_LABEL}={build_id}"] if build_id else [])
+        for container in self.client.containers.list(all=True, filters={"label": labels}):
             deadline = float(container.labels.get("org.wheelwright.deadline", "0") or 0)
-            if deadline < now or _exited_before(container, now - REAP_GRACE_S):
+            if build_id or deadline < now or _exited_before(container, now - REAP_GRACE_S):
                 _remove(container)
                 removed += 1
         return removed

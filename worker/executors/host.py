@@ -26,6 +26,7 @@ import uv
 
 from service.config import Settings
 from service.errors import BuildCancelledError, DeadlineExceededError, ImageError
+from service.keys import image_ref
 from service.models import BuildRequest, Target
 from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
 from worker.executors.bundle import driver_bundle
@@ -153,8 +154,7 @@ class HostExecutor:
         self.settings = settings
 
     def image_ref(self, target: Target) -> str:
-        cuda = os.environ.get("CUDA_HOME", "") if target.kind == "cuda" else ""
-        return f"host:python{target.python}" + (f":cuda={cuda}" if cuda else "")
+        return image_ref(target, self.name)
 
     @contextmanager
     def session(
@@ -190,13 +190,13 @@ class HostExecutor:
             },
         )
 
-    def reap(self) -> int:
+    def reap(self, build_id: str | None = None) -> int:
         """Kill stage process groups whose deadline passed (their worker died)."""
         removed = 0
-        for marker in self.settings.work_dir.glob("*/io/*.pgid"):
+        for marker in self.settings.work_dir.glob(f"{build_id or '*'}/io/*.pgid"):
             with suppress(OSError, ValueError):
                 pid, deadline = (int(x) for x in marker.read_text().split())
-                if deadline < time.time():
+                if build_id or deadline < time.time():
                     _kill_group(pid)
                     marker.unlink()
                     removed += 1

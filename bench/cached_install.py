@@ -1,0 +1,173 @@
+"""The cache's point, in one run: a cold engine build against installing its wheel from our index.
+
+    .venv/bin/python bench/cached_install.py [--rounds 10] [--deps-rounds 2]
+
+1. Cold build: the torch C++ extension `tests/fixtures/torch-ext` against torch 2.13.0 (CPU, from
+   the find-links folder of PIP_FIND_LINKS) through the real pipeline (`build_and_publish`, docker
+   executor, local store), from a fresh home: empty package cache, nothing stored. The build image
+   already exists (building it is a one-time cost per host, not per package).
+2. Cache hit: the same request through `build_and_publish` again, answered from the store.
+3. The store served by `wheelwright serve` on loopback, then `uv pip install --no-deps torchfix`
+   from it into a fresh venv: with a warm uv cache, and with a cold one (a new cache each round).
+   With dependencies too, for context: torch from the find-links folder, its own dependencies
+   from PyPI. Each install is timed alone (the venv is made before the clock starts).
+
+Prints medians, a table, and the ratios (goal: a cached install at least 500x faster than the cold
+build). Builds of other users on the same Docker engine slow the cold build down: the load average
+is printed beside the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+
+from bench.index_latency import free_port, server
+from service.config import load_settings
+from service.index_config import PYPI, index_url
+from service.store import LocalStore
+from tests.e2e.test_index_clients import _clean_env
+from tests.integration.enginekit import make_sdist, request_for, torch_find_links
+from worker.executors.docker import DockerExecutor
+from worker.images import ensure_image
+from worker.pipeline import build_and_publish
+
+GOAL = 500
+CHECK = "import torch, torchfix; print(torchfix.scaled_add(torch.ones(3), torch.arange(3.0), 2.0))"
+
+
+def run(args: list[str], env: dict[str, str]) -> float:
+    """Seconds `args` took; its output only if it failed."""
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds
+
+
+def installs(
+    work: Path, rounds: int, cold_cache: bool, install_args: list[str], check: bool
+) -> list[float]:
+    """Time `uv pip install` into a fresh venv per round; warm: one untimed install first."""
+    uv = str(Path(sys.executable).with_name("uv"))
+    times: list[float] = []
+    first = 0 if cold_cache else -1  # round -1 warms the shared cache, untimed
+    for number in range(first, rounds):
+        home = work / f"r{number}" if cold_cache else work
+        venv = work / f"venv{number}"
+        env = _clean_env(home)
+        run([uv, "venv", "-q", str(venv)], env)
+        python = venv / "bin" / "python"
+        seconds = run([uv, "pip", "install", "-q", "--python", str(python), *install_args], env)
+        if number >= 0:
+            times.append(seconds)
+        if not list((venv / "lib").glob("python3*/site-packages/torchfix-0.3.0.dist-info")):
+            raise SystemExit("torchfix was not installed")
+        if check and number == 0:
+            out = subprocess.run(
+                [str(python), "-c", CHECK], env=env, capture_output=True, text=True, check=True
+            )
+            print(f"  installed torchfix runs: {out.stdout.strip()}", flush=True)
+    return times
+
+
+def timed(action: Callable[[], object], rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of the --no-deps installs")
+    parser.add_argument("--deps-rounds", type=int, default=2, help="rounds of the full installs")
+    args = parser.parse_args()
+    find_links = torch_find_links()
+    ensure_image(docker.from_env(), "cpu", "3.11")
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="wheelwright-bench-") as tmp:
+        work = Path(tmp)
+        settings = load_settings(home=work / "home", executor="docker")
+        store, executor = LocalStore(settings.store_dir), DockerExecutor(settings)
+        sdist = make_sdist("torch-ext", work, "torchfix", "0.3.0")
+        request = request_for(
+            sdist, runtime=["torch==2.13.0"], index={"find_links": [find_links]}, timeout_s=1800
+        )
+
+        print("cold build of torchfix 0.3.0 against torch 2.13.0 (fresh home) ...", flush=True)
+        started = time.perf_counter()
+        built = build_and_publish(request, settings, store, executor)
+        cold_build = time.perf_counter() - started
+        assert not built.cached
+        stages = {s["name"]: s["seconds"] for s in built.artifact.manifest["stages"]}
+        print("  " + ", ".join(f"{k} {v:.1f}s" for k, v in stages.items()), flush=True)
+
+        def hit() -> None:
+            assert build_and_publish(request, settings, store, executor).cached
+
+        hits = timed(hit, args.rounds)
+
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        url = index_url(base, built.artifact.environment)
+        env = {**os.environ, "WHEELWRIGHT_HOME": str(settings.home)}
+        command = [str(Path(sys.executable).with_name("wheelwright")), "serve"]
+        no_deps = ["--no-build", "--no-deps", "--index-url", url, "torchfix"]
+        with_deps = ["--no-build", "--index-url", url, "--extra-index-url", PYPI]
+        with_deps += ["--find-links", find_links, "torchfix"]
+        with server([*command, "--port", str(port)], f"{base}/healthz", env):
+            print(f"serving {url}", flush=True)
+            warm = installs(work / "warm", args.rounds, False, no_deps, check=False)
+            cold = installs(work / "cold", args.rounds, True, no_deps, check=False)
+            warm_deps = installs(work / "warm-deps", args.deps_rounds, False, with_deps, check=True)
+            cold_deps = installs(work / "cold-deps", args.deps_rounds, True, with_deps, check=False)
+    load_after = os.getloadavg()[0]
+
+    rows = [
+        ("cold engine build, all stages (one run)", cold_build, 1),
+        ("build_and_publish, cache hit (median)", statistics.median(hits), len(hits)),
+        ("uv pip install --no-deps, warm uv cache", statistics.median(warm), len(warm)),
+        ("uv pip install --no-deps, cold uv cache", statistics.median(cold), len(cold)),
+        (
+            "uv pip install with torch + deps, warm cache",
+            statistics.median(warm_deps),
+            args.deps_rounds,
+        ),
+        (
+            "uv pip install with torch + deps, cold cache",
+            statistics.median(cold_deps),
+            args.deps_rounds,
+        ),
+    ]
+    print()
+    print(
+        f"load average (1 min): {load_before:.2f} before, {load_after:.2f} after; "
+        f"{os.cpu_count()} CPUs"
+    )
+    print("| measure | rounds | seconds | cold build / this |")
+    print("|---|---:|---:|---:|")
+    for label, seconds, rounds in rows:
+        print(f"| {label} | {rounds} | {seconds:.4f} | {cold_build / seconds:,.0f}x |")
+    worst = max(statistics.median(warm), statistics.median(cold))
+    verdict = "met" if cold_build / worst >= GOAL else "MISSED"
+    print(
+        f"\ngoal: a --no-deps install from the cache >= {GOAL}x faster than the cold build: "
+        f"{verdict} ({cold_build / worst:,.0f}x for the slower of warm and cold uv cache)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""`/v1/builds`: submit (JSON or an uploaded sdist), follow, list and cancel builds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import suppress
+from typing import Annotated, Any, BinaryIO, cast
+
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
+
+from service.artifacts import Artifact
+from service.auth import require
+from service.config import Settings
+from service.dispatch import Dispatcher
+from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
+from service.jobs import JobBackend
+from service.models import ArchiveSource, BuildRecord, BuildRequest, BuildState, parse_request
+from service.store import WheelStore
+from service.submit import Submitted, submit
+
+router = APIRouter(prefix="/v1/builds", tags=["builds"])
+UPLOAD_SUFFIXES = (".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".zip")
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
+_CHUNK = 1024 * 1024
+
+
+class BuildView(BaseModel):
+    """A build, with where to look next."""
+
+    build: BuildRecord
+    url: str
+    log_url: str
+    index_url: str
+
+
+class SubmitAnswer(BaseModel):
+    cached: bool
+    joined: bool = False
+    build: BuildView | None = None
+    artifact: dict[str, Any] | None = None
+    index_url: str
+
+
+def _jobs(request: Request) -> JobBackend:
+    jobs: JobBackend = request.app.state.jobs
+    return jobs
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def view(request: Request, record: BuildRecord) -> BuildView:
+    base = _base(request)
+    return BuildView(
+        build=record,
+        url=f"{base}/v1/builds/{record.id}",
+        log_url=f"{base}/v1/builds/{record.id}/log",
+        index_url=f"{base}/simple/{record.environment}/",
+    )
+
+
+def answer(request: Request, result: Submitted) -> JSONResponse:
+    if result.artifact is not None:
+        artifact: Artifact = result.artifact
+        body = SubmitAnswer(
+            cached=True,
+            artifact=artifact.summary(),
+            index_url=f"{_base(request)}/simple/{artifact.environment}/",
+        )
+        return JSONResponse(body.model_dump(mode="json"), status_code=200)
+    assert result.record is not None  # noqa: S101  (submit returns one or the other)
+    built = view(request, result.record)
+    body = SubmitAnswer(
+        cached=False, joined=not result.created, build=built, index_url=built.index_url
+    )
+    return JSONResponse(
+        body.model_dump(mode="json"), status_code=202, headers={"Location": built.url}
+    )
+
+
+def _submit(request: Request, build: BuildRequest) -> JSONResponse:
+    state = request.app.state
+    settings: Settings = state.settings
+    dispatcher: Dispatcher = state.dispatcher
+    result = submit(build, settings, state.store, state.jobs, dispatcher)
+    if result.created:
+        state.index_catalog.invalidate()
+    return answer(request, result)
+
+
+@router.post(
+    "",
+    status_code=202,
+    dependencies=[Depends(require("build"))],
+    responses={200: {"model": SubmitAnswer}, 202: {"model": SubmitAnswer}},
+)
+def create_build(request: Request, build: BuildRequest) -> JSONResponse:
+    """Queue a build (202), or answer from the store when it was built before (200)."""
+    return _submit(request, build)
+
+
+@router.post(
+    "/upload",
+    status_code=202,
+    dependencies=[Depends(require("build"))],
+    responses={200: {"model": SubmitAnswer}, 202: {"model": SubmitAnswer}},
+)
+def create_build_from_upload(
+    request: Request,
+    file: Annotated[UploadFile, File(description="an sdist or source archive")],
+    options: Annotated[str, Form(description="the build request as JSON, without `source`")] = "{}",
+) -> JSONResponse:
+    """Queue a build of an uploaded sdist or source archive."""
+    try:
+        fields = json.loads(options)
+    except ValueError as exc:
+        raise InvalidRequestError(f"options is not JSON: {exc}") from None
+    if not isinstance(fields, dict) or "source" in fields:
+        raise InvalidRequestError("options must be a JSON object without `source`")
+    settings: Settings = request.app.state.settings
+    source = _keep_upload(file, request.app.state.store, settings.max_archive_bytes)
+    return _submit(request, parse_request({**fields, "source": source.model_dump()}))
+
+
+def _keep_upload(file: UploadFile, store: WheelStore, limit: int) -> ArchiveSource:
+    name = file.filename or ""
+    if not _SAFE_NAME.match(name) or not name.lower().endswith(UPLOAD_SUFFIXES):
+        raise UnsafeArchiveError(
+            f"upload name {name!r} must be a plain file name ending in {', '.join(UPLOAD_SUFFIXES)}"
+        )
+    digest, size = hashlib.sha256(), 0
+    with tempfile.SpooledTemporaryFile(max_size=16 * _CHUNK) as spool:
+        while chunk := file.file.read(_CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise UnsafeArchiveError(f"{name} is larger than the limit of {limit} bytes")
+            digest.update(chunk)
+            spool.write(chunk)
+        if size == 0:
+            raise UnsafeArchiveError(f"{name} is empty")
+        spool.seek(0)
+        key = f"uploads/{digest.hexdigest()}/{name}"
+        with suppress(ObjectExistsError):  # the same bytes were uploaded before
+            store.put(key, cast(BinaryIO, spool), if_absent=True)
+    return ArchiveSource(path=name, sha256=digest.hexdigest(), store_key=key)
+
+
+@router.get("", dependencies=[Depends(require("read"))])
+def list_builds(
+    request: Request,
+    state: BuildState | None = None,
+    project: str | None = None,
+    environment: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[BuildView]:
+    """Builds, newest first, filtered by state, project or environment."""
+    records = _jobs(request).find(
+        state=state, project=project, environment=environment, limit=limit
+    )
+    return [view(request, r) for r in records]
+
+
+@router.get("/{build_id}", dependencies=[Depends(require("read"))])
+def get_build(request: Request, build_id: str) -> BuildView:
+    """State, stages with timings, the artifact and where it is served, or the error."""
+    return view(request, _jobs(request).get(build_id))
+
+
+@router.post("/{build_id}/cancel", status_code=202, dependencies=[Depends(require("build"))])
+def cancel_build(request: Request, build_id: str) -> BuildView:
+    """Cancel a queued build at once, or a running one at its next poll (its container dies)."""
+    return view(request, _jobs(request).cancel(build_id))
+
+
+@router.get(
+    "/{build_id}/log",
+    dependencies=[Depends(require("read"))],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def build_log(
+    request: Request,
+    build_id: str,
+    follow: Annotated[bool, Query(description="stream until the build ends")] = False,
+) -> StreamingResponse:
+    """The build's log; with `follow`, streamed while the build runs."""
+    jobs = _jobs(request)
+    jobs.get(build_id)  # 404 for an unknown build
+    return StreamingResponse(
+        _log_lines(jobs, request.app.state.store, build_id, follow),
+        media_type="text/plain; charset=utf-8",
+    )
+
+
+def _log_lines(jobs: JobBackend, store: WheelStore, build_id: str, follow: bool) -> Iterator[str]:
+    cursor, seen, last = "0", False, False
+    deadline = time.monotonic() + 48 * 3600
+    while True:
+        lines, cursor = jobs.read_log(build_id, cursor, block_ms=1000 if follow and not last else 0)
+        seen = seen or bool(lines)
+        yield from (line + "\n" for line in lines)
+        if last or not follow or time.monotonic() > deadline:
+            break
+        if not lines and jobs.get(build_id).terminal:
+            last = True  # one more read: lines written just before the end
+    if not seen:
+        key = f"logs/builds/{build_id}.log"
+        if store.exists(key):
+            yield store.get(key).decode("utf-8", "replace")

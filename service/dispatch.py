@@ -1,0 +1,103 @@
+"""Getting a queued build to a worker: Celery on Redis, or a thread in this process.
+
+The service enqueues by task name (`wheelwright.build`) and never imports the worker package,
+so the API image stays small. `celery_config` is the one place the queue settings live; the
+worker's Celery app uses it too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from celery import Celery
+from kombu.entity import Queue
+
+from service.config import Settings
+from service.errors import QueueUnavailableError
+from service.models import BuildRecord
+
+TASK_NAME = "wheelwright.build"
+QUEUES = ("cpu", "cuda")
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Settings for builds that run for hours (see DESIGN.md, "Service and queue")."""
+    return {
+        "broker_url": settings.broker_url,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
+        "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
+        "task_default_queue": "cpu",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "task_soft_time_limit": settings.soft_time_limit_s,
+        "task_time_limit": settings.hard_time_limit_s,
+        "task_ignore_result": True,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+    }
+
+
+class Dispatcher(Protocol):
+    def submit(self, record: BuildRecord) -> None: ...
+
+    def queue_length(self, queue: str) -> int | None:
+        """Builds waiting in `queue`, where the dispatcher can tell."""
+        ...
+
+
+class CeleryDispatcher:
+    def __init__(self, settings: Settings, queue_length: Callable[[str], int]) -> None:
+        self.app = Celery("wheelwright", set_as_current=False)
+        self.app.conf.update(celery_config(settings))
+        self._queue_length = queue_length
+
+    def submit(self, record: BuildRecord) -> None:
+        self.app.send_task(TASK_NAME, args=[record.id], queue=record.queue)
+
+    def queue_length(self, queue: str) -> int | None:
+        return self._queue_length(queue)
+
+
+class NoDispatcher:
+    """No broker and no in-process runner: the API can serve the index but not build."""
+
+    def submit(self, record: BuildRecord) -> None:
+        raise QueueUnavailableError(
+            "this service has no workers: set WHEELWRIGHT_BROKER_URL, or run `wheelwright serve`"
+        )
+
+    def queue_length(self, queue: str) -> int | None:
+        return None
+
+
+class InProcessDispatcher:
+    """One build at a time in a background thread: `wheelwright serve` with no broker."""
+
+    def __init__(self, run: Callable[[str], object]) -> None:
+        self._run = run
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
+        self._waiting: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def submit(self, record: BuildRecord) -> None:
+        with self._lock:
+            self._waiting[record.queue] += 1
+        self._pool.submit(self._call, record.id, record.queue)
+
+    def _call(self, build_id: str, queue: str) -> None:
+        with self._lock:
+            self._waiting[queue] -= 1
+        self._run(build_id)
+
+    def queue_length(self, queue: str) -> int | None:
+        with self._lock:
+            return self._waiting[queue]

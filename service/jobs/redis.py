@@ -1,0 +1,187 @@
+"""Job state in Redis, shared by every API replica and worker.
+
+ww:build:<id>     the BuildRecord as JSON (read-modify-write inside WATCH transactions)
+ww:key:<key>      the id of the live build of a request key (single-flight, SET NX)
+ww:builds         sorted set of ids by creation time (listing)
+ww:log:<id>       a Redis stream of log lines (follow mode reads it with XREAD BLOCK)
+ww:cancel:<id>    the cancel flag a running build polls
+ww:metrics        a hash of counters shared by all processes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import redis.exceptions
+
+from service.errors import BuildNotFoundError, QueueUnavailableError
+from service.jobs import transitions
+from service.models import BuildRecord, BuildState, StageTiming
+
+PREFIX = "ww:"
+LOG_MAXLEN = 200_000
+FLAG_TTL_S = 7 * 24 * 3600
+LIST_SCAN = 2000
+
+
+@contextmanager
+def _reachable() -> Iterator[None]:
+    try:
+        yield
+    except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+        raise QueueUnavailableError(f"Redis does not answer: {exc}") from None
+
+
+class RedisJobs:
+    def __init__(self, client: redis.Redis) -> None:
+        self.r = client
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisJobs:
+        return cls(redis.Redis.from_url(url, decode_responses=True, health_check_interval=30))
+
+    def _load(self, pipe: Any, build_id: str) -> BuildRecord:
+        raw = pipe.get(f"{PREFIX}build:{build_id}")
+        if raw is None:
+            raise BuildNotFoundError(f"no build {build_id!r}")
+        return BuildRecord.model_validate_json(raw)
+
+    def _change(self, build_id: str, change: Callable[[BuildRecord], BuildRecord]) -> BuildRecord:
+        """Apply `change` atomically; a terminal record frees its request key if it holds it."""
+        key = f"{PREFIX}build:{build_id}"
+        result: list[BuildRecord] = []
+
+        def apply(pipe: Any) -> None:
+            record = change(self._load(pipe, build_id))
+            flight = f"{PREFIX}key:{record.request_key}"
+            pipe.watch(flight)
+            holder = pipe.get(flight)
+            pipe.multi()
+            pipe.set(key, record.model_dump_json())
+            if record.terminal and holder == record.id:
+                pipe.delete(flight)
+            result[:] = [record]
+
+        with _reachable():
+            self.r.transaction(apply, key)
+        return result[0]
+
+    def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
+        key = f"{PREFIX}key:{record.request_key}"
+        with _reachable():
+            for _ in range(10):
+                if self.r.set(key, record.id, nx=True):
+                    with self.r.pipeline() as pipe:
+                        pipe.set(f"{PREFIX}build:{record.id}", record.model_dump_json())
+                        pipe.zadd(f"{PREFIX}builds", {record.id: record.created_at})
+                        pipe.execute()
+                    return record, True
+                live = self.r.get(key)
+                if live:
+                    try:
+                        existing: BuildRecord | None = self.get(str(live))
+                    except BuildNotFoundError:
+                        existing = None
+                    if existing is not None and not existing.terminal:
+                        return existing, False
+                    self._delete_if(key, str(live))  # stale: its build ended or vanished
+        raise QueueUnavailableError("could not claim the request key (too much contention)")
+
+    def _delete_if(self, key: str, value: str) -> None:
+        with self.r.pipeline() as pipe:
+            try:
+                pipe.watch(key)  # type: ignore[no-untyped-call]
+                if pipe.get(key) == value:
+                    pipe.multi()
+                    pipe.delete(key)
+                    pipe.execute()
+            except redis.exceptions.WatchError:
+                pass  # somebody else changed it: they own it now
+
+    def get(self, build_id: str) -> BuildRecord:
+        with _reachable():
+            return self._load(self.r, build_id)
+
+    def find(
+        self,
+        *,
+        state: BuildState | None = None,
+        project: str | None = None,
+        environment: str | None = None,
+        limit: int = 100,
+    ) -> list[BuildRecord]:
+        with _reachable():
+            ids = [str(i) for i in self.r.zrevrange(f"{PREFIX}builds", 0, LIST_SCAN - 1)]
+            raws = self.r.mget([f"{PREFIX}build:{i}" for i in ids]) if ids else []
+        records = (BuildRecord.model_validate_json(raw) for raw in raws if raw)
+        return [r for r in records if transitions.matches(r, state, project, environment)][:limit]
+
+    def start(self, build_id: str) -> BuildRecord:
+        return self._change(build_id, transitions.started)
+
+    def record_stage(self, build_id: str, timing: StageTiming) -> None:
+        self._change(build_id, lambda record: transitions.with_stage(record, timing))
+
+    def finish(
+        self,
+        build_id: str,
+        state: BuildState,
+        *,
+        artifact: dict[str, object] | None = None,
+        error: str | None = None,
+        error_stage: str | None = None,
+    ) -> BuildRecord:
+        return self._change(
+            build_id,
+            lambda record: transitions.finished(
+                record, state, artifact=artifact, error=error, error_stage=error_stage
+            ),
+        )
+
+    def append_log(self, build_id: str, line: str) -> None:
+        with _reachable():
+            self.r.xadd(f"{PREFIX}log:{build_id}", {"l": line}, maxlen=LOG_MAXLEN, approximate=True)
+
+    def read_log(
+        self, build_id: str, cursor: str = "0", block_ms: int = 0
+    ) -> tuple[list[str], str]:
+        with _reachable():
+            reply = self.r.xread(
+                {f"{PREFIX}log:{build_id}": cursor}, count=5000, block=block_ms or None
+            )
+        lines: list[str] = []
+        streams: list[Any] = list(reply or [])
+        for _stream, entries in streams:
+            for entry_id, fields in entries:
+                lines.append(str(fields.get("l", "")))
+                cursor = str(entry_id)
+        return lines, cursor
+
+    def cancel(self, build_id: str) -> BuildRecord:
+        with _reachable():
+            self.r.set(f"{PREFIX}cancel:{build_id}", "1", ex=FLAG_TTL_S)
+        return self._change(build_id, transitions.cancel_requested)
+
+    def cancelled(self, build_id: str) -> bool:
+        with _reachable():
+            return bool(self.r.exists(f"{PREFIX}cancel:{build_id}"))
+
+    def count(self, name: str, amount: float = 1.0) -> None:
+        with _reachable():
+            self.r.hincrbyfloat(f"{PREFIX}metrics", name, amount)
+
+    def counters(self) -> dict[str, float]:
+        with _reachable():
+            raw: dict[str, str] = self.r.hgetall(f"{PREFIX}metrics")  # type: ignore[assignment]
+        return {str(k): float(v) for k, v in raw.items()}
+
+    def ping(self) -> None:
+        with _reachable():
+            self.r.ping()
+
+    def queue_length(self, queue: str) -> int:
+        with _reachable():
+            return int(self.r.llen(queue))

@@ -1,0 +1,60 @@
+"""How a build record changes: pure functions both job backends apply under their own locks."""
+
+from __future__ import annotations
+
+import time
+
+from service.errors import JobStateError
+from service.models import BuildRecord, BuildState, StageTiming
+
+
+def started(record: BuildRecord) -> BuildRecord:
+    if record.terminal:
+        raise JobStateError(f"build {record.id} is already {record.state}")
+    return record.model_copy(
+        update={"state": "running", "attempts": record.attempts + 1, "started_at": time.time()}
+    )
+
+
+def with_stage(record: BuildRecord, timing: StageTiming) -> BuildRecord:
+    stages = [s for s in record.stages if s.name != timing.name] + [timing]
+    return record.model_copy(update={"stages": stages})
+
+
+def finished(
+    record: BuildRecord,
+    state: BuildState,
+    *,
+    artifact: dict[str, object] | None,
+    error: str | None,
+    error_stage: str | None,
+) -> BuildRecord:
+    if record.terminal:
+        return record  # a late duplicate delivery: the first outcome stands
+    return record.model_copy(
+        update={
+            "state": state,
+            "finished_at": time.time(),
+            "artifact": artifact,
+            "error": error,
+            "error_stage": error_stage,
+        }
+    )
+
+
+def cancel_requested(record: BuildRecord) -> BuildRecord:
+    if record.terminal:
+        raise JobStateError(f"build {record.id} is already {record.state}; nothing to cancel")
+    if record.state == "queued":
+        return finished(record, "cancelled", artifact=None, error="cancelled", error_stage=None)
+    return record
+
+
+def matches(
+    record: BuildRecord, state: str | None, project: str | None, environment: str | None
+) -> bool:
+    return (
+        (state is None or record.state == state)
+        and (project is None or record.project == project)
+        and (environment is None or record.environment == environment)
+    )

@@ -1,0 +1,75 @@
+"""Prometheus metrics from counters every process shares through the job backend.
+
+Workers and API replicas add to the same counters (`JobBackend.count`), so one scrape of any
+API replica sees the whole service: cache hits and misses, build durations by stage (a
+histogram), builds by outcome, and the depth of each queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.registry import Collector
+
+from service.jobs import JobBackend
+
+STAGE_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
+QUEUES = ("cpu", "cuda")
+
+
+def record_stage(jobs: JobBackend, stage: str, seconds: float) -> None:
+    """Add one stage duration to the shared histogram."""
+    jobs.count(f"stage_sum:{stage}", seconds)
+    jobs.count(f"stage_count:{stage}")
+    for bound in STAGE_BUCKETS:
+        if seconds <= bound:
+            jobs.count(f"stage_bucket:{stage}:{bound}")
+
+
+class SharedCollector(Collector):
+    def __init__(self, jobs: JobBackend, queue_length: Callable[[str], int | None] | None) -> None:
+        self.jobs = jobs
+        self.queue_length = queue_length
+
+    def collect(self) -> Iterable[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
+        counters = self.jobs.counters()
+        cache = CounterMetricFamily(
+            "wheelwright_cache_requests", "Build requests by cache result", labels=["result"]
+        )
+        for result in ("hit", "miss"):
+            cache.add_metric([result], counters.get(f"cache_{result}", 0.0))
+        yield cache
+        outcomes = CounterMetricFamily(
+            "wheelwright_builds_finished", "Builds by final state", labels=["state"]
+        )
+        for state in ("succeeded", "failed", "cancelled"):
+            outcomes.add_metric([state], counters.get(f"builds_{state}", 0.0))
+        yield outcomes
+        stages = HistogramMetricFamily(
+            "wheelwright_stage_duration_seconds", "Build stage durations", labels=["stage"]
+        )
+        for stage in sorted({k.split(":")[1] for k in counters if k.startswith("stage_count:")}):
+            buckets = [
+                (str(bound), counters.get(f"stage_bucket:{stage}:{bound}", 0.0))
+                for bound in STAGE_BUCKETS
+            ]
+            count = counters[f"stage_count:{stage}"]
+            stages.add_metric(
+                [stage], [*buckets, ("+Inf", count)], counters.get(f"stage_sum:{stage}", 0.0)
+            )
+        yield stages
+        if self.queue_length is not None:
+            depth = GaugeMetricFamily("wheelwright_queue_depth", "Queued builds", labels=["queue"])
+            for queue in QUEUES:
+                length = self.queue_length(queue)
+                if length is not None:
+                    depth.add_metric([queue], length)
+            yield depth
+
+
+def render(jobs: JobBackend, queue_length: Callable[[str], int | None] | None) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SharedCollector(jobs, queue_length))
+    return generate_latest(registry)
