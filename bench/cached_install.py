@@ -33,7 +33,7 @@ import docker
 
 from bench.index_latency import free_port, server
 from service.config import load_settings
-from service.index_config import PYPI, index_url
+from service.index_config import index_url
 from service.store import LocalStore
 from tests.e2e.test_index_clients import _clean_env
 from tests.integration.enginekit import make_sdist, request_for, torch_find_links
@@ -45,14 +45,15 @@ GOAL = 500
 CHECK = "import torch, torchfix; print(torchfix.scaled_add(torch.ones(3), torch.arange(3.0), 2.0))"
 
 
-def run(args: list[str], env: dict[str, str]) -> float:
-    """Seconds `args` took; its output only if it failed."""
+def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
+    """Seconds `args` took, and its output."""
     started = time.perf_counter()
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
+    output = f"$ {' '.join(args)}\n{done.stdout}{done.stderr}"
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return seconds
+        raise SystemExit(f"failed:\n{output}")
+    return seconds, output
 
 
 def installs(
@@ -68,11 +69,11 @@ def installs(
         env = _clean_env(home)
         run([uv, "venv", "-q", str(venv)], env)
         python = venv / "bin" / "python"
-        seconds = run([uv, "pip", "install", "-q", "--python", str(python), *install_args], env)
+        seconds, output = run([uv, "pip", "install", "--python", str(python), *install_args], env)
         if number >= 0:
             times.append(seconds)
         if not list((venv / "lib").glob("python3*/site-packages/torchfix-0.3.0.dist-info")):
-            raise SystemExit("torchfix was not installed")
+            raise SystemExit(f"torchfix was not installed:\n{output}")
         if check and number == 0:
             out = subprocess.run(
                 [str(python), "-c", CHECK], env=env, capture_output=True, text=True, check=True
@@ -126,8 +127,9 @@ def main() -> None:
         env = {**os.environ, "WHEELWRIGHT_HOME": str(settings.home)}
         command = [str(Path(sys.executable).with_name("wheelwright")), "serve"]
         no_deps = ["--no-build", "--no-deps", "--index-url", url, "torchfix"]
-        with_deps = ["--no-build", "--index-url", url, "--extra-index-url", PYPI]
-        with_deps += ["--find-links", find_links, "torchfix"]
+        # `--index` (searched before PyPI), never `--extra-index-url`: PyPI has a `torchfix` too.
+        with_deps = ["--no-build", "--index", f"wheelwright={url}", "--find-links", find_links]
+        with_deps.append("torchfix")
         with server([*command, "--port", str(port)], f"{base}/healthz", env):
             print(f"serving {url}", flush=True)
             warm = installs(work / "warm", args.rounds, False, no_deps, check=False)

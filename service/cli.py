@@ -100,7 +100,9 @@ def build(
     extra_index_url: Annotated[list[str] | None, typer.Option()] = None,
     find_links: Annotated[list[str] | None, typer.Option()] = None,
     verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
-    timeout: Annotated[int, typer.Option(help="deadline of the whole build, seconds")] = 3600,
+    timeout: Annotated[
+        int | None, typer.Option(help="deadline of the whole build, seconds")
+    ] = None,
     executor: Annotated[str | None, typer.Option(help="docker or host")] = None,
     output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
@@ -283,7 +285,7 @@ def submit(
     config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
     verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
-    timeout: Annotated[int, typer.Option(help="deadline of the build, seconds")] = 3600,
+    timeout: Annotated[int | None, typer.Option(help="deadline of the build, seconds")] = None,
     wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
 ) -> None:
     """Send a build to a Wheelwright service (what a CI job runs)."""

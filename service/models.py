@@ -189,7 +189,9 @@ class BuildRequest(_Frozen):
     build_env: dict[str, str] = Field(default_factory=dict)
     index: IndexSettings = IndexSettings()
     verify_imports: tuple[str, ...] | None = None
-    timeout_s: int = Field(default=3600, ge=10, le=48 * 3600)
+    timeout_s: int | None = Field(
+        default=None, ge=10, le=48 * 3600, description="build deadline; default: the service's"
+    )
 
     @field_validator("runtime", "build_requires")
     @classmethod

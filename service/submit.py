@@ -46,8 +46,9 @@ def project_name(request: BuildRequest) -> str:
         case ArchiveSource():
             try:
                 return str(parse_sdist_filename(PurePosixPath(source.path).name)[0])
-            except InvalidSdistFilename:
-                return PurePosixPath(source.path).name.split("-")[0].lower()
+            except InvalidSdistFilename:  # a source archive, not an sdist: its name will do
+                name = PurePosixPath(source.path).name.lower()
+                return name.removesuffix(".zip").removesuffix(".tgz").split(".tar")[0]
         case GitSource():
             return PurePosixPath(source.url.rstrip("/")).name.removesuffix(".git").lower()
     return ""
@@ -64,7 +65,7 @@ def _check(request: BuildRequest, settings: Settings) -> None:
         source.store_key and source.store_key.startswith("uploads/") and source.sha256
     ):
         raise InvalidRequestError("an archive source must be uploaded with the request")
-    if request.timeout_s > settings.build_timeout_s:
+    if request.timeout_s is not None and request.timeout_s > settings.build_timeout_s:
         raise InvalidRequestError(
             f"timeout_s {request.timeout_s} is above this service's limit of"
             f" {settings.build_timeout_s} seconds"

@@ -115,7 +115,7 @@ def run_build(
     """Build `request` and hand the result to `on_wheel` before the workspace goes away."""
     build_id = build_id or new_build_id()
     hooks = hooks or Hooks()
-    deadline = time.monotonic() + request.timeout_s
+    deadline = time.monotonic() + (request.timeout_s or settings.build_timeout_s)
     workspace = settings.work_dir / build_id
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,6 +36,7 @@ from worker.images import (
 ServiceImage = Literal["api", "worker"]
 
 CA_IN_CONTEXT = "docker/service/ca.pem"
+STAGE_LABEL = "org.wheelwright.image-stage=service-build"  # set by the Dockerfiles' build stage
 _BUILD_TIMEOUT_S = 1800  # one HTTP read may wait this long for a quiet build step
 _LOG_TAIL = 25
 
@@ -126,4 +127,21 @@ def build_service_image(
     if previous not in (None, image_id):
         with contextlib.suppress(docker.errors.DockerException):  # in use: it stays
             client.images.remove(previous)
+    _drop_old_build_stages(client)
     return image_id
+
+
+def _drop_old_build_stages(client: docker.DockerClient) -> None:
+    """Remove the untagged build-stage images of earlier builds; keep the newest, the cache.
+
+    The engine keeps each multi-stage build's first stage (the venv, about 300 MB) as an
+    untagged image; every change to the sources would leave one more behind.
+    """
+    try:
+        stages = client.images.list(filters={"dangling": True, "label": STAGE_LABEL})
+    except docker.errors.DockerException:
+        return
+    stages.sort(key=lambda image: str(image.attrs.get("Created", "")), reverse=True)
+    for image in stages[1:]:
+        with contextlib.suppress(docker.errors.DockerException):  # in use: it stays
+            client.images.remove(str(image.id))

@@ -71,13 +71,14 @@ class RedisJobs:
 
     def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
         key = f"{PREFIX}key:{record.request_key}"
+        own = f"{PREFIX}build:{record.id}"
         with _reachable():
+            # The record exists before the key points at it: a key whose record is missing
+            # is stale, never a build being created.
+            self.r.set(own, record.model_dump_json())
             for _ in range(10):
                 if self.r.set(key, record.id, nx=True):
-                    with self.r.pipeline() as pipe:
-                        pipe.set(f"{PREFIX}build:{record.id}", record.model_dump_json())
-                        pipe.zadd(f"{PREFIX}builds", {record.id: record.created_at})
-                        pipe.execute()
+                    self.r.zadd(f"{PREFIX}builds", {record.id: record.created_at})
                     return record, True
                 live = self.r.get(key)
                 if live:
@@ -86,8 +87,10 @@ class RedisJobs:
                     except BuildNotFoundError:
                         existing = None
                     if existing is not None and not existing.terminal:
+                        self.r.delete(own)
                         return existing, False
                     self._delete_if(key, str(live))  # stale: its build ended or vanished
+            self.r.delete(own)
         raise QueueUnavailableError("could not claim the request key (too much contention)")
 
     def _delete_if(self, key: str, value: str) -> None:

@@ -31,8 +31,10 @@ def finished(
 ) -> BuildRecord:
     if record.terminal:
         return record  # a late duplicate delivery: the first outcome stands
+    project = str((artifact or {}).get("project") or record.project)
     return record.model_copy(
         update={
+            "project": project,
             "state": state,
             "finished_at": time.time(),
             "artifact": artifact,

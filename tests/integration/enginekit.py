@@ -101,8 +101,17 @@ class Builder:
         return run_build(request, self.settings, self.executor, on_wheel, hooks=hooks)
 
 
-def managed_containers(client: docker.DockerClient) -> list[str]:
-    return [c.name for c in client.containers.list(all=True, filters={"label": MANAGED})]
+def managed_containers(client: docker.DockerClient, home: Path | None = None) -> list[str]:
+    """Build containers (of builds whose workspace lies under `home`, when given)."""
+    found = client.containers.list(all=True, filters={"label": MANAGED})
+    if home is not None:
+        prefix = str(home)
+        found = [
+            c
+            for c in found
+            if any(m.get("Source", "").startswith(prefix) for m in c.attrs["Mounts"])
+        ]
+    return [c.name for c in found]
 
 
 def run_in_image(client: docker.DockerClient, image: str, script: str, wheels: list[Path]) -> str:

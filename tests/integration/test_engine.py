@@ -44,7 +44,9 @@ def builder(
     settings: Settings, cpu_image: str, docker_client: docker.DockerClient
 ) -> Iterator[Builder]:
     yield Builder(settings, DockerExecutor(settings))
-    assert managed_containers(docker_client) == [], "a build container was left behind"
+    assert managed_containers(docker_client, settings.home) == [], (
+        "a build container was left behind"
+    )
     assert leftover_workspaces(settings) == [], "a workspace was left behind"
 
 

@@ -31,7 +31,7 @@ def builder(settings: Settings, docker_client: docker.DockerClient) -> Iterator[
     executor = make_executor(settings)
     assert executor.name == settings.executor
     yield Builder(settings, executor)
-    assert managed_containers(docker_client) == []
+    assert managed_containers(docker_client, settings.home) == []
     assert leftover_workspaces(settings) == []
     assert list(settings.work_dir.glob("*/io/*.pgid")) == []
 

@@ -4,9 +4,9 @@ The API container runs the way the Helm chart runs it: uid 10001, a read-only ro
 with a tmpfs /tmp, every capability dropped, a local store. The worker container reaches the
 Docker engine through its socket as uid 10001 (the chart's `docker.engine: host` mode).
 
-Not covered here (it needs Redis and the Celery app, which land with `wheelwright worker`): a
-worker container joining its queue and running a build. That test belongs beside the Celery
-tests, started from these images with `WHEELWRIGHT_BROKER_URL` pointing at the fixture Redis.
+The worker container also joins its Celery queue on the fixture Redis and leaves it cleanly on
+SIGTERM (what a Kubernetes rollout sends). Running a build from the container is the service
+tests' part: there the worker runs in the test process.
 """
 
 from __future__ import annotations
@@ -26,9 +26,11 @@ from typing import Any
 import docker
 import docker.errors
 import pytest
+from celery import Celery
 from docker.models.containers import Container
 
 from worker.service_images import (
+    STAGE_LABEL,
     build_service_image,
     context_files,
     service_image_tag,
@@ -184,13 +186,7 @@ def test_worker_image_reaches_the_engine_as_non_root(
     assert config["Entrypoint"] == ["wheelwright"]
     assert config["Cmd"] == ["worker", "--queues", "cpu"]
 
-    socket_path = Path("/var/run/docker.sock")
-    host = os.environ.get("DOCKER_HOST", "")
-    assert not host or host.startswith("unix://"), (
-        f"this test mounts the socket; DOCKER_HOST={host}"
-    )
-    if host:
-        socket_path = Path(host.removeprefix("unix://"))
+    socket_path = _socket()
     script = r"""
 set -eu
 echo "uid=$(id -u)"
@@ -228,3 +224,67 @@ PY
     assert got["engine"] == docker_client.version()["Version"]
     assert got["dockerfiles"] == "['base', 'build-cpu', 'build-cuda']"
     assert got["cpu_dockerfile"] == "True"
+
+
+def _socket() -> Path:
+    host = os.environ.get("DOCKER_HOST", "")
+    assert not host or host.startswith("unix://"), (
+        f"these tests mount the socket; DOCKER_HOST={host}"
+    )
+    return Path(host.removeprefix("unix://")) if host else Path("/var/run/docker.sock")
+
+
+@pytest.mark.docker
+@pytest.mark.redis
+def test_worker_container_joins_its_queue_and_stops_on_sigterm(
+    docker_client: docker.DockerClient,
+    worker_image: str,
+    redis_url: str,
+    started: list[Container],
+) -> None:
+    socket_path = _socket()
+    container = docker_client.containers.run(
+        worker_image,
+        ["worker", "--queues", "cpu"],
+        detach=True,
+        network_mode="host",
+        read_only=True,
+        tmpfs={"/tmp": "rw,nosuid,nodev,size=64m"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        group_add=[str(socket_path.stat().st_gid)],
+        volumes={str(socket_path): {"bind": "/var/run/docker.sock", "mode": "rw"}},
+        environment={
+            "WHEELWRIGHT_BROKER_URL": redis_url,
+            "WHEELWRIGHT_STORE__BACKEND": "local",
+            "WHEELWRIGHT_HOME": "/tmp/wheelwright",
+            "DOCKER_HOST": "unix:///var/run/docker.sock",
+        },
+        labels={"org.wheelwright.test": "service-images"},
+    )
+    started.append(container)
+    client = Celery("probe", broker=redis_url)
+    try:
+        deadline = time.monotonic() + 60
+        queues: dict[str, Any] | None = None
+        while time.monotonic() < deadline and not queues:
+            container.reload()
+            if container.status in ("exited", "dead"):
+                pytest.fail(f"the worker container stopped:\n{_logs(container)}", pytrace=False)
+            queues = client.control.inspect(timeout=1.0).active_queues()
+        assert queues, f"no worker answered on {redis_url}:\n{_logs(container)}"
+        ((name, consumed),) = queues.items()
+        assert [queue["name"] for queue in consumed] == ["cpu"], name
+    finally:
+        client.close()
+    container.stop(timeout=30)  # SIGTERM: Celery's warm shutdown
+    assert container.wait(timeout=10)["StatusCode"] == 0, _logs(container)
+
+
+@pytest.mark.docker
+def test_builds_keep_only_the_newest_build_stage(
+    docker_client: docker.DockerClient, api_image: str, worker_image: str
+) -> None:
+    assert api_image != worker_image
+    stages = docker_client.images.list(filters={"dangling": True, "label": STAGE_LABEL})
+    assert len(stages) <= 1, [image.id for image in stages]

@@ -264,7 +264,7 @@ def test_default_values_render_valid_manifests(chart: helm.Chart) -> None:
     worker = find(docs, "Deployment", "ww-wheelwright-worker-cpu")
     main = container(worker, "worker")
     assert main["image"] == "wheelwright/worker:0.1.0"
-    assert main["args"] == ["worker", "--queues", "cpu"]
+    assert main["args"] == ["worker", "--queues", "cpu", "--concurrency", "1"]
     worker_env = env(main)
     assert worker_env["DOCKER_HOST"] == "tcp://localhost:2375"
     assert worker_env["WHEELWRIGHT_EXECUTOR"] == "docker"
@@ -359,7 +359,7 @@ def test_gpu_limits_only_on_the_cuda_worker(chart: helm.Chart) -> None:
     ]
     assert "runtimeClassName" not in pod(cuda)
     assert env(container(cuda, "worker"))["WHEELWRIGHT_DOCKER__GPUS"] == "auto"
-    assert container(cuda, "worker")["args"] == ["worker", "--queues", "cuda"]
+    assert container(cuda, "worker")["args"] == ["worker", "--queues", "cuda", "--concurrency", "1"]
     cpu = find(docs, "Deployment", "ww-wheelwright-worker-cpu")
     assert "nodeSelector" not in pod(cpu)
     assert env(container(cpu, "worker"))["WHEELWRIGHT_DOCKER__GPUS"] == "none"
@@ -391,7 +391,7 @@ def test_keda_scales_each_worker_on_its_queue_lists(chart: helm.Chart) -> None:
     several = _merge(
         FULL,
         {
-            "workers": {"cpu": {"queues": ["cpu", "cpu-low"]}},
+            "workers": {"cpu": {"queues": ["cpu", "cuda"], "concurrency": 2}},
             "redis": {"inChart": {"enabled": False}, "url": "rediss://:pw@redis.example.com/3"},
             "keda": {"authenticationRef": "redis-auth"},
         },
@@ -399,9 +399,15 @@ def test_keda_scales_each_worker_on_its_queue_lists(chart: helm.Chart) -> None:
     docs = render(chart, several)
     validate(docs)
     worker = find(docs, "Deployment", "ww-wheelwright-worker-cpu")
-    assert container(worker, "worker")["args"] == ["worker", "--queues", "cpu,cpu-low"]
+    assert container(worker, "worker")["args"] == [
+        "worker",
+        "--queues",
+        "cpu,cuda",
+        "--concurrency",
+        "2",
+    ]
     triggers = find(docs, "ScaledObject", "ww-wheelwright-worker-cpu")["spec"]["triggers"]
-    assert [t["metadata"]["listName"] for t in triggers] == ["cpu", "cpu-low"]
+    assert [t["metadata"]["listName"] for t in triggers] == ["cpu", "cuda"]
     for trigger in triggers:
         assert trigger["metadata"]["address"] == "redis.example.com:6379"
         assert trigger["metadata"]["databaseIndex"] == "3"
@@ -564,6 +570,19 @@ def test_notes_show_how_to_point_uv_at_the_index(chart: helm.Chart) -> None:
     assert "in-chart Redis keeps no data" in text
 
 
+def test_an_added_worker_needs_only_the_required_fields(chart: helm.Chart) -> None:
+    gpu = {"count": 0, "resource": "nvidia.com/gpu"}
+    extra = {"enabled": True, "queues": ["cuda"], "gpus": "none", "gpu": gpu}
+    docs = render(chart, {"keda": {"enabled": True}, "workers": {"cuda-small": extra}})
+    validate(docs)
+    worker = find(docs, "Deployment", "ww-wheelwright-worker-cuda-small")
+    assert container(worker, "worker")["args"][:3] == ["worker", "--queues", "cuda"]
+    scaled = find(docs, "ScaledObject", "ww-wheelwright-worker-cuda-small")
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (0, 1)
+    docs = render(chart, {"workers": {"cuda-small": extra}})
+    assert find(docs, "Deployment", "ww-wheelwright-worker-cuda-small")["spec"]["replicas"] == 1
+
+
 def test_values_the_templates_cannot_guess_fail_the_render(chart: helm.Chart) -> None:
     # The broker URL in a Secret: KEDA cannot read it, so its address must be given.
     no_address = {"redis": {"existingSecret": "ww-redis"}, "keda": {"enabled": True}}
@@ -593,7 +612,9 @@ BAD_VALUES: list[tuple[str, dict[str, Any], str]] = [
     ("gpu count", {"workers": {"cuda": {"gpu": {"count": 99}}}}, "/workers/cuda/gpu/count"),
     ("api port", {"api": {"port": 80}}, "/api/port"),
     ("no image repo", {"image": {"api": {"repository": ""}}}, "/image/api/repository"),
-    ("queue with comma", {"workers": {"cpu": {"queues": ["cpu,cuda"]}}}, "/workers/cpu/queues"),
+    ("unknown queue", {"workers": {"cpu": {"queues": ["gpu"]}}}, "/workers/cpu/queues/0"),
+    ("queue twice", {"workers": {"cpu": {"queues": ["cpu", "cpu"]}}}, "/workers/cpu/queues"),
+    ("concurrency", {"workers": {"cpu": {"concurrency": 0}}}, "/workers/cpu/concurrency"),
     ("no queue", {"workers": {"cpu": {"queues": []}}}, "/workers/cpu/queues"),
     ("worker name", {"workers": {"GPU_Big": {"enabled": True}}}, "/workers"),
     ("typo", {"keda": {"enable": True}}, "/keda"),

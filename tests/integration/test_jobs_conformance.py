@@ -1,0 +1,123 @@
+"""One conformance test for every JobBackend: Redis (a real server) and memory."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from service.errors import BuildNotFoundError, JobStateError
+from service.jobs import JobBackend, MemoryJobs, RedisJobs
+from service.keys import new_build_id
+from service.models import BuildRecord, StageTiming, parse_request
+
+pytestmark = pytest.mark.redis
+REQUEST = parse_request({"source": {"kind": "requirement", "requirement": "six==1.16.0"}})
+
+
+@pytest.fixture(params=["redis", "memory"])
+def jobs(request: pytest.FixtureRequest) -> JobBackend:
+    if request.param == "memory":
+        return MemoryJobs()
+    return RedisJobs.from_url(request.getfixturevalue("redis_url"))
+
+
+def _record(key: str = "k1", **fields: object) -> BuildRecord:
+    return BuildRecord(
+        id=new_build_id(),
+        request=REQUEST,
+        request_key=key,
+        environment="cpu-py311-x",
+        queue="cpu",
+        project="six",
+        created_at=time.time(),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def test_create_get_and_find(jobs: JobBackend) -> None:
+    first, created = jobs.create(_record("a"))
+    assert created
+    assert jobs.get(first.id) == first
+    second, _ = jobs.create(_record("b"))
+    assert [r.id for r in jobs.find()] == [second.id, first.id]
+    assert [r.id for r in jobs.find(state="queued", project="six", limit=1)] == [second.id]
+    assert jobs.find(environment="other") == []
+    with pytest.raises(BuildNotFoundError, match="no build 'nope'"):
+        jobs.get("nope")
+
+
+def test_single_flight_under_concurrency(jobs: JobBackend) -> None:
+    barrier = threading.Barrier(50)
+
+    def attempt(_: int) -> tuple[str, bool]:
+        barrier.wait()
+        record, created = jobs.create(_record("same-key"))
+        return record.id, created
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        results = list(pool.map(attempt, range(50)))
+    assert len({build_id for build_id, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+
+
+def test_key_is_free_again_once_the_build_ends(jobs: JobBackend) -> None:
+    first, _ = jobs.create(_record("k"))
+    jobs.start(first.id)
+    done = jobs.finish(first.id, "failed", error="boom", error_stage="build")
+    assert (done.state, done.error_stage) == ("failed", "build")
+    second, created = jobs.create(_record("k"))
+    assert created and second.id != first.id
+    late = jobs.finish(first.id, "succeeded")  # a late duplicate delivery changes nothing
+    assert late.state == "failed"
+    again, created = jobs.create(_record("k"))
+    assert not created and again.id == second.id
+
+
+def test_attempts_and_stages(jobs: JobBackend) -> None:
+    record, _ = jobs.create(_record())
+    assert jobs.start(record.id).attempts == 1
+    assert jobs.start(record.id).attempts == 2
+    jobs.record_stage(record.id, StageTiming(name="runtime", network=True))
+    jobs.record_stage(record.id, StageTiming(name="runtime", seconds=1.5, network=True, ok=True))
+    stages = jobs.get(record.id).stages
+    assert [(s.name, s.seconds, s.ok) for s in stages] == [("runtime", 1.5, True)]
+
+
+def test_cancel(jobs: JobBackend) -> None:
+    queued, _ = jobs.create(_record("q"))
+    assert jobs.cancel(queued.id).state == "cancelled"
+    assert jobs.cancelled(queued.id)
+    with pytest.raises(JobStateError, match="already cancelled"):
+        jobs.cancel(queued.id)
+    running, _ = jobs.create(_record("r"))
+    jobs.start(running.id)
+    assert jobs.cancel(running.id).state == "running"  # the build sees the flag and stops
+    assert jobs.cancelled(running.id)
+    assert not jobs.cancelled(_record().id)
+
+
+def test_logs_follow_with_a_cursor(jobs: JobBackend) -> None:
+    record, _ = jobs.create(_record())
+    jobs.append_log(record.id, "one")
+    jobs.append_log(record.id, "two")
+    lines, cursor = jobs.read_log(record.id)
+    assert lines == ["one", "two"]
+    assert jobs.read_log(record.id, cursor) == ([], cursor)
+    threading.Timer(0.2, jobs.append_log, args=(record.id, "three")).start()
+    started = time.monotonic()
+    lines, _ = jobs.read_log(record.id, cursor, block_ms=3000)
+    assert lines == ["three"]
+    assert time.monotonic() - started < 2.5
+
+
+def test_counters_add_up(jobs: JobBackend) -> None:
+    jobs.count("cache_hit")
+    jobs.count("cache_hit")
+    jobs.count("stage_sum:build", 2.5)
+    counters = jobs.counters()
+    assert counters["cache_hit"] == 2.0
+    assert counters["stage_sum:build"] == 2.5
+    jobs.ping()
