@@ -9,8 +9,12 @@
 2. Cache hit: the same request through `build_and_publish` again, answered from the store.
 3. The store served by `wheelwright serve` on loopback, then `uv pip install --no-deps torchfix`
    from it into a fresh venv: with a warm uv cache, and with a cold one (a new cache each round).
-   With dependencies too, for context: torch from the find-links folder, its own dependencies
-   from PyPI. Each install is timed alone (the venv is made before the clock starts).
+   Each install is timed alone (the venv is made before the clock starts). For context: the cold
+   one again with the venv's interpreter already probed by uv (each install into a new venv
+   otherwise pays a Python start-up, whatever the index), the same install where it is already
+   satisfied (uv's floor), and full installs: torch from the find-links folder, its own
+   dependencies from PyPI, ours through `--index` (PyPI has an unrelated `torchfix` project, and
+   uv searches `--extra-index-url` before `--index-url`).
 
 Prints medians, a table, and the ratios (goal: a cached install at least 500x faster than the cold
 build). Builds of other users on the same Docker engine slow the cold build down: the load average
@@ -57,9 +61,19 @@ def run(args: list[str], env: dict[str, str]) -> tuple[float, str]:
 
 
 def installs(
-    work: Path, rounds: int, cold_cache: bool, install_args: list[str], check: bool
+    work: Path,
+    rounds: int,
+    cold_cache: bool,
+    install_args: list[str],
+    *,
+    check: bool = False,
+    probe: bool = False,
 ) -> list[float]:
-    """Time `uv pip install` into a fresh venv per round; warm: one untimed install first."""
+    """Time `uv pip install` into a fresh venv per round; warm: one untimed install first.
+
+    `probe`: let uv learn the new venv's interpreter first (untimed `uv pip list`), which
+    otherwise costs each install into a fresh venv a Python start-up, whatever the index.
+    """
     uv = str(Path(sys.executable).with_name("uv"))
     times: list[float] = []
     first = 0 if cold_cache else -1  # round -1 warms the shared cache, untimed
@@ -69,6 +83,8 @@ def installs(
         env = _clean_env(home)
         run([uv, "venv", "-q", str(venv)], env)
         python = venv / "bin" / "python"
+        if probe:
+            run([uv, "pip", "list", "--python", str(python)], env)
         seconds, output = run([uv, "pip", "install", "--python", str(python), *install_args], env)
         if number >= 0:
             times.append(seconds)
@@ -140,11 +156,12 @@ def main() -> None:
         with_deps.append("torchfix")
         with server([*command, "--port", str(port)], f"{base}/healthz", env):
             print(f"serving {url}", flush=True)
-            warm = installs(work / "warm", args.rounds, False, no_deps, check=False)
+            warm = installs(work / "warm", args.rounds, False, no_deps)
             floor = satisfied(work / "warm", args.rounds, no_deps)
-            cold = installs(work / "cold", args.rounds, True, no_deps, check=False)
+            cold = installs(work / "cold", args.rounds, True, no_deps)
+            probed = installs(work / "probed", args.rounds, True, no_deps, probe=True)
             warm_deps = installs(work / "warm-deps", args.deps_rounds, False, with_deps, check=True)
-            cold_deps = installs(work / "cold-deps", args.deps_rounds, True, with_deps, check=False)
+            cold_deps = installs(work / "cold-deps", args.deps_rounds, True, with_deps)
     load_after = os.getloadavg()[0]
 
     rows = [
@@ -152,9 +169,10 @@ def main() -> None:
         ("build_and_publish, cache hit", hits),
         ("uv pip install --no-deps, warm uv cache", warm),
         ("uv pip install --no-deps, cold uv cache", cold),
+        ("(the same, the venv's interpreter already probed by uv)", probed),
         ("uv pip install with torch + deps, warm uv cache", warm_deps),
         ("uv pip install with torch + deps, cold uv cache", cold_deps),
-        ("(uv's floor: the same install, already satisfied)", floor),
+        ("(uv's floor: the --no-deps install, already satisfied)", floor),
     ]
     print(
         f"\nload average (1 min): {load_before:.2f} before, {load_after:.2f} after; "

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from service.config import Settings, load_settings
+from service.environments import apply_environment
 from service.errors import BuildFailedError, ConfigError, WheelwrightError
 from service.keys import new_build_id
 from service.logging import configure_logging
@@ -90,6 +91,9 @@ def build(
     cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
     python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
     image: Annotated[str | None, typer.Option(help="use this image instead of the default")] = None,
+    environment: Annotated[
+        str | None, typer.Option(help="a named environment of the config file")
+    ] = None,
     runtime: Annotated[
         list[str] | None, typer.Option("--runtime", "-r", help="runtime pin")
     ] = None,
@@ -125,18 +129,29 @@ def build(
             index["index_url"] = index_url
         index["extra_index_urls"] = [*index["extra_index_urls"], *(extra_index_url or [])]
         index["find_links"] = [*index["find_links"], *(find_links or [])]
-        request = parse_request(
-            {
-                "source": parse_spec(spec).model_dump(),
-                "target": {"kind": target, "cuda": cuda, "python": python, "image": image},
-                "runtime": runtime or [],
-                "build_requires": build_requires or [],
-                "config_settings": _pairs(config_setting, "--config-setting"),
-                "build_env": _pairs(env, "--env"),
-                "index": index,
-                "verify_imports": verify_import or None,
-                "timeout_s": timeout,
-            }
+        given = {
+            "target": {"kind": target, "cuda": cuda, "python": python, "image": image},
+            "runtime": runtime,
+            "build_requires": build_requires,
+            "config_settings": _pairs(config_setting, "--config-setting"),
+            "build_env": _pairs(env, "--env"),
+            "index": index if (index_url or extra_index_url or find_links) else None,
+        }
+        if environment is None:  # an ad-hoc environment: the defaults count as given
+            given["index"] = index
+        elif given["target"] == {"kind": "cpu", "cuda": None, "python": "3.11", "image": None}:
+            del given["target"]
+        request = apply_environment(
+            parse_request(
+                {
+                    "source": parse_spec(spec).model_dump(),
+                    "environment": environment,
+                    "verify_imports": verify_import or None,
+                    "timeout_s": timeout,
+                    **{name: value for name, value in given.items() if value},
+                }
+            ),
+            settings,
         )
         progress = _Progress(verbose)
         hooks = Hooks(on_stage=progress.on_stage, on_line=progress.on_line)

@@ -20,7 +20,7 @@ from pydantic_settings import (
 )
 
 from service.errors import ConfigError
-from service.models import IndexSettings
+from service.models import EnvironmentSpec, IndexSettings
 
 
 def _default_home() -> Path:
@@ -100,6 +100,29 @@ class QueueSettings(BaseModel):
     time_limit_margin_s: int = Field(default=300, ge=1, description="hard limit past soft")
 
 
+class WebhookSettings(BaseModel):
+    """Shared secrets of the forges' webhooks; a forge without one is refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    github_secret: SecretStr | None = None
+    gitlab_token: SecretStr | None = None
+    replay_window_s: int = Field(default=7 * 24 * 3600, ge=60, description="delivery ids kept")
+
+
+class ProjectConfig(BaseModel):
+    """A repository whose pushes and tags build wheels for some environments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    repository: str = Field(description="as the forge names it: 'org/name' or 'group/sub/name'")
+    url: str | None = Field(default=None, description="clone URL; default: the webhook's")
+    subdirectory: str | None = None
+    branches: tuple[str, ...] = Field(default=("main",), description="glob patterns")
+    tags: tuple[str, ...] = Field(default=("*",), description="glob patterns")
+    environments: tuple[str, ...] = Field(min_length=1)
+
+
 class Settings(BaseSettings):
     """All settings. Nested values use `__`: `WHEELWRIGHT_DOCKER__GPUS=none`."""
 
@@ -117,7 +140,12 @@ class Settings(BaseSettings):
     )
     build_timeout_s: int = Field(default=3600, ge=10, description="default build deadline")
     queue: QueueSettings = QueueSettings()
+    environments: dict[str, EnvironmentSpec] = Field(
+        default_factory=dict, description="named build environments ([environments.NAME])"
+    )
     auth: AuthSettings = AuthSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    projects: tuple[ProjectConfig, ...] = ()
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False

@@ -138,6 +138,13 @@ class UnknownEnvironmentError(WheelwrightError):
     exit_code = 22
 
 
+class UnknownProjectError(WheelwrightError):
+    """A webhook from a repository no project is configured for."""
+
+    http_status = 404
+    exit_code = 28
+
+
 class BuildNotFoundError(WheelwrightError):
     """No build with that id."""
 

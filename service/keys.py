@@ -67,7 +67,10 @@ def environment_inputs(request: BuildRequest, image: str) -> dict[str, Any]:
 
 
 def environment_name(request: BuildRequest, image: str) -> str:
-    """A readable, deterministic environment name: `cpu-py3.11-torch2.13.0-1a2b3c4d`."""
+    """The declared environment's name, or a readable deterministic one derived from the
+    request: `cpu-py311-torch2.13.0-1a2b3c4d`."""
+    if request.environment:
+        return request.environment
     pins = "-".join(_pin_label(pin) for pin in sorted(request.runtime))
     head = _target_label(request.target)
     short = digest(environment_inputs(request, image))[:8]

@@ -41,6 +41,7 @@ SUPPORTED_PYTHON_MINORS = range(8, 15)
 DEFAULT_CUDA = "13.0"
 _PYTHON_RE = re.compile(r"^3\.(\d{1,2})$")
 _CUDA_RE = re.compile(r"^(\d{2})\.(\d)$")
+ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -178,10 +179,24 @@ class IndexSettings(_Frozen):
     find_links: tuple[str, ...] = ()
 
 
+class EnvironmentSpec(_Frozen):
+    """A named build environment, declared in the config file (`[environments.NAME]`)."""
+
+    target: Target = Target()
+    runtime: tuple[str, ...] = ()
+    build_requires: tuple[str, ...] = ()
+    config_settings: dict[str, str | list[str]] = Field(default_factory=dict)
+    build_env: dict[str, str] = Field(default_factory=dict)
+    index: IndexSettings = IndexSettings()
+
+
 class BuildRequest(_Frozen):
     """One build: a source, a target, and how to stage the environment around it."""
 
     source: Source
+    environment: str | None = Field(
+        default=None, description="a named environment of the config; its settings apply"
+    )
     target: Target = Target()
     runtime: tuple[str, ...] = Field(default=(), description="runtime pins, e.g. torch==2.13.0")
     build_requires: tuple[str, ...] = Field(default=(), description="extra build dependencies")
@@ -192,6 +207,15 @@ class BuildRequest(_Frozen):
     timeout_s: int | None = Field(
         default=None, ge=10, le=48 * 3600, description="build deadline; default: the service's"
     )
+
+    @field_validator("environment")
+    @classmethod
+    def _environment_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENVIRONMENT_RE.match(value):
+            raise ValueError(
+                f"environment {value!r} is not a valid name ({ENVIRONMENT_RE.pattern})"
+            )
+        return value
 
     @field_validator("runtime", "build_requires")
     @classmethod

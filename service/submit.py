@@ -14,6 +14,7 @@ from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 from service.artifacts import Artifact, lookup
 from service.config import Settings
 from service.dispatch import Dispatcher
+from service.environments import apply_environment
 from service.errors import InvalidRequestError, QueueUnavailableError, WheelwrightError
 from service.jobs import JobBackend
 from service.keys import environment_name, image_ref, new_build_id, request_key
@@ -79,6 +80,7 @@ def submit(
     jobs: JobBackend,
     dispatcher: Dispatcher,
 ) -> Submitted:
+    request = apply_environment(request, settings)
     _check(request, settings)
     resolved = resolve_source(request)
     image = image_ref(resolved.target, settings.executor)

@@ -35,15 +35,27 @@ OFFLINE_PYTHON = "3.11"  # Debian bookworm's python3
 LABEL_PREFIX = "org.wheelwright."
 _VERSION_RE = re.compile(r"^\d+\.\d+$")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-_PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 _BUILD_TIMEOUT_S = 3600  # one HTTP read may wait this long for a quiet build step
 _LOG_TAIL = 25
 
 
 def docker_dir() -> Path:
-    """The folder with the Dockerfiles: `WHEELWRIGHT_DOCKER_DIR`, or `docker/` beside the code."""
+    """The folder with the Dockerfiles.
+
+    `WHEELWRIGHT_DOCKER_DIR` when set; in an installed wheel, `worker/_docker` (the wheel
+    carries the folder there); in a checkout, `docker/` at the repository root.
+    """
     override = os.environ.get("WHEELWRIGHT_DOCKER_DIR")
-    return Path(override) if override else Path(__file__).resolve().parents[1] / "docker"
+    if override:
+        return Path(override)
+    packaged = Path(__file__).resolve().parent / "_docker"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(__file__).resolve().parents[1] / "docker"
+    if (checkout / "build-cpu" / "Dockerfile").is_file():
+        return checkout
+    raise ImageError("the Dockerfiles are missing: set WHEELWRIGHT_DOCKER_DIR to their folder")
 
 
 def image_tag(kind: ImageKind, python: str, cuda: str | None = None) -> str:
@@ -79,11 +91,11 @@ def ensure_image(
     the CPU image under a CUDA one is reused when present, and so is the debootstrap base.
     """
     tag = image_tag(kind, python, cuda)
-    if not rebuild and (found := _find(client, tag)) is not None:
+    if not rebuild and (found := find_image(client, tag)) is not None:
         return found
-    ca = _ca_bundle(ca_bundle)
+    ca = resolve_ca_bundle(ca_bundle)
     if kind == "cpu":
-        bottom = _cpu_base(client, python, base, offline, progress)
+        bottom = cpu_base_image(client, python, base, offline, progress)
         args = {"BASE": bottom, "PYTHON": python}
         return _build(client, "build-cpu", tag, args, ca=ca, progress=progress, nocache=rebuild)
     if cuda is None:  # image_tag raised already; this tells the type checker
@@ -91,7 +103,7 @@ def ensure_image(
     cpu_tag = image_tag("cpu", python)
     if base is not None:
         cpu_tag += "-base-" + hashlib.sha256(base.encode()).hexdigest()[:12]
-        if _find(client, cpu_tag) is None:
+        if find_image(client, cpu_tag) is None:
             cpu_args = {"BASE": base, "PYTHON": python}
             _build(client, "build-cpu", cpu_tag, cpu_args, ca=ca, progress=progress)
     else:
@@ -123,7 +135,7 @@ def _check_version(what: str, value: str) -> None:
         raise ImageError(f"{what} version {value!r} must look like '3.11' or '13.0'")
 
 
-def _find(client: docker.DockerClient, ref: str) -> str | None:
+def find_image(client: docker.DockerClient, ref: str) -> str | None:
     try:
         return str(client.images.get(ref).id)
     except docker.errors.ImageNotFound:
@@ -132,7 +144,7 @@ def _find(client: docker.DockerClient, ref: str) -> str | None:
         raise ImageError(f"cannot reach the Docker engine to look up {ref!r}: {exc}") from None
 
 
-def _ca_bundle(given: Path | None) -> Path | None:
+def resolve_ca_bundle(given: Path | None) -> Path | None:
     if given is not None:
         if not given.is_file():
             raise ImageError(f"CA bundle {given} does not exist")
@@ -144,7 +156,7 @@ def _ca_bundle(given: Path | None) -> Path | None:
     return None
 
 
-def _cpu_base(
+def cpu_base_image(
     client: docker.DockerClient,
     python: str,
     base: str | None,
@@ -157,7 +169,7 @@ def _cpu_base(
     if offline is False:
         return online
     if offline is None:
-        if _find(client, online) is not None:
+        if find_image(client, online) is not None:
             return online
         progress(f"pulling {online}")
         try:
@@ -176,7 +188,7 @@ def _cpu_base(
 
 
 def _ensure_offline_base(client: docker.DockerClient, progress: Progress) -> None:
-    if _find(client, OFFLINE_BASE) is not None:
+    if find_image(client, OFFLINE_BASE) is not None:
         return
     script = docker_dir() / "base" / "debootstrap.sh"
     progress(f"building {OFFLINE_BASE} with {script}")
@@ -189,7 +201,7 @@ def _ensure_offline_base(client: docker.DockerClient, progress: Progress) -> Non
             progress(tail[-1])
     if proc.returncode != 0:
         raise ImageError(f"{script} failed (exit {proc.returncode}):\n" + "\n".join(tail))
-    if _find(client, OFFLINE_BASE) is None:
+    if find_image(client, OFFLINE_BASE) is None:
         raise ImageError(
             f"{script} succeeded but {OFFLINE_BASE} is not in this engine (DOCKER_HOST differs?)"
         )
@@ -205,11 +217,11 @@ def _build(
     progress: Progress,
     nocache: bool = False,
 ) -> str:
-    proxies = {k: v for k in _PROXY_ARGS if (v := os.environ.get(k))}
+    proxies = {k: v for k in PROXY_ARGS if (v := os.environ.get(k))}
     # Proxy URLs may hold credentials: name them, never show them.
     shown = " ".join([*(f"{k}={v}" for k, v in buildargs.items()), *proxies])
     progress(f"building {tag} from docker/{folder} ({shown})")
-    previous = _find(client, tag)
+    previous = find_image(client, tag)
     with tempfile.TemporaryDirectory(prefix="wheelwright-context-") as tmp:
         context = Path(tmp) / folder
         shutil.copytree(docker_dir() / folder, context)
@@ -227,10 +239,10 @@ def _build(
                 decode=True,
                 timeout=_BUILD_TIMEOUT_S,
             )
-            _follow(chunks, tag, tail, progress)
+            follow_build(chunks, tag, tail, progress)
         except docker.errors.DockerException as exc:
             raise ImageError(f"building {tag} failed: {exc}") from None
-    image_id = _find(client, tag)
+    image_id = find_image(client, tag)
     if image_id is None:
         raise ImageError(f"building {tag} finished but the image is missing:\n" + "\n".join(tail))
     progress(f"built {tag} ({image_id[:19]})")
@@ -240,7 +252,7 @@ def _build(
     return image_id
 
 
-def _follow(
+def follow_build(
     chunks: Iterator[dict[str, Any]], tag: str, tail: deque[str], progress: Progress
 ) -> None:
     """Relay the build's log lines to `progress`; raise on the engine's `error` chunk.

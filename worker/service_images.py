@@ -24,13 +24,13 @@ from docker.utils.build import create_archive, exclude_paths
 
 from service.errors import ImageError
 from worker.images import (
-    _PROXY_ARGS,
     OFFLINE_PYTHON,
+    PROXY_ARGS,
     Progress,
-    _ca_bundle,
-    _cpu_base,
-    _find,
-    _follow,
+    cpu_base_image,
+    find_image,
+    follow_build,
+    resolve_ca_bundle,
 )
 
 ServiceImage = Literal["api", "worker"]
@@ -91,12 +91,12 @@ def build_service_image(
     if not (root / dockerfile).is_file() or not (root / "pyproject.toml").is_file():
         raise ImageError(f"{root} is not a Wheelwright source checkout (no {dockerfile})")
     tag = service_image_tag(which, root)
-    ca = _ca_bundle(ca_bundle)
-    bottom = _cpu_base(client, OFFLINE_PYTHON, base, offline, progress)
-    proxies = {k: v for k in _PROXY_ARGS if (v := os.environ.get(k))}
+    ca = resolve_ca_bundle(ca_bundle)
+    bottom = cpu_base_image(client, OFFLINE_PYTHON, base, offline, progress)
+    proxies = {k: v for k in PROXY_ARGS if (v := os.environ.get(k))}
     # Proxy URLs may hold credentials: name them, never show them.
     progress(f"building {tag} from {dockerfile} (BASE={bottom} {' '.join(proxies)})".rstrip())
-    previous = _find(client, tag)
+    previous = find_image(client, tag)
     ca_text = ca.read_text(encoding="utf-8") if ca is not None else ""
     tail: deque[str] = deque(maxlen=_LOG_TAIL)
     with tempfile.TemporaryFile(prefix="wheelwright-context-") as context:
@@ -117,10 +117,10 @@ def build_service_image(
                 decode=True,
                 timeout=_BUILD_TIMEOUT_S,
             )
-            _follow(chunks, tag, tail, progress)
+            follow_build(chunks, tag, tail, progress)
         except docker.errors.DockerException as exc:
             raise ImageError(f"building {tag} failed: {exc}") from None
-    image_id = _find(client, tag)
+    image_id = find_image(client, tag)
     if image_id is None:
         raise ImageError(f"building {tag} finished but the image is missing:\n" + "\n".join(tail))
     progress(f"built {tag} ({image_id[:19]})")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 
 from service.errors import InvalidRequestError
+from service.models import ENVIRONMENT_RE
 
-ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 REQUEST_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 BUILDS = "builds/"
 

@@ -72,6 +72,10 @@ class JobBackend(Protocol):
 
     def counters(self) -> dict[str, float]: ...
 
+    def first_time(self, token: str, ttl_s: int) -> bool:
+        """True the first time `token` is seen within `ttl_s` (webhook replay refusal)."""
+        ...
+
     def ping(self) -> None:
         """Raise `QueueUnavailableError` when the backend does not answer."""
         ...

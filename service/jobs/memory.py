@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 
 from service.errors import BuildNotFoundError
@@ -18,6 +19,7 @@ class MemoryJobs:
         self._logs: dict[str, list[str]] = defaultdict(list)
         self._cancel: set[str] = set()
         self._counters: dict[str, float] = defaultdict(float)
+        self._seen: dict[str, float] = {}
 
     def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
         with self._lock:
@@ -109,6 +111,14 @@ class MemoryJobs:
     def counters(self) -> dict[str, float]:
         with self._lock:
             return dict(self._counters)
+
+    def first_time(self, token: str, ttl_s: int) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            if self._seen.get(token, 0.0) > now:
+                return False
+            self._seen[token] = now + ttl_s
+            return True
 
     def ping(self) -> None:
         return None

@@ -181,6 +181,10 @@ class RedisJobs:
             raw: dict[str, str] = self.r.hgetall(f"{PREFIX}metrics")  # type: ignore[assignment]
         return {str(k): float(v) for k, v in raw.items()}
 
+    def first_time(self, token: str, ttl_s: int) -> bool:
+        with _reachable():
+            return bool(self.r.set(f"{PREFIX}seen:{token}", "1", nx=True, ex=ttl_s))
+
     def ping(self) -> None:
         with _reachable():
             self.r.ping()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker
+import docker.errors
 import httpx
 import pytest
 import uvicorn
@@ -44,7 +45,6 @@ from tests.e2e.test_index_clients import (
     _uv_pip,
     _uv_venv,
 )
-from tests.integration.conftest import cpu_image, docker_client  # noqa: F401  (fixtures)
 from tests.integration.enginekit import (
     MANAGED,
     leftover_workspaces,
@@ -52,6 +52,7 @@ from tests.integration.enginekit import (
     request_for,
 )
 from worker.executors.docker import DockerExecutor
+from worker.images import ensure_image
 from worker.pipeline import build_and_publish
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -112,10 +113,24 @@ def serving(app: FastAPI) -> Iterator[Index]:
 
 
 @pytest.fixture(scope="module")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """The Docker engine with the CPU build image (built when missing); no engine fails."""
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:
+        pytest.fail(
+            f"the Docker engine is unreachable ({exc}); start it with scripts/host-services.sh",
+            pytrace=False,
+        )
+    ensure_image(client, "cpu", "3.11")
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory,
-    docker_client: docker.DockerClient,  # noqa: F811  (the fixture imported above)
-    cpu_image: str,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
 ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("engine-index")
     settings = load_settings(home=root / "home", executor="docker", abi_pins=("numpy",))
@@ -140,7 +155,7 @@ def served(
 def _containers(client: docker.DockerClient, build_ids: list[str]) -> list[str]:
     """Containers of these builds still present (other builds may run beside this test)."""
     found = client.containers.list(all=True, filters={"label": MANAGED})
-    return [c.name for c in found if c.labels.get(BUILD_ID_LABEL) in build_ids]
+    return [str(c.name) for c in found if c.labels.get(BUILD_ID_LABEL) in build_ids]
 
 
 def _runs(python: Path, tmp: Path) -> tuple[str, str]:
@@ -196,6 +211,8 @@ def test_each_environment_page_lists_only_its_own_wheel(served: Served) -> None:
 def test_uv_pip_install_takes_npext_from_us_and_numpy_from_pypi(
     served: Served, tmp_path: Path
 ) -> None:
+    # uv searches --extra-index-url (PyPI) before --index-url; PyPI has no `npext`. That numpy
+    # came in at exactly NUMPY_A shows the wheel is ours: only its METADATA pins it.
     python = _uv_venv(tmp_path)
     _uv_pip(
         python, tmp_path, "--index-url", served.url(NUMPY_A), "--extra-index-url", PYPI, "npext"

@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+from enginekit import FIXTURES
 from s3_server import free_port
 
 BIN = Path(sys.executable).parent
@@ -129,3 +131,16 @@ class Service:
 
 def running_stage(build: dict[str, Any], stage: str) -> bool:
     return any(s["name"] == stage and s["seconds"] is None for s in build["stages"])
+
+
+def sleepy_sdist(dest: Path, seconds: float, version: str) -> Path:
+    folder = dest / f"sleepy-{version}"
+    folder.mkdir(parents=True)
+    for name in ("setup.py", "sleepy.py"):
+        (folder / name).write_text((FIXTURES / "sleepy" / name).read_text())
+    (folder / "sleep.txt").write_text(str(seconds))
+    (folder / "version.txt").write_text(version)
+    archive = dest / f"sleepy-{version}.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(folder, arcname=folder.name)
+    return archive

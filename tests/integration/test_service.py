@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tarfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +15,7 @@ import pytest
 import uv
 from enginekit import FIXTURES, make_sdist, managed_containers
 from redis_server import RedisServer
-from servicekit import Service, running_stage
+from servicekit import Service, running_stage, sleepy_sdist
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -30,19 +29,6 @@ def service(
     yield svc
     svc.stop()
     assert managed_containers(docker_client, svc.home) == [], "a build container was left behind"
-
-
-def sleepy_sdist(dest: Path, seconds: float, version: str) -> Path:
-    folder = dest / f"sleepy-{version}"
-    folder.mkdir(parents=True)
-    for name in ("setup.py", "sleepy.py"):
-        (folder / name).write_text((FIXTURES / "sleepy" / name).read_text())
-    (folder / "sleep.txt").write_text(str(seconds))
-    (folder / "version.txt").write_text(version)
-    archive = dest / f"sleepy-{version}.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(folder, arcname=folder.name)
-    return archive
 
 
 def test_submit_build_follow_log_and_install_with_uv(service: Service, tmp_path: Path) -> None:

@@ -1,0 +1,99 @@
+"""`/v1/webhooks/github` and `/v1/webhooks/gitlab`: verified, replay-proof, answered at once.
+
+The signature (GitHub: HMAC-SHA256 of the raw body; GitLab: the shared token) is checked in
+constant time before the body is parsed. A delivery id seen before is refused. The builds are
+queued, not run: the answer comes as soon as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, SecretStr
+
+from service.config import Settings
+from service.errors import AuthError, InvalidRequestError, JobStateError
+from service.submit import submit
+from service.webhooks import events
+from service.webhooks.trigger import project_for, requests_for, wanted
+
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+
+class WebhookAnswer(BaseModel):
+    builds: list[str] = []
+    cached: list[str] = []
+    ignored: str | None = None
+
+
+def _secret(value: SecretStr | None, forge: str) -> bytes:
+    if value is None:
+        raise AuthError(f"{forge} webhooks are not enabled on this service (no secret configured)")
+    return value.get_secret_value().encode()
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise InvalidRequestError(f"the webhook body is not JSON: {exc}") from None
+
+
+def _queue(
+    request: Request, parsed: events.RefEvent | events.Ignored, delivery: str | None
+) -> JSONResponse:
+    """Queue the builds of a ref event: known project and ref, first delivery only."""
+    if isinstance(parsed, events.Ignored):
+        return JSONResponse(WebhookAnswer(ignored=parsed.reason).model_dump(), status_code=200)
+    state = request.app.state
+    project = project_for(parsed, state.settings)
+    if not wanted(parsed, project):
+        reason = f"{parsed.kind} {parsed.name!r} is not configured to build"
+        return JSONResponse(WebhookAnswer(ignored=reason).model_dump(), status_code=200)
+    window = state.settings.webhooks.replay_window_s
+    if delivery is not None and not state.jobs.first_time(delivery, window):
+        raise JobStateError(f"delivery {delivery!r} was received before; not building it twice")
+    answer = WebhookAnswer()
+    for build in requests_for(parsed, project):
+        result = submit(build, state.settings, state.store, state.jobs, state.dispatcher)
+        if result.record is not None:
+            answer.builds.append(result.record.id)
+        elif result.artifact is not None:
+            answer.cached.append(result.artifact.filename)
+    return JSONResponse(answer.model_dump(), status_code=202)
+
+
+@router.post("/github", status_code=202, responses={200: {"model": WebhookAnswer}})
+async def github(request: Request) -> JSONResponse:
+    """GitHub `push`, `release` and `ping` events (content type application/json)."""
+    settings: Settings = request.app.state.settings
+    body = await request.body()
+    secret = _secret(settings.webhooks.github_secret, "GitHub")
+    offered = request.headers.get("x-hub-signature-256", "")
+    expected = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(offered.encode(), expected.encode()):
+        raise AuthError("X-Hub-Signature-256 is missing or does not match the body")
+    delivery = request.headers.get("x-github-delivery")
+    if not delivery:
+        raise InvalidRequestError("X-GitHub-Delivery is missing")
+    parsed = events.github(request.headers.get("x-github-event", ""), _json(body))
+    return _queue(request, parsed, f"github:{delivery}")
+
+
+@router.post("/gitlab", status_code=202, responses={200: {"model": WebhookAnswer}})
+async def gitlab(request: Request) -> JSONResponse:
+    """GitLab `Push Hook` and `Tag Push Hook` events."""
+    settings: Settings = request.app.state.settings
+    secret = _secret(settings.webhooks.gitlab_token, "GitLab")
+    offered = request.headers.get("x-gitlab-token", "").encode()
+    if not hmac.compare_digest(hashlib.sha256(offered).digest(), hashlib.sha256(secret).digest()):
+        raise AuthError("X-Gitlab-Token is missing or wrong")
+    body = await request.body()
+    parsed = events.gitlab(request.headers.get("x-gitlab-event", ""), _json(body))
+    delivery = request.headers.get("idempotency-key") or request.headers.get("x-gitlab-event-uuid")
+    return _queue(request, parsed, f"gitlab:{delivery}" if delivery else None)

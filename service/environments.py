@@ -1,0 +1,38 @@
+"""Named build environments: a request that names one takes its target, pins and settings.
+
+`[environments.cu128-torch2.7]` in the config file declares what `/simple/cu128-torch2.7/`
+serves. A request naming it may not set those fields itself: the environment decides them, so
+every wheel on that page was built the same way.
+"""
+
+from __future__ import annotations
+
+from service.config import Settings
+from service.errors import InvalidRequestError
+from service.models import BuildRequest
+
+DECIDED_BY_ENVIRONMENT = (
+    "target",
+    "runtime",
+    "build_requires",
+    "config_settings",
+    "build_env",
+    "index",
+)
+
+
+def apply_environment(request: BuildRequest, settings: Settings) -> BuildRequest:
+    """The request with its named environment's settings filled in (unchanged without one)."""
+    if request.environment is None:
+        return request
+    spec = settings.environments.get(request.environment)
+    if spec is None:
+        known = ", ".join(sorted(settings.environments)) or "none are configured"
+        raise InvalidRequestError(f"unknown environment {request.environment!r} (known: {known})")
+    clashes = [name for name in DECIDED_BY_ENVIRONMENT if name in request.model_fields_set]
+    if clashes:
+        raise InvalidRequestError(
+            f"environment {request.environment!r} decides {', '.join(clashes)}; "
+            "leave them out of the request"
+        )
+    return request.model_copy(update={name: getattr(spec, name) for name in DECIDED_BY_ENVIRONMENT})

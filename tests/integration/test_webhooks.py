@@ -1,0 +1,230 @@
+"""CI webhooks: a signed push builds the pushed commit of a real git repository; everything
+else is refused with a clear 4xx and nothing queued."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from enginekit import FIXTURES
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.config import load_settings
+from service.dispatch import InProcessDispatcher
+from service.jobs import MemoryJobs
+from service.store import open_store
+from worker.executors import make_executor
+from worker.runner import Services, run_job
+
+pytestmark = pytest.mark.docker
+SECRET = "github-s3cret"
+TOKEN = "gitlab-t0ken"
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A real repository holding the modern-ext project, on a file URL."""
+    path = tmp_path / "modern-ext.git"
+    shutil.copytree(FIXTURES / "modern-ext", path)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "add", ".")
+    git(path, "commit", "-q", "-m", "first")
+    return path
+
+
+@pytest.fixture
+def client(
+    tmp_path: Path, repo: Path, cpu_image: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[TestClient]:
+    config = tmp_path / "wheelwright.toml"
+    config.write_text(
+        f"""
+[environments.cpu-plain]
+target = {{ kind = "cpu" }}
+
+[[projects]]
+repository = "acme/modern-ext"
+url = "file://{repo}"
+branches = ["main"]
+tags = ["v*"]
+environments = ["cpu-plain"]
+
+[webhooks]
+github_secret = "{SECRET}"
+gitlab_token = "{TOKEN}"
+"""
+    )
+    monkeypatch.setenv("WHEELWRIGHT_CONFIG", str(config))
+    settings = load_settings(home=tmp_path / "home")
+    svc = Services(settings, open_store(settings), MemoryJobs(), make_executor(settings))
+    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc))
+    app = create_app(settings, store=svc.store, jobs=svc.jobs, dispatcher=dispatcher)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def github_push(
+    client: TestClient,
+    payload: dict[str, Any],
+    *,
+    delivery: str,
+    event: str = "push",
+    secret: str = SECRET,
+    body: bytes | None = None,
+) -> Any:
+    raw = body if body is not None else json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    return client.post(
+        "/v1/webhooks/github",
+        content=raw,
+        headers={
+            "X-Hub-Signature-256": signature,
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "Content-Type": "application/json",
+        },
+    )
+
+
+def push_payload(
+    commit: str, ref: str = "refs/heads/main", repo: str = "acme/modern-ext"
+) -> dict[str, Any]:
+    return {
+        "ref": ref,
+        "after": commit,
+        "repository": {"full_name": repo, "clone_url": "https://example.invalid/x.git"},
+    }
+
+
+def wait_succeeded(client: TestClient, build_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        build: dict[str, Any] = client.get(f"/v1/builds/{build_id}").json()["build"]
+        if build["state"] in ("succeeded", "failed", "cancelled"):
+            assert build["state"] == "succeeded", build
+            return build
+        time.sleep(0.3)
+    raise AssertionError(f"build {build_id} did not finish")
+
+
+def test_signed_push_builds_the_pushed_commit(client: TestClient, repo: Path) -> None:
+    first = git(repo, "rev-parse", "HEAD")
+    started = time.monotonic()
+    answer = github_push(client, push_payload(first), delivery="d-1")
+    assert time.monotonic() - started < 1.0, "a webhook must be answered within a second"
+    assert answer.status_code == 202, answer.text
+    (build_id,) = answer.json()["builds"]
+    build = wait_succeeded(client, build_id)
+    assert build["request"]["source"]["commit"] == first
+    assert build["environment"] == "cpu-plain"
+    assert build["artifact"]["filename"].startswith("modern_ext-2.0.0-")
+    page = client.get("/simple/cpu-plain/modern-ext/")
+    assert build["artifact"]["filename"] in page.text
+
+    (repo / "src" / "modern_ext" / "extra.py").write_text("ANSWER = 42\n")
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "second")
+    second = git(repo, "rev-parse", "HEAD")
+    answer = github_push(client, push_payload(second), delivery="d-2")
+    build = wait_succeeded(client, answer.json()["builds"][0])
+    assert build["request"]["source"]["commit"] == second
+
+    git(repo, "tag", "v1.0")
+    tag = github_push(client, push_payload(second, "refs/tags/v1.0"), delivery="d-3")
+    assert tag.status_code == 202  # the same commit and environment: served from the store
+    assert tag.json()["cached"] == [build["artifact"]["filename"]]
+
+
+def test_refused_and_ignored_deliveries_queue_nothing(client: TestClient, repo: Path) -> None:
+    commit = git(repo, "rev-parse", "HEAD")
+    payload = push_payload(commit)
+    bad = github_push(client, payload, delivery="x-1", secret="wrong")
+    assert (bad.status_code, bad.json()["detail"]) == (
+        401,
+        "X-Hub-Signature-256 is missing or does not match the body",
+    )
+    unsigned = client.post(
+        "/v1/webhooks/github",
+        json=payload,
+        headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "x-2"},
+    )
+    assert unsigned.status_code == 401
+    unknown = github_push(client, push_payload(commit, repo="acme/other"), delivery="x-3")
+    assert unknown.status_code == 404
+    assert "no project is configured for repository 'acme/other'" in unknown.json()["detail"]
+    malformed = github_push(client, {}, delivery="x-4", body=b"{not json")
+    assert malformed.status_code == 422
+    assert "not JSON" in malformed.json()["detail"]
+    missing = github_push(client, {"ref": "refs/heads/main"}, delivery="x-5")
+    assert (missing.status_code, missing.json()["detail"]) == (422, "the webhook body has no after")
+    branch = github_push(client, push_payload(commit, "refs/heads/feature"), delivery="x-6")
+    assert branch.json() == {
+        "builds": [],
+        "cached": [],
+        "ignored": "branch 'feature' is not configured to build",
+    }
+    ping = github_push(client, {"zen": "hi"}, delivery="x-7", event="ping")
+    assert ping.status_code == 200 and ping.json()["ignored"].startswith("ping")
+    assert client.get("/v1/builds").json() == []
+
+    first = github_push(client, payload, delivery="same")
+    assert first.status_code == 202
+    replay = github_push(client, payload, delivery="same")
+    assert replay.status_code == 409
+    assert "was received before" in replay.json()["detail"]
+    assert len(client.get("/v1/builds").json()) == 1
+    wait_succeeded(client, first.json()["builds"][0])
+
+
+def test_gitlab_push_and_tag_hooks(client: TestClient, repo: Path) -> None:
+    commit = git(repo, "rev-parse", "HEAD")
+    body = {
+        "ref": "refs/heads/main",
+        "after": commit,
+        "checkout_sha": commit,
+        "project": {"path_with_namespace": "acme/modern-ext", "git_http_url": "https://x/y.git"},
+    }
+    headers = {"X-Gitlab-Event": "Push Hook", "Idempotency-Key": "g-1"}
+    wrong = client.post(
+        "/v1/webhooks/gitlab", json=body, headers={**headers, "X-Gitlab-Token": "no"}
+    )
+    assert wrong.status_code == 401
+    ok = client.post("/v1/webhooks/gitlab", json=body, headers={**headers, "X-Gitlab-Token": TOKEN})
+    assert ok.status_code == 202, ok.text
+    replay = client.post(
+        "/v1/webhooks/gitlab", json=body, headers={**headers, "X-Gitlab-Token": TOKEN}
+    )
+    assert replay.status_code == 409
+    build = wait_succeeded(client, ok.json()["builds"][0])
+    assert build["request"]["source"]["commit"] == commit
+    tag = {**body, "ref": "refs/tags/v2"}
+    tagged = client.post(
+        "/v1/webhooks/gitlab",
+        json=tag,
+        headers={
+            "X-Gitlab-Event": "Tag Push Hook",
+            "Idempotency-Key": "g-2",
+            "X-Gitlab-Token": TOKEN,
+        },
+    )
+    assert tagged.status_code == 202
+    assert tagged.json()["cached"] == [build["artifact"]["filename"]]
