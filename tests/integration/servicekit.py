@@ -101,7 +101,12 @@ class Service:
         raise AssertionError(msg)
 
     def build(self, build_id: str) -> dict[str, Any]:
-        answer: dict[str, Any] = httpx.get(f"{self.url}/v1/builds/{build_id}", timeout=10).json()
+        response = httpx.get(f"{self.url}/v1/builds/{build_id}", timeout=10)
+        if response.status_code != 200:
+            log = (self.home / "api.log").read_text(errors="replace")[-4000:]
+            msg = f"GET build {build_id}: {response.status_code} {response.text}\n{log}"
+            raise AssertionError(msg)
+        answer: dict[str, Any] = response.json()
         return answer["build"]
 
     def wait_for(
