@@ -217,31 +217,46 @@ def _build(
     progress: Progress,
     nocache: bool = False,
 ) -> str:
-    proxies = {k: v for k in PROXY_ARGS if (v := os.environ.get(k))}
+    proxies = proxy_buildargs()
     # Proxy URLs may hold credentials: name them, never show them.
     shown = " ".join([*(f"{k}={v}" for k, v in buildargs.items()), *proxies])
     progress(f"building {tag} from docker/{folder} ({shown})")
-    previous = find_image(client, tag)
     with tempfile.TemporaryDirectory(prefix="wheelwright-context-") as tmp:
         context = Path(tmp) / folder
         shutil.copytree(docker_dir() / folder, context)
         (context / "ca.pem").write_bytes(ca.read_bytes() if ca is not None else b"")
-        tail: deque[str] = deque(maxlen=_LOG_TAIL)
-        try:
-            chunks = client.api.build(
-                path=str(context),
-                tag=tag,
-                buildargs={**proxies, **buildargs},
-                network_mode="host",
-                rm=True,
-                forcerm=True,
-                nocache=nocache,
-                decode=True,
-                timeout=_BUILD_TIMEOUT_S,
-            )
-            follow_build(chunks, tag, tail, progress)
-        except docker.errors.DockerException as exc:
-            raise ImageError(f"building {tag} failed: {exc}") from None
+        return docker_build(
+            client,
+            tag,
+            progress,
+            path=str(context),
+            buildargs={**proxies, **buildargs},
+            nocache=nocache,
+        )
+
+
+def proxy_buildargs() -> dict[str, str]:
+    return {k: v for k in PROXY_ARGS if (v := os.environ.get(k))}
+
+
+def docker_build(client: docker.DockerClient, tag: str, progress: Progress, **build: Any) -> str:
+    """Run one image build (`build`: the context and options of `client.api.build`), relay its
+    log, and return the new image's id; the image the tag named before goes if unused."""
+    previous = find_image(client, tag)
+    tail: deque[str] = deque(maxlen=_LOG_TAIL)
+    try:
+        chunks = client.api.build(
+            tag=tag,
+            network_mode="host",
+            rm=True,
+            forcerm=True,
+            decode=True,
+            timeout=_BUILD_TIMEOUT_S,
+            **build,
+        )
+        follow_build(chunks, tag, tail, progress)
+    except docker.errors.DockerException as exc:
+        raise ImageError(f"building {tag} failed: {exc}") from None
     image_id = find_image(client, tag)
     if image_id is None:
         raise ImageError(f"building {tag} finished but the image is missing:\n" + "\n".join(tail))

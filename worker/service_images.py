@@ -11,10 +11,8 @@ Helm chart runs by default.
 from __future__ import annotations
 
 import contextlib
-import os
 import tempfile
 import tomllib
-from collections import deque
 from pathlib import Path
 from typing import Literal
 
@@ -25,11 +23,10 @@ from docker.utils.build import create_archive, exclude_paths
 from service.errors import ImageError
 from worker.images import (
     OFFLINE_PYTHON,
-    PROXY_ARGS,
     Progress,
     cpu_base_image,
-    find_image,
-    follow_build,
+    docker_build,
+    proxy_buildargs,
     resolve_ca_bundle,
 )
 
@@ -93,40 +90,24 @@ def build_service_image(
     tag = service_image_tag(which, root)
     ca = resolve_ca_bundle(ca_bundle)
     bottom = cpu_base_image(client, OFFLINE_PYTHON, base, offline, progress)
-    proxies = {k: v for k in PROXY_ARGS if (v := os.environ.get(k))}
+    proxies = proxy_buildargs()
     # Proxy URLs may hold credentials: name them, never show them.
     progress(f"building {tag} from {dockerfile} (BASE={bottom} {' '.join(proxies)})".rstrip())
-    previous = find_image(client, tag)
     ca_text = ca.read_text(encoding="utf-8") if ca is not None else ""
-    tail: deque[str] = deque(maxlen=_LOG_TAIL)
     with tempfile.TemporaryFile(prefix="wheelwright-context-") as context:
         create_archive(
             str(root), context_files(root), fileobj=context, extra_files=[(CA_IN_CONTEXT, ca_text)]
         )
-        try:
-            chunks = client.api.build(
-                fileobj=context,
-                custom_context=True,
-                dockerfile=dockerfile,
-                tag=tag,
-                buildargs={**proxies, "BASE": bottom},
-                network_mode="host",
-                rm=True,
-                forcerm=True,
-                nocache=nocache,
-                decode=True,
-                timeout=_BUILD_TIMEOUT_S,
-            )
-            follow_build(chunks, tag, tail, progress)
-        except docker.errors.DockerException as exc:
-            raise ImageError(f"building {tag} failed: {exc}") from None
-    image_id = find_image(client, tag)
-    if image_id is None:
-        raise ImageError(f"building {tag} finished but the image is missing:\n" + "\n".join(tail))
-    progress(f"built {tag} ({image_id[:19]})")
-    if previous not in (None, image_id):
-        with contextlib.suppress(docker.errors.DockerException):  # in use: it stays
-            client.images.remove(previous)
+        image_id = docker_build(
+            client,
+            tag,
+            progress,
+            fileobj=context,
+            custom_context=True,
+            dockerfile=dockerfile,
+            buildargs={**proxies, "BASE": bottom},
+            nocache=nocache,
+        )
     _drop_old_build_stages(client)
     return image_id
 

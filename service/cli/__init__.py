@@ -1,0 +1,27 @@
+"""The `wheelwright` command: one surface for people and CI.
+
+`build` runs the whole pipeline in this process (no Redis, no S3): the embedded default. The
+worker package is imported only by the commands that run builds, so the API image, which has no
+worker, still gets `serve` and `index-config`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from service.cli import admin, build, serve, submit
+from service.cli.common import app, err
+
+__all__ = ["admin", "app", "build", "main", "serve", "submit"]
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""`wheelwright build`: the whole pipeline in this process, the embedded default."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import typer
+from rich.markup import escape
+
+from service.cli.common import app, err, fail, pairs, settings_for
+from service.config import Settings
+from service.environments import apply_environment
+from service.errors import WheelwrightError
+from service.keys import new_build_id
+from service.logging import configure_logging
+from service.models import parse_request
+from service.specs import parse_spec
+
+if TYPE_CHECKING:
+    from worker.engine import StageEvent
+
+
+class _Progress:
+    """Stage lines on stderr, the newest log line beside a spinner, all lines with --verbose."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.status = err.status("starting", spinner="dots")
+        self.stage = ""
+
+    def on_stage(self, event: StageEvent) -> None:
+        if event.seconds is None:
+            self.stage = event.stage
+            self.status.update(f"[bold]{event.stage}[/] …")
+            self.status.start()
+            return
+        self.status.stop()
+        mark = "[green]ok[/]" if event.ok else "[red]failed[/]"
+        net = "network on" if event.network else "network off"
+        err.print(f"  {event.stage:<11} {mark} {event.seconds:7.1f}s  [dim]({net})[/]")
+
+    def on_line(self, line: str) -> None:
+        if self.verbose:
+            err.print(f"[dim]{self.stage:>10} |[/] {escape(line)}")
+        else:
+            self.status.update(f"[bold]{self.stage}[/] [dim]{escape(line[-100:])}[/]")
+
+
+@app.command()
+def build(
+    spec: Annotated[
+        str, typer.Argument(help="name==version, an sdist/archive, a folder, git+URL@ref")
+    ],
+    target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
+    cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
+    python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
+    image: Annotated[str | None, typer.Option(help="use this image instead of the default")] = None,
+    environment: Annotated[
+        str | None, typer.Option(help="a named environment of the config file")
+    ] = None,
+    runtime: Annotated[
+        list[str] | None, typer.Option("--runtime", "-r", help="runtime pin")
+    ] = None,
+    build_requires: Annotated[list[str] | None, typer.Option("--build-requires")] = None,
+    config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
+    index_url: Annotated[str | None, typer.Option()] = None,
+    extra_index_url: Annotated[list[str] | None, typer.Option()] = None,
+    find_links: Annotated[list[str] | None, typer.Option()] = None,
+    verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    timeout: Annotated[
+        int | None, typer.Option(help="deadline of the whole build, seconds")
+    ] = None,
+    executor: Annotated[str | None, typer.Option(help="docker or host")] = None,
+    output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
+) -> None:
+    """Build one wheel in a fresh container and store it; print where the wheel is."""
+    from service.store import open_store
+    from worker.engine import Hooks
+    from worker.executors import make_executor
+    from worker.pipeline import build_and_publish
+
+    build_id = new_build_id()
+    try:
+        settings = settings_for(executor)
+    except WheelwrightError as exc:
+        raise fail(exc) from None
+    try:
+        configure_logging(json_logs=False, quiet=not verbose)
+        index = settings.index.model_dump()
+        if index_url:
+            index["index_url"] = index_url
+        index["extra_index_urls"] = [*index["extra_index_urls"], *(extra_index_url or [])]
+        index["find_links"] = [*index["find_links"], *(find_links or [])]
+        given = {
+            "target": {"kind": target, "cuda": cuda, "python": python, "image": image},
+            "runtime": runtime,
+            "build_requires": build_requires,
+            "config_settings": pairs(config_setting, "--config-setting"),
+            "build_env": pairs(env, "--env"),
+            "index": index if (index_url or extra_index_url or find_links) else None,
+        }
+        if environment is None:  # an ad-hoc environment: the defaults count as given
+            given["index"] = index
+        elif given["target"] == {"kind": "cpu", "cuda": None, "python": "3.11", "image": None}:
+            del given["target"]
+        request = apply_environment(
+            parse_request(
+                {
+                    "source": parse_spec(spec).model_dump(),
+                    "environment": environment,
+                    "verify_imports": verify_import or None,
+                    "timeout_s": timeout,
+                    **{name: value for name, value in given.items() if value},
+                }
+            ),
+            settings,
+        )
+        progress = _Progress(verbose)
+        hooks = Hooks(on_stage=progress.on_stage, on_line=progress.on_line)
+        store = open_store(settings)
+        try:
+            outcome = build_and_publish(
+                request, settings, store, make_executor(settings), build_id=build_id, hooks=hooks
+            )
+        finally:
+            progress.status.stop()
+    except WheelwrightError as exc:
+        failure = fail(exc)
+        log_file = settings.home / "logs" / f"{build_id}.log"
+        if exc.stage and log_file.is_file():
+            err.print(f"full log: {log_file}", soft_wrap=True)
+        raise failure from None
+    artifact = outcome.artifact
+    where = artifact_location(settings, artifact.wheel_key)
+    if output_json:
+        print(json.dumps({"cached": outcome.cached, "path": where, **artifact.summary()}, indent=2))
+    else:
+        word = "cached" if outcome.cached else "built"
+        err.print(
+            f"[green]{word}[/] {artifact.filename} for environment [bold]{artifact.environment}[/]",
+            soft_wrap=True,
+        )
+        print(where)
+
+
+def artifact_location(settings: Settings, key: str) -> str:
+    if settings.store.backend == "local":
+        return str(settings.store_dir / key)
+    prefix = settings.store.s3_prefix.strip("/")
+    return f"s3://{settings.store.s3_bucket}/{prefix + '/' if prefix else ''}{key}"

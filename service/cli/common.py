@@ -1,0 +1,46 @@
+"""What every `wheelwright` command shares: the Typer app, the error console, settings."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from service.config import Settings, load_settings
+from service.errors import BuildFailedError, WheelwrightError
+
+app = typer.Typer(
+    name="wheelwright",
+    help="Build wheels that cannot be built in isolation, once, and serve them as an index.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+images_app = typer.Typer(help="Build images.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+err = Console(stderr=True, highlight=False)
+
+
+def fail(exc: WheelwrightError) -> typer.Exit:
+    where = f" in stage {exc.stage}" if exc.stage and not isinstance(exc, BuildFailedError) else ""
+    err.print(f"[bold red]error{where}:[/] {escape(str(exc))}")
+    if isinstance(exc, BuildFailedError) and exc.log_tail:
+        err.print("[dim]--- last lines of the log ---[/]")
+        err.print(exc.log_tail, markup=False)
+    return typer.Exit(exc.exit_code)
+
+
+def settings_for(executor: str | None) -> Settings:
+    overrides: dict[str, object] = {}
+    if executor:
+        overrides["executor"] = executor
+    return load_settings(**overrides)
+
+
+def pairs(items: list[str] | None, flag: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    for item in items or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise typer.BadParameter(f"{flag} takes NAME=VALUE, got {item!r}")
+        pairs[name] = value
+    return pairs

@@ -1,0 +1,73 @@
+"""`wheelwright submit`: send a build to a service and follow it (what a CI job runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.markup import escape
+
+from service.cli.common import app, err, fail, pairs
+from service.errors import WheelwrightError
+from service.specs import parse_spec
+
+
+@app.command()
+def submit(
+    spec: Annotated[str, typer.Argument(help="name==version, an sdist, a folder, git+URL@ref")],
+    server: Annotated[str, typer.Option(envvar="WHEELWRIGHT_SERVER", help="the service URL")],
+    token: Annotated[str | None, typer.Option(envvar="WHEELWRIGHT_TOKEN")] = None,
+    target: Annotated[Literal["cpu", "cuda"], typer.Option()] = "cpu",
+    cuda: Annotated[str | None, typer.Option()] = None,
+    python: Annotated[str, typer.Option()] = "3.11",
+    runtime: Annotated[list[str] | None, typer.Option("--runtime", "-r")] = None,
+    build_requires: Annotated[list[str] | None, typer.Option("--build-requires")] = None,
+    config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
+    verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    timeout: Annotated[int | None, typer.Option(help="deadline of the build, seconds")] = None,
+    wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
+) -> None:
+    """Send a build to a Wheelwright service (what a CI job runs)."""
+    from service.client import Client
+
+    path = Path(spec).expanduser()
+    upload = path if path.exists() else None
+    fields: dict[str, object] = {
+        "target": {"kind": target, "cuda": cuda, "python": python},
+        "runtime": runtime or [],
+        "build_requires": build_requires or [],
+        "config_settings": pairs(config_setting, "--config-setting"),
+        "build_env": pairs(env, "--env"),
+        "verify_imports": verify_import or None,
+        "timeout_s": timeout,
+    }
+    try:
+        if upload is None:
+            fields["source"] = parse_spec(spec).model_dump(exclude_none=True)
+        with Client(server, token) as client:
+            answer = client.submit(fields, upload)
+            if answer["cached"]:
+                err.print(f"[green]cached[/] {answer['artifact']['filename']}", soft_wrap=True)
+                print(answer["index_url"])
+                return
+            build_id = answer["build"]["build"]["id"]
+            joined = " (joined a build already running)" if answer["joined"] else ""
+            err.print(f"build {build_id} queued{joined}: {answer['build']['url']}", soft_wrap=True)
+            if not wait:
+                print(build_id)
+                return
+            for line in client.follow_log(build_id):
+                err.print(line, markup=False, highlight=False, soft_wrap=True)
+            record = client.get(build_id)["build"]
+    except WheelwrightError as exc:
+        raise fail(exc) from None
+    if record["state"] != "succeeded":
+        stage = f" in stage {record['error_stage']}" if record.get("error_stage") else ""
+        err.print(
+            f"[red]build {build_id} {record['state']}{stage}:[/] {escape(str(record['error']))}"
+        )
+        raise typer.Exit(12 if record["state"] == "cancelled" else 10)
+    err.print(f"[green]built[/] {record['artifact']['filename']}", soft_wrap=True)
+    print(answer["index_url"])
