@@ -33,21 +33,22 @@ def render_uv_config(base_url: str, environment: str, packages: Sequence[str]) -
 
 
 def render_pip_config(base_url: str, environment: str, packages: Sequence[str]) -> str:
-    """One-off commands for `uv pip` and `pip`, and the `pip.conf` equivalent."""
+    """One-off commands for `uv pip` and `pip` that take our packages only from our index.
+
+    pip has no per-package index: with `--extra-index-url` it takes the highest version from
+    either index, so an unrelated PyPI project of the same name would win. Hence two steps:
+    ours from our index alone (no dependencies), then the dependencies from PyPI.
+    """
     url = index_url(base_url, environment)
     names = " ".join(sorted({canonicalize_name(p) for p in packages}))
-    binary = ",".join(sorted({canonicalize_name(p) for p in packages})) or ":none:"
     return (
         "\n".join(
             [
-                "# uv pip: the index named first is searched first, other packages come from PyPI",
+                "# uv pip: the named index is searched first, other packages come from PyPI",
                 f"uv pip install --index {INDEX_NAME}={url} {names}".rstrip(),
-                "# pip: our wheels, PyPI for everything else, never a source build of ours",
-                f"pip install --index-url {url} --extra-index-url {PYPI} "
-                f"--only-binary {binary} {names}".rstrip(),
-                "# pip.conf (or ~/.config/pip/pip.conf):",
-                "[global]",
-                f"extra-index-url = {url}",
+                "# pip: ours from our index alone, then their dependencies from PyPI",
+                f"pip install --no-deps --only-binary :all: --index-url {url} {names}".rstrip(),
+                f"pip install --index-url {PYPI} {names}".rstrip(),
             ]
         )
         + "\n"

@@ -123,7 +123,12 @@ def make_plan(
     """The four executor stages of one build (fetch and publish happen in the worker)."""
     source = f"{layout.work}/{source_root}"
     env = build_env(request, machine)
-    common = {"uv": layout.uv, "index_args": index_args(request, layout), "venv": layout.venv}
+    common = {
+        "uv": layout.uv,
+        "index_args": index_args(request, layout),
+        "venv": layout.venv,
+        "cuda": request.target.kind == "cuda",
+    }
     config = dict(request.config_settings)
     stages = (
         StagePlan(

@@ -338,7 +338,7 @@ def test_index_config_is_pasteable() -> None:
     assert config["tool"]["uv"]["index"] == [
         {"name": "wheelwright", "url": f"http://h/simple/{ENV}/", "explicit": True}
     ]
-    assert f"pip install --index-url {url} --extra-index-url https://pypi.org/simple" in text
-    assert f"[global]\nextra-index-url = {url}\n" in text
+    assert f"pip install --no-deps --only-binary :all: --index-url {url} " in text
+    assert "--extra-index-url" not in text  # pip would take a same-named PyPI project
     with pytest.raises(InvalidRequestError, match="environment name"):
         render_index_config("http://h", "Not An Env", [])

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+import worker.driver.steps as steps_module
 from service.models import parse_request
 from worker.plan import GIB, Layout, Machine, make_plan, max_jobs
 
@@ -68,3 +72,17 @@ def test_verify_gets_the_wheel_later() -> None:
     verify = make_plan(request, LAYOUT, Machine(2, GIB)).stage("verify")
     assert verify.with_inputs(wheel="/ww/work/out/x.whl").request["wheel"] == "/ww/work/out/x.whl"
     assert "wheel" not in verify.request
+
+
+def test_cuda_wheels_in_the_venv_join_the_compiler_paths(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(steps_module.__file__).parent))
+    nvidia = tmp_path / "lib" / "python3.11" / "site-packages" / "nvidia"
+    for part in ("cublas/include", "cublas/lib", "cudnn/include"):
+        (nvidia / part).mkdir(parents=True)
+    paths = steps_module.venv_cuda_paths(str(tmp_path))
+    assert paths["CPATH"].split(":")[:2] == [
+        str(nvidia / "cublas" / "include"),
+        str(nvidia / "cudnn" / "include"),
+    ]
+    assert paths["LIBRARY_PATH"].split(":")[0] == str(nvidia / "cublas" / "lib")
+    assert steps_module.venv_cuda_paths(str(tmp_path / "empty")) == {}

@@ -101,7 +101,24 @@ def build_system(source: str) -> dict[str, Any]:
     )
 
 
+def venv_cuda_paths(venv: str) -> dict[str, str]:
+    """Headers and libraries of the CUDA wheels in the venv (cuBLAS, cuDNN, ... that torch
+    pulls in), added to CPATH and LIBRARY_PATH: the toolkit image has only nvcc and cudart."""
+    site = sorted(Path(venv).glob("lib/python3*/site-packages/nvidia"))
+    if not site:
+        return {}
+    includes = sorted(str(p) for p in site[0].glob("*/include") if p.is_dir())
+    libs = sorted(str(p) for p in site[0].glob("*/lib") if p.is_dir())
+    paths: dict[str, str] = {}
+    for var, found in (("CPATH", includes), ("LIBRARY_PATH", libs)):
+        if found:
+            paths[var] = os.pathsep.join([*found, *filter(None, [os.environ.get(var)])])
+    return paths
+
+
 def hook_caller(request: Mapping[str, Any]) -> BuildBackendHookCaller:
+    if request.get("cuda"):
+        os.environ.update(venv_cuda_paths(request["venv"]))
     system = build_system(request["source"])
     return BuildBackendHookCaller(
         request["source"],
