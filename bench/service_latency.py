@@ -61,7 +61,7 @@ def main() -> None:
                 for _ in range(args.hits):
                     started = time.perf_counter()
                     answer = client.post(
-                        "/v1/builds/upload", files={"file": (warm.name, body)}, data={}
+                        "/v1/builds", files={"file": (warm.name, body)}, data={}
                     )
                     hits.append((time.perf_counter() - started) * 1000)
                     assert answer.status_code == 200, answer.text

@@ -57,7 +57,7 @@ class Client:
             with _packed(archive) as path, path.open("rb") as fh:
                 files = {"file": (path.name, fh, "application/octet-stream")}
                 data = {"options": json.dumps(fields)}
-                return self._check(self.http.post("/v1/builds/upload", files=files, data=data))
+                return self._check(self.http.post("/v1/builds", files=files, data=data))
         except httpx.TransportError as exc:
             raise QueueUnavailableError(f"cannot reach {self.http.base_url}: {exc}") from None
 

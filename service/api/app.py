@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from service.api.builds import router as builds_router
 from service.api.health import router as health_router
 from service.api.index import router as index_router
+from service.api.multipart import MultipartBuilds, document
 from service.api.webhooks import router as webhooks_router
 from service.auth import index_access
 from service.config import Settings, load_settings
@@ -65,4 +66,6 @@ def create_app(
     app.include_router(builds_router)
     app.include_router(webhooks_router)
     app.include_router(index_router, dependencies=[Depends(index_access)])
+    app.add_middleware(MultipartBuilds)
+    document(app)
     return app

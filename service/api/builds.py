@@ -103,7 +103,11 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
     responses={200: {"model": SubmitAnswer}, 202: {"model": SubmitAnswer}},
 )
 def create_build(request: Request, build: BuildRequest) -> JSONResponse:
-    """Queue a build (202), or answer from the store when it was built before (200)."""
+    """Queue a build (202), or answer from the store when it was built before (200).
+
+    The body is a JSON build request, or multipart: `file` (an sdist or source archive) and
+    `options` (the build request as JSON, without `source`).
+    """
     return _submit(request, build)
 
 

@@ -124,7 +124,7 @@ class Service:
     def upload(self, archive: Path, **fields: Any) -> dict[str, Any]:
         with archive.open("rb") as fh:
             response = httpx.post(
-                f"{self.url}/v1/builds/upload",
+                f"{self.url}/v1/builds",
                 files={"file": (archive.name, fh)},
                 data={"options": json.dumps(fields)},
                 timeout=30,
