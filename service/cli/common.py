@@ -22,10 +22,10 @@ err = Console(stderr=True, highlight=False)
 
 def fail(exc: WheelwrightError) -> typer.Exit:
     where = f" in stage {exc.stage}" if exc.stage and not isinstance(exc, BuildFailedError) else ""
-    err.print(f"[bold red]error{where}:[/] {escape(str(exc))}")
+    err.print(f"[bold red]error{where}:[/] {escape(str(exc))}", soft_wrap=True)
     if isinstance(exc, BuildFailedError) and exc.log_tail:
         err.print("[dim]--- last lines of the log ---[/]")
-        err.print(exc.log_tail, markup=False)
+        err.print(exc.log_tail, markup=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 
