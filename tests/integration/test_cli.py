@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from enginekit import FIXTURES
+from s3_server import free_port
 
 pytestmark = pytest.mark.docker
 WHEELWRIGHT = str(Path(sys.executable).with_name("wheelwright"))
@@ -58,3 +61,39 @@ def test_bad_input_exits_with_a_clear_message(tmp_path: Path) -> None:
     gone = _run(tmp_path, "no-such-project-wheelwright-x==1.0")
     assert gone.returncode == 14
     assert "error in stage fetch: no project named" in gone.stderr
+
+
+def test_serve_without_a_broker_builds_in_process(tmp_path: Path, cpu_image: str) -> None:
+    """One command gives a working service on one machine: `serve` with no Redis at all."""
+    port = free_port()
+    env = {**os.environ, "WHEELWRIGHT_HOME": str(tmp_path)}
+    env.pop("WHEELWRIGHT_BROKER_URL", None)
+    with (tmp_path / "serve.log").open("wb") as log:
+        server = subprocess.Popen(
+            [WHEELWRIGHT, "serve", "--port", str(port)], env=env, stdout=log, stderr=log
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{url}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        done = subprocess.run(
+            [WHEELWRIGHT, "submit", str(FIXTURES / "modern-ext"), "--server", url, "--wait"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr + (tmp_path / "serve.log").read_text()
+        index_url = done.stdout.strip().splitlines()[-1]
+        page = httpx.get(f"{index_url}modern-ext/", headers={"Accept": "text/html"})
+        assert "modern_ext-2.0.0-cp311-cp311-linux_x86_64.whl" in page.text
+        build = httpx.get(f"{url}/v1/builds").json()[0]["build"]
+        assert (build["state"], build["project"]) == ("succeeded", "modern-ext")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
