@@ -60,9 +60,7 @@ def main() -> None:
                 body = fh.read()
                 for _ in range(args.hits):
                     started = time.perf_counter()
-                    answer = client.post(
-                        "/v1/builds", files={"file": (warm.name, body)}, data={}
-                    )
+                    answer = client.post("/v1/builds", files={"file": (warm.name, body)}, data={})
                     hits.append((time.perf_counter() - started) * 1000)
                     assert answer.status_code == 200, answer.text
                 # the same with a JSON request whose key is stored (no upload to hash)
