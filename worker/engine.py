@@ -163,7 +163,7 @@ def run_build(
         }
         manifest["stages"] = list(rec.stages)
         built = Built(build_id, fetched.request, key, environment, wheel, manifest, log_path)
-        return rec.run("publish", False, lambda: on_wheel(built))
+        return rec.run("publish", True, lambda: on_wheel(built))  # the worker talks to the store
     finally:
         structlog.contextvars.unbind_contextvars("build_id")
         if not settings.keep_workspace:
