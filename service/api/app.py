@@ -5,6 +5,7 @@ Run it with `uvicorn --factory service.api.app:create_app`.
 
 from __future__ import annotations
 
+import structlog
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -20,6 +21,8 @@ from service.errors import WheelwrightError
 from service.index import IndexCatalog
 from service.jobs import JobBackend, RedisJobs, open_jobs
 from service.store import WheelStore, open_store
+
+log = structlog.get_logger("wheelwright.api")
 
 
 def create_app(
@@ -61,6 +64,12 @@ def create_app(
         status = exc.http_status if isinstance(exc, WheelwrightError) else 500
         headers = {"WWW-Authenticate": 'Basic realm="wheelwright"'} if status == 401 else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api.unexpected_error", path=request.url.path, error=type(exc).__name__)
+        detail = f"internal error ({type(exc).__name__}); the service log has the details"
+        return JSONResponse({"detail": detail}, status_code=500)
 
     app.include_router(health_router)
     app.include_router(builds_router)
