@@ -47,6 +47,7 @@ DEFAULT_USER = "1000:1000"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 POLL_S = 1.0
 REAP_GRACE_S = 120
+UNCACHED_STAGES = ("build", "verify")
 
 
 def parse_size(text: str) -> int:
@@ -93,11 +94,13 @@ class DockerSession:
             env |= {k: v for k, v in os.environ.items() if k in PROXY_VARS}
         else:
             env["UV_OFFLINE"] = "1"
+        if stage.name in UNCACHED_STAGES:
+            env["UV_NO_CACHE"] = "1"
         return env | dict(stage.env)
 
     def mounts_for(self, stage: StagePlan) -> list[Mount]:
-        """The build stage runs the package's own code longest: it gets no shared cache."""
-        if stage.name == "build":
+        """Stages that run the package's own code (its build, its import) get no shared cache."""
+        if stage.name in UNCACHED_STAGES:
             return [m for m in self.mounts if m["Target"] != CACHE]
         return self.mounts
 
