@@ -18,6 +18,7 @@ DECIDED_BY_ENVIRONMENT = (
     "config_settings",
     "build_env",
     "index",
+    "local_label",
 )
 
 

@@ -104,6 +104,7 @@ def request_key(request: BuildRequest, image: str) -> str:
             "config_settings": request.config_settings,
             "build_env": request.build_env,
             "verify_imports": list(request.verify_imports or ()),
+            "local_label": request.local_label,
         }
     )
 

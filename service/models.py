@@ -41,6 +41,7 @@ SUPPORTED_PYTHON_MINORS = range(8, 15)
 DEFAULT_CUDA = "13.0"
 _PYTHON_RE = re.compile(r"^3\.(\d{1,2})$")
 _CUDA_RE = re.compile(r"^(\d{2})\.(\d)$")
+LOCAL_LABEL_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
 ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
@@ -179,6 +180,14 @@ class IndexSettings(_Frozen):
     find_links: tuple[str, ...] = ()
 
 
+def _local_label(value: str | None) -> str | None:
+    if value is not None and value != "auto" and not LOCAL_LABEL_RE.match(value):
+        raise ValueError(
+            f"local label {value!r} must be 'auto' or lowercase letters and digits, dot-separated"
+        )
+    return value
+
+
 class EnvironmentSpec(_Frozen):
     """A named build environment, declared in the config file (`[environments.NAME]`)."""
 
@@ -188,6 +197,9 @@ class EnvironmentSpec(_Frozen):
     config_settings: dict[str, str | list[str]] = Field(default_factory=dict)
     build_env: dict[str, str] = Field(default_factory=dict)
     index: IndexSettings = IndexSettings()
+    local_label: str | None = None
+
+    _label = field_validator("local_label")(_local_label)
 
 
 class BuildRequest(_Frozen):
@@ -204,9 +216,14 @@ class BuildRequest(_Frozen):
     build_env: dict[str, str] = Field(default_factory=dict)
     index: IndexSettings = IndexSettings()
     verify_imports: tuple[str, ...] | None = None
+    local_label: str | None = Field(
+        default=None, description="stamp `+label` on the version ('auto': like cu130torch2.13)"
+    )
     timeout_s: int | None = Field(
         default=None, ge=10, le=48 * 3600, description="build deadline; default: the service's"
     )
+
+    _label = field_validator("local_label")(_local_label)
 
     @field_validator("environment")
     @classmethod

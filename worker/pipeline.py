@@ -48,6 +48,18 @@ def abi_pins(runtime_freeze: list[str], abi_names: tuple[str, ...]) -> dict[str,
     return pins
 
 
+def local_label(request: BuildRequest, pins: Mapping[str, str]) -> str | None:
+    """The request's label; `auto` names the target and the ABI pins: `cu130torch2.13`."""
+    if request.local_label != "auto":
+        return request.local_label
+    target = request.target
+    label = "cpu" if target.kind == "cpu" else f"cu{(target.cuda or '').replace('.', '')}"
+    for name, version in sorted(pins.items()):
+        release = Version(version).release
+        label += name.replace("-", "").replace("_", "") + ".".join(str(n) for n in release[:2])
+    return label
+
+
 def cache_lookup(
     request: BuildRequest, store: WheelStore, executor: Executor
 ) -> tuple[BuildRequest, str, str, Artifact | None]:
@@ -76,6 +88,8 @@ def build_and_publish(
         pins: Mapping[str, str] = {}
         if settings.abi_pins:
             pins = abi_pins(built.manifest.get("runtime_freeze", []), settings.abi_pins)
+        # auto labels name torch (the ABI that matters) even where pinning is turned off
+        label_pins = pins or abi_pins(built.manifest.get("runtime_freeze", []), ("torch",))
         return publish(
             store,
             environment=built.environment,
@@ -84,6 +98,7 @@ def build_and_publish(
             manifest=built.manifest,
             log=built.log_path.read_bytes(),
             abi_pins=pins,
+            local_label=local_label(built.request, label_pins),
         )
 
     build_id = build_id or new_build_id()

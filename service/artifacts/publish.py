@@ -20,6 +20,7 @@ from typing import Any, BinaryIO
 
 from service.artifacts import layout
 from service.artifacts.pins import pin_wheel
+from service.artifacts.relabel import relabel_wheel
 from service.artifacts.wheelfile import inspect_wheel
 from service.errors import (
     InvalidArtifactError,
@@ -117,8 +118,10 @@ def publish(
     manifest: Mapping[str, Any],
     log: bytes,
     abi_pins: Mapping[str, str] | None = None,
+    local_label: str | None = None,
 ) -> Artifact:
-    """Store `wheel` (pinned to `abi_pins` first), its metadata, `log` and the manifest.
+    """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata, `log` and the
+    manifest.
 
     Returns the committed `Artifact`. If the request key is already published, nothing is written
     and the stored `Artifact` is returned (the first publish wins). `manifest` is kept as given,
@@ -136,8 +139,11 @@ def publish(
         return existing
     info = inspect_wheel(wheel)
     with tempfile.TemporaryDirectory(prefix="wheelwright-publish-") as tmp:
+        if local_label:
+            wheel = relabel_wheel(wheel, local_label, Path(tmp) / "labelled")
+            info = inspect_wheel(wheel)
         if abi_pins:
-            wheel = pin_wheel(wheel, abi_pins, Path(tmp))
+            wheel = pin_wheel(wheel, abi_pins, Path(tmp) / "pinned")
             info = inspect_wheel(wheel)
         sha256, size = _file_digest(wheel)
         with wheel.open("rb") as stream:

@@ -69,6 +69,9 @@ def build(
     extra_index_url: Annotated[list[str] | None, typer.Option()] = None,
     find_links: Annotated[list[str] | None, typer.Option()] = None,
     verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    local_label: Annotated[
+        str | None, typer.Option(help="stamp +LABEL on the version; 'auto': like cu130torch2.13")
+    ] = None,
     timeout: Annotated[
         int | None, typer.Option(help="deadline of the whole build, seconds")
     ] = None,
@@ -101,6 +104,7 @@ def build(
             "config_settings": pairs(config_setting, "--config-setting"),
             "build_env": pairs(env, "--env"),
             "index": index if (index_url or extra_index_url or find_links) else None,
+            "local_label": local_label,
         }
         if environment is None:  # an ad-hoc environment: the defaults count as given
             given["index"] = index

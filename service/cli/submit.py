@@ -26,6 +26,10 @@ def submit(
     config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
     verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    local_label: Annotated[str | None, typer.Option(help="stamp +LABEL; 'auto'")] = None,
+    environment: Annotated[
+        str | None, typer.Option(help="a named environment of the service (it decides the rest)")
+    ] = None,
     timeout: Annotated[int | None, typer.Option(help="deadline of the build, seconds")] = None,
     wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
 ) -> None:
@@ -35,14 +39,20 @@ def submit(
     path = Path(spec).expanduser()
     upload = path if path.exists() else None
     fields: dict[str, object] = {
-        "target": {"kind": target, "cuda": cuda, "python": python},
-        "runtime": runtime or [],
-        "build_requires": build_requires or [],
-        "config_settings": pairs(config_setting, "--config-setting"),
-        "build_env": pairs(env, "--env"),
         "verify_imports": verify_import or None,
+        "local_label": local_label,
         "timeout_s": timeout,
     }
+    if environment:  # the service's named environment decides the rest
+        fields["environment"] = environment
+    else:
+        fields |= {
+            "target": {"kind": target, "cuda": cuda, "python": python},
+            "runtime": runtime or [],
+            "build_requires": build_requires or [],
+            "config_settings": pairs(config_setting, "--config-setting"),
+            "build_env": pairs(env, "--env"),
+        }
     try:
         if upload is None:
             fields["source"] = parse_spec(spec).model_dump(exclude_none=True)

@@ -41,6 +41,12 @@ def test_build_prints_the_wheel_then_answers_from_the_cache(tmp_path: Path, cpu_
     assert "cached npext-1.0.0" in second.stderr
     assert "runtime" not in second.stderr
 
+    labelled = _run(
+        tmp_path, str(FIXTURES / "numpy-ext"), "--runtime", "numpy", "--local-label", "auto"
+    )
+    assert labelled.returncode == 0, labelled.stderr
+    assert Path(labelled.stdout.strip()).name == "npext-1.0.0+cpu-cp311-cp311-linux_x86_64.whl"
+
 
 def test_failed_build_exits_non_zero_naming_the_stage(tmp_path: Path, cpu_image: str) -> None:
     done = _run(tmp_path, str(FIXTURES / "raising-backend"))
