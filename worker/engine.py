@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import platform
 import shutil
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import UTC, datetime
 from functools import partial
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import structlog
 
@@ -71,13 +72,15 @@ class Built:
 @dataclass
 class _Recorder:
     build_id: str
-    log_file: Path
+    log_file: TextIO  # line-buffered: the file is whole whenever someone reads it
     hooks: Hooks
     stages: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def line(self, text: str) -> None:
-        with self.log_file.open("a", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+        with self.lock:  # stage output arrives from the executor's log thread too
+            if not self.log_file.closed:  # a straggling log thread after the build ended
+                self.log_file.write(text + "\n")
         self.hooks.on_line(text)
 
     def run(self, stage: str, network: bool, action: Callable[[], T]) -> T:
@@ -119,10 +122,10 @@ def run_build(
     workspace = settings.work_dir / build_id
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_path.write_text("")
+    log_file = log_path.open("w", encoding="utf-8", buffering=1)
     shutil.rmtree(workspace, ignore_errors=True)  # what a lost earlier delivery left
     workspace.mkdir(parents=True)
-    rec = _Recorder(build_id, log_path, hooks)
+    rec = _Recorder(build_id, log_file, hooks)
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
         limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
@@ -166,6 +169,7 @@ def run_build(
         return rec.run("publish", True, lambda: on_wheel(built))  # the worker talks to the store
     finally:
         structlog.contextvars.unbind_contextvars("build_id")
+        log_file.close()
         if not settings.keep_workspace:
             shutil.rmtree(workspace, ignore_errors=True)
 

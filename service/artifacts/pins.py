@@ -8,17 +8,13 @@ writes a new wheel of the same name; every other member keeps its exact bytes.
 
 from __future__ import annotations
 
-import base64
-import csv
-import hashlib
-import io
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from service.artifacts.rewrite import rewrite_wheel
 from service.artifacts.wheelfile import inspect_wheel
 from service.errors import InvalidArtifactError, InvalidRequestError
 
@@ -64,23 +60,7 @@ def pin_wheel(wheel: Path, pins: Mapping[str, str], dest_dir: Path) -> Path:
     if target.resolve() == wheel.resolve():
         raise ValueError("pin_wheel needs a destination other than the wheel's own folder")
     info = inspect_wheel(wheel)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    metadata = pin_metadata(info.metadata, pins)
-    with zipfile.ZipFile(wheel) as source, zipfile.ZipFile(target, "w") as out:
-        for member in source.infolist():
-            data = source.read(member)
-            if member.filename == info.metadata_path:
-                data = metadata
-            elif member.filename == info.record_path:
-                data = _record_with(data, info.metadata_path, metadata, wheel.name)
-            out.writestr(member, data)
-    return target
-
-
-def record_hash(data: bytes) -> str:
-    """`sha256=<urlsafe base64, no padding>` as RECORD writes it."""
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"sha256={digest}"
+    return rewrite_wheel(wheel, info, target, pin_metadata(info.metadata, pins))
 
 
 def _pin(name: str, version: str) -> Requirement:
@@ -99,17 +79,3 @@ def _fold(lines: list[str]) -> list[str]:
         else:
             headers.append(line)
     return headers
-
-
-def _record_with(record: bytes, path: str, content: bytes, filename: str) -> bytes:
-    lines = record.decode("utf-8").splitlines(keepends=True)
-    for index, line in enumerate(lines):
-        row = next(csv.reader([line]), [])
-        if row and row[0] == path:
-            buffer = io.StringIO()
-            csv.writer(buffer, lineterminator="\n").writerow(
-                [path, record_hash(content), len(content)]
-            )
-            lines[index] = buffer.getvalue()
-            return "".join(lines).encode("utf-8")
-    raise InvalidArtifactError(f"{filename}: RECORD does not list {path}")

@@ -15,10 +15,7 @@ import hashlib
 import io
 import re
 import tarfile
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,8 +23,6 @@ import docker
 import docker.errors
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.artifacts import Artifact
@@ -37,22 +32,21 @@ from service.index_config import PYPI, render_uv_config
 from service.store import LocalStore
 from tests.e2e.test_index_clients import (
     Index,
-    _free_port,
     _pip,
     _pip_venv,
     _run,
     _uv,
     _uv_pip,
     _uv_venv,
+    serving,
 )
 from tests.integration.enginekit import (
-    MANAGED,
     leftover_workspaces,
     make_sdist,
+    managed_containers,
     request_for,
 )
 from worker.executors.docker import DockerExecutor
-from worker.images import ensure_image
 from worker.pipeline import build_and_publish
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -60,7 +54,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 NUMPY_A, NUMPY_B = "2.3.5", "2.4.4"  # both have cp311 manylinux wheels on PyPI
 WHEEL = "npext-1.0.0-cp311-cp311-linux_x86_64.whl"
 LEGACY_PKG_INFO = b"Metadata-Version: 2.1\nName: npext\nVersion: 1.0.0\nRequires-Dist: numpy\n"
-BUILD_ID_LABEL = "org.wheelwright.build-id"
 RUN_NPEXT = "import npext, numpy; print(npext.total([1.0, 2.0]), numpy.__version__)"
 
 
@@ -91,46 +84,9 @@ def legacy_sdist(dest: Path) -> Path:
     return archive
 
 
-@contextmanager
-def serving(app: FastAPI) -> Iterator[Index]:
-    """`app` under uvicorn on a free loopback port, for as long as the block runs."""
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the API server did not start", pytrace=False)
-        time.sleep(0.05)
-    try:
-        yield Index(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[docker.DockerClient]:
-    """The Docker engine with the CPU build image (built when missing); no engine fails."""
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(
-            f"the Docker engine is unreachable ({exc}); start it with scripts/host-services.sh",
-            pytrace=False,
-        )
-    ensure_image(client, "cpu", "3.11")
-    yield client
-    client.close()
-
-
 @pytest.fixture(scope="module")
 def served(
-    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient
+    tmp_path_factory: pytest.TempPathFactory, docker_client: docker.DockerClient, cpu_image: str
 ) -> Iterator[Served]:
     root = tmp_path_factory.mktemp("engine-index")
     settings = load_settings(home=root / "home", executor="docker", abi_pins=("numpy",))
@@ -138,24 +94,18 @@ def served(
     executor = DockerExecutor(settings)
     sdist = legacy_sdist(root)
     artifacts: dict[str, Artifact] = {}
-    build_ids: list[str] = []
     for numpy in (NUMPY_A, NUMPY_B):
         request = request_for(sdist, runtime=[f"numpy=={numpy}"])
         outcome = build_and_publish(request, settings, store, executor)
         assert not outcome.cached
         assert outcome.build_id is not None
         artifacts[numpy] = outcome.artifact
-        build_ids.append(outcome.build_id)
-    assert _containers(docker_client, build_ids) == [], "a build container was left behind"
+    assert managed_containers(docker_client, settings.home) == [], (
+        "a build container was left behind"
+    )
     assert leftover_workspaces(settings) == [], "a workspace was left behind"
     with serving(create_app(settings, store=store)) as index:
         yield Served(index, settings, store, sdist, artifacts)
-
-
-def _containers(client: docker.DockerClient, build_ids: list[str]) -> list[str]:
-    """Containers of these builds still present (other builds may run beside this test)."""
-    found = client.containers.list(all=True, filters={"label": MANAGED})
-    return [str(c.name) for c in found if c.labels.get(BUILD_ID_LABEL) in build_ids]
 
 
 def _runs(python: Path, tmp: Path) -> tuple[str, str]:

@@ -17,12 +17,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from service.api.app import create_app
 from service.artifacts import publish
@@ -80,7 +82,13 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
     root = tmp_path_factory.mktemp("index")
     store = LocalStore(root / "store")
     _publish_all(store, root / "wheels")
-    app = create_app(Settings(home=root), store=store)
+    with serving(create_app(Settings(home=root), store=store)) as index:
+        yield index
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[Index]:
+    """`app` under uvicorn on a free loopback port, for as long as the block runs."""
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -92,9 +100,11 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
         if not thread.is_alive() or time.monotonic() > deadline:
             pytest.fail("the API server did not start", pytrace=False)
         time.sleep(0.05)
-    yield Index(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(timeout=30)
+    try:
+        yield Index(f"http://127.0.0.1:{port}")
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def _clean_env(tmp: Path) -> dict[str, str]:

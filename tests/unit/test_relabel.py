@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 
 from service.artifacts import inspect_wheel, publish
-from service.artifacts.pins import record_hash
 from service.artifacts.relabel import labelled_version, relabel_wheel
 from service.errors import InvalidRequestError
 from service.models import parse_request
 from service.store import LocalStore
-from tests.fixtures.wheels import make_wheel
+from tests.fixtures.wheels import make_wheel, record_hash
 from worker.pipeline import local_label
 
 
