@@ -53,6 +53,18 @@ class DockerSettings(BaseModel):
     cuda_base: str | None = None
 
 
+class HostSettings(BaseModel):
+    """How the host executor (no Docker: an HPC or GPU node) stages a build."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    inherit_packages: bool = Field(
+        default=False,
+        description="build against the packages of the interpreter running the worker (its "
+        "torch, setuptools, ninja) instead of installing them: for nodes with no network",
+    )
+
+
 class StoreSettings(BaseModel):
     """Where wheels, metadata, manifests and logs last: a local directory or an S3 bucket."""
 
@@ -133,6 +145,7 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=_default_home)
     executor: Literal["docker", "host"] = "docker"
     docker: DockerSettings = DockerSettings()
+    host: HostSettings = HostSettings()
     index: IndexSettings = IndexSettings()
     store: StoreSettings = StoreSettings()
     broker_url: str | None = Field(

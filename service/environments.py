@@ -36,4 +36,7 @@ def apply_environment(request: BuildRequest, settings: Settings) -> BuildRequest
             f"environment {request.environment!r} decides {', '.join(clashes)}; "
             "leave them out of the request"
         )
-    return request.model_copy(update={name: getattr(spec, name) for name in DECIDED_BY_ENVIRONMENT})
+    decided = {name: getattr(spec, name) for name in DECIDED_BY_ENVIRONMENT}
+    if request.verify_smoke is None:  # the request's own smoke test wins over the environment's
+        decided["verify_smoke"] = spec.verify_smoke
+    return request.model_copy(update=decided)

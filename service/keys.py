@@ -39,15 +39,15 @@ def digest(data: Any) -> str:
     return hashlib.sha256(canonical_json(data)).hexdigest()
 
 
-def image_ref(target: Target, executor: str = "docker") -> str:
+def image_ref(target: Target, executor: str = "docker", *, host_packages: bool = False) -> str:
     """The name of the image a target builds in, as keys and environments see it.
 
     The docker executor's default images are `wheelwright/build-cpu:py3.11` and
     `wheelwright/build-cuda:cu13.0-py3.11` (what `worker.images` builds); the host executor has
-    no image and is named by its Python.
+    no image and is named by its Python (`+site` when builds inherit that Python's packages).
     """
     if executor == "host":
-        return f"host:python{target.python}"
+        return f"host:python{target.python}" + ("+site" if host_packages else "")
     if target.image:
         return target.image
     if target.kind == "cuda":
@@ -104,6 +104,7 @@ def request_key(request: BuildRequest, image: str) -> str:
             "config_settings": request.config_settings,
             "build_env": request.build_env,
             "verify_imports": list(request.verify_imports or ()),
+            "verify_smoke": request.verify_smoke,
             "local_label": request.local_label,
         }
     )

@@ -43,6 +43,7 @@ _PYTHON_RE = re.compile(r"^3\.(\d{1,2})$")
 _CUDA_RE = re.compile(r"^(\d{2})\.(\d)$")
 LOCAL_LABEL_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
 ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+MAX_SMOKE_CHARS = 20_000
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 
@@ -178,6 +179,9 @@ class IndexSettings(_Frozen):
     index_url: str = "https://pypi.org/simple"
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
+    no_index: bool = Field(
+        default=False, description="no index at all: only find-links (offline GPU nodes)"
+    )
 
 
 def _local_label(value: str | None) -> str | None:
@@ -198,6 +202,9 @@ class EnvironmentSpec(_Frozen):
     build_env: dict[str, str] = Field(default_factory=dict)
     index: IndexSettings = IndexSettings()
     local_label: str | None = None
+    verify_smoke: str | None = Field(
+        default=None, description="Python code verify runs on a GPU, when the build has one"
+    )
 
     _label = field_validator("local_label")(_local_label)
 
@@ -216,6 +223,12 @@ class BuildRequest(_Frozen):
     build_env: dict[str, str] = Field(default_factory=dict)
     index: IndexSettings = IndexSettings()
     verify_imports: tuple[str, ...] | None = None
+    verify_smoke: str | None = Field(
+        default=None,
+        max_length=MAX_SMOKE_CHARS,
+        description="Python code that verify runs in the runtime environment when the build has"
+        " a GPU (launch a kernel, compare with the CPU); a non-zero exit fails the build",
+    )
     local_label: str | None = Field(
         default=None, description="stamp `+label` on the version ('auto': like cu130torch2.13)"
     )

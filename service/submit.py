@@ -83,7 +83,9 @@ def submit(
     request = apply_environment(request, settings)
     _check(request, settings)
     resolved = resolve_source(request)
-    image = image_ref(resolved.target, settings.executor)
+    image = image_ref(
+        resolved.target, settings.executor, host_packages=settings.host.inherit_packages
+    )
     environment = environment_name(resolved, image)
     key = request_key(resolved, image)
     hit = lookup(store, environment, key)

@@ -38,6 +38,7 @@ _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 _BUILD_TIMEOUT_S = 3600  # one HTTP read may wait this long for a quiet build step
 _LOG_TAIL = 25
+RECIPE_LAYERS = {"build-cuda": ("build-cpu", "build-cuda")}
 
 
 def docker_dir() -> Path:
@@ -91,13 +92,16 @@ def ensure_image(
     the CPU image under a CUDA one is reused when present, and so is the debootstrap base.
     """
     tag = image_tag(kind, python, cuda)
+    folder = f"build-{kind}"
     if not rebuild and (found := find_image(client, tag)) is not None:
-        return found
+        if _recipe_label(client, found) == recipe_digest(folder):
+            return found
+        progress(f"{tag} was built from another recipe than docker/{folder}: rebuilding it")
     ca = resolve_ca_bundle(ca_bundle)
     if kind == "cpu":
         bottom = cpu_base_image(client, python, base, offline, progress)
         args = {"BASE": bottom, "PYTHON": python}
-        return _build(client, "build-cpu", tag, args, ca=ca, progress=progress, nocache=rebuild)
+        return _build(client, folder, tag, args, ca=ca, progress=progress, nocache=rebuild)
     if cuda is None:  # image_tag raised already; this tells the type checker
         raise ImageError("a CUDA image needs a CUDA version")
     cpu_tag = image_tag("cpu", python)
@@ -109,7 +113,7 @@ def ensure_image(
     else:
         ensure_image(client, "cpu", python, offline=offline, ca_bundle=ca, progress=progress)
     args = {"BASE": cpu_tag, "CUDA": cuda}
-    return _build(client, "build-cuda", tag, args, ca=ca, progress=progress, nocache=rebuild)
+    return _build(client, folder, tag, args, ca=ca, progress=progress, nocache=rebuild)
 
 
 def image_facts(client: docker.DockerClient, tag_or_id: str) -> dict[str, str]:
@@ -128,6 +132,27 @@ def image_facts(client: docker.DockerClient, tag_or_id: str) -> dict[str, str]:
     if "kind" not in facts or "python" not in facts:
         raise ImageError(f"image {tag_or_id!r} is not a Wheelwright build image (labels missing)")
     return facts
+
+
+def recipe_digest(folder: str) -> str:
+    """What an image of `docker/<folder>` is made from: its files and those of the layers below
+    it (the CPU image under a CUDA one), by name and content. A build image whose recipe label
+    differs is rebuilt: its Dockerfile changed since."""
+    digest = hashlib.sha256()
+    for layer in RECIPE_LAYERS.get(folder, (folder,)):
+        root = docker_dir() / layer
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            name = f"{layer}/{path.relative_to(root).as_posix()}"
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _recipe_label(client: docker.DockerClient, image_id: str) -> str | None:
+    try:
+        labels = client.images.get(image_id).labels or {}
+    except docker.errors.DockerException:
+        return None
+    return labels.get(LABEL_PREFIX + "recipe")
 
 
 def _check_version(what: str, value: str) -> None:
@@ -232,6 +257,7 @@ def _build(
             path=str(context),
             buildargs={**proxies, **buildargs},
             nocache=nocache,
+            labels={LABEL_PREFIX + "recipe": recipe_digest(folder)},
         )
 
 

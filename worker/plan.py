@@ -32,6 +32,9 @@ class Layout:
     uv: str
     find_links: tuple[str, ...] = ()
     path_prefix: tuple[str, ...] = ()
+    #: The venv sees the packages of `python` (host executor on an offline node): requirements
+    #: they satisfy are not installed.
+    host_packages: bool = False
 
     def __post_init__(self) -> None:
         for name in ("work", "driver"):
@@ -107,6 +110,8 @@ def build_env(request: BuildRequest, machine: Machine) -> dict[str, str]:
 
 
 def index_args(request: BuildRequest, layout: Layout) -> list[str]:
+    if request.index.no_index:
+        return ["--no-index", *(arg for loc in layout.find_links for arg in ("--find-links", loc))]
     args = ["--index-url", request.index.index_url]
     for url in request.index.extra_index_urls:
         args += ["--extra-index-url", url]
@@ -128,6 +133,7 @@ def make_plan(
         "index_args": index_args(request, layout),
         "venv": layout.venv,
         "cuda": request.target.kind == "cuda",
+        "inherit_packages": layout.host_packages,
     }
     config = dict(request.config_settings)
     stages = (
@@ -162,6 +168,8 @@ def make_plan(
                 "snapshot": layout.snapshot,
                 "imports": list(request.verify_imports or ()),
                 "scratch": f"{layout.work}/tmp",
+                "cuda_arch_list": env.get("TORCH_CUDA_ARCH_LIST"),
+                "smoke": request.verify_smoke,
             },
         ),
     )

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 from rich.markup import escape
 
-from service.cli.common import app, err, fail, pairs, settings_for
+from service.cli.common import SMOKE_HELP, app, err, fail, pairs, settings_for, smoke_code
 from service.config import Settings
 from service.environments import apply_environment
 from service.errors import WheelwrightError
@@ -69,6 +69,10 @@ def build(
     extra_index_url: Annotated[list[str] | None, typer.Option()] = None,
     find_links: Annotated[list[str] | None, typer.Option()] = None,
     verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    smoke_test: Annotated[str | None, typer.Option(help=SMOKE_HELP)] = None,
+    no_index: Annotated[
+        bool, typer.Option("--no-index", help="no package index: only --find-links (offline)")
+    ] = False,
     local_label: Annotated[
         str | None, typer.Option(help="stamp +LABEL on the version; 'auto': like cu130torch2.13")
     ] = None,
@@ -97,13 +101,14 @@ def build(
             index["index_url"] = index_url
         index["extra_index_urls"] = [*index["extra_index_urls"], *(extra_index_url or [])]
         index["find_links"] = [*index["find_links"], *(find_links or [])]
+        index["no_index"] = index["no_index"] or no_index
         given = {
             "target": {"kind": target, "cuda": cuda, "python": python, "image": image},
             "runtime": runtime,
             "build_requires": build_requires,
             "config_settings": pairs(config_setting, "--config-setting"),
             "build_env": pairs(env, "--env"),
-            "index": index if (index_url or extra_index_url or find_links) else None,
+            "index": index if (index_url or extra_index_url or find_links or no_index) else None,
             "local_label": local_label,
         }
         if environment is None:  # an ad-hoc environment: the defaults count as given
@@ -116,6 +121,7 @@ def build(
                     "source": parse_spec(spec).model_dump(),
                     "environment": environment,
                     "verify_imports": verify_import or None,
+                    "verify_smoke": smoke_code(smoke_test),
                     "timeout_s": timeout,
                     **{name: value for name, value in given.items() if value},
                 }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -34,6 +36,23 @@ def settings_for(executor: str | None) -> Settings:
     if executor:
         overrides["executor"] = executor
     return load_settings(**overrides)
+
+
+SMOKE_HELP = (
+    "Python code that verify runs when the build has a GPU (launch a kernel, compare with the "
+    "CPU); @FILE reads it from a file"
+)
+
+
+def smoke_code(value: str | None) -> str | None:
+    """`--smoke-test`: the code itself, or `@FILE` for the code in a file."""
+    if value is None or not value.startswith("@"):
+        return value
+    path = Path(value[1:]).expanduser()
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise typer.BadParameter(f"--smoke-test {value}: cannot read {path}: {exc}") from None
 
 
 def pairs(items: list[str] | None, flag: str) -> dict[str, str]:

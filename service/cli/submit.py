@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from service.cli.common import app, err, fail, pairs
+from service.cli.common import SMOKE_HELP, app, err, fail, pairs, smoke_code
 from service.errors import WheelwrightError
 from service.specs import parse_spec
 
@@ -26,6 +26,7 @@ def submit(
     config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
     env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
     verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
+    smoke_test: Annotated[str | None, typer.Option(help=SMOKE_HELP)] = None,
     local_label: Annotated[str | None, typer.Option(help="stamp +LABEL; 'auto'")] = None,
     environment: Annotated[
         str | None, typer.Option(help="a named environment of the service (it decides the rest)")
@@ -40,6 +41,7 @@ def submit(
     upload = path if path.exists() else None
     fields: dict[str, object] = {
         "verify_imports": verify_import or None,
+        "verify_smoke": smoke_code(smoke_test),
         "local_label": local_label,
         "timeout_s": timeout,
     }

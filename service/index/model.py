@@ -28,6 +28,7 @@ class IndexFile:
     requires_python: str | None = None
     metadata_sha256: str | None = None
     upload_time: datetime | None = None
+    verified: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> IndexFile:
@@ -41,11 +42,29 @@ class IndexFile:
             requires_python=artifact.requires_python,
             metadata_sha256=artifact.metadata_sha256,
             upload_time=artifact.published_at,
+            verified=verified_summary(artifact.manifest),
         )
 
     def url(self, files_prefix: str) -> str:
         """The file's link: `files_prefix` + the key, percent-encoded (`+` becomes `%2B`)."""
         return files_prefix + quote(self.key, safe="/")
+
+
+def verified_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What verify proved of a wheel, for its index entry: the CUDA architectures it holds and
+    whether one of its kernels ran on a GPU (and which)."""
+    verify = manifest.get("verify")
+    if not isinstance(verify, Mapping):
+        return None
+    summary: dict[str, Any] = {}
+    cuda = verify.get("cuda")
+    if isinstance(cuda, Mapping):
+        summary["cuda"] = {k: cuda.get(k) for k in ("arch_list", "sass", "ptx")}
+    gpu = verify.get("gpu")
+    if isinstance(gpu, Mapping):
+        keys = ("kernel_run", "device", "capability", "reason")
+        summary["gpu"] = {k: gpu[k] for k in keys if gpu.get(k) is not None}
+    return summary or None
 
 
 @dataclass(frozen=True)

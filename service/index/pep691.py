@@ -43,6 +43,8 @@ def file_entry(item: IndexFile, files_prefix: str) -> dict[str, Any]:
     if item.upload_time is not None:
         moment = item.upload_time.astimezone(UTC)
         entry["upload-time"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if item.verified:  # PEP 691 keeps keys with a leading underscore for the index's own use
+        entry["_wheelwright"] = {"verified": dict(item.verified)}
     return entry
 
 

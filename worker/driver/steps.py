@@ -8,18 +8,26 @@ verify     install the wheel with --no-deps into the runtime snapshot, check tag
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.tags import sys_tags
-from packaging.utils import parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_wheel_filename
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
+
+try:  # the worker (and its tests) import this module from the package
+    from worker.driver import audit
+except ImportError:  # the build container: a flat bundle, audit.py beside this file
+    import audit  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 try:
     import tomllib
@@ -68,16 +76,63 @@ def uv_install(request: Mapping[str, Any], venv: str, reqs: Sequence[str], *extr
 
 
 def freeze(request: Mapping[str, Any], venv: str) -> list[str]:
+    if request.get("inherit_packages"):  # uv sees only the venv's own packages
+        versions = installed_versions(venv)
+        return sorted(f"{name}=={version}" for name, version in versions.items())
     out = subprocess.check_output(
         [request["uv"], "pip", "freeze", "--python", venv_python(venv)], text=True
     )
     return sorted(line for line in out.splitlines() if line.strip())
 
 
+LIST_DISTRIBUTIONS = (
+    "import importlib.metadata as m, json\n"
+    "print(json.dumps({d.metadata['Name']: d.version for d in reversed(list(m.distributions()))"
+    " if d.metadata['Name']}))"
+)
+
+
+def installed_versions(venv: str) -> dict[str, str]:
+    """Every distribution the venv's Python can import, by normalized name (first on the path
+    wins, as for imports)."""
+    out = subprocess.check_output([venv_python(venv), "-c", LIST_DISTRIBUTIONS], text=True)
+    found: dict[str, str] = json.loads(out)
+    return {canonicalize_name(name): version for name, version in found.items()}
+
+
+def inherit_host_packages(venv: str) -> list[str]:
+    """Let the venv see this interpreter's packages (after its own), with a .pth file."""
+    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    site = sorted(Path(venv).glob("lib/python3*/site-packages"))[0]
+    (site / "_wheelwright_host_packages.pth").write_text("\n".join(paths) + "\n")
+    say(f"the venv inherits the packages of {sys.executable}: {', '.join(paths)}")
+    return paths
+
+
+def still_needed(request: Mapping[str, Any], venv: str, reqs: Sequence[str]) -> list[str]:
+    """`reqs` less those the inherited packages satisfy (all of them without inheritance)."""
+    if not request.get("inherit_packages") or not reqs:
+        return list(reqs)
+    versions = installed_versions(venv)
+    needed = []
+    for text in reqs:
+        req = Requirement(text)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        have = versions.get(canonicalize_name(req.name))
+        if have is not None and req.specifier.contains(have, prereleases=True):
+            say(f"{text}: {req.name} {have} is already there")
+            continue
+        needed.append(text)
+    return needed
+
+
 def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     venv, snapshot = request["venv"], request["snapshot"]
     run([request["uv"], "venv", "--python", sys.executable, venv], what="creating the venv")
-    uv_install(request, venv, request["runtime"])
+    if request.get("inherit_packages"):
+        inherit_host_packages(venv)
+    uv_install(request, venv, still_needed(request, venv, request["runtime"]))
     frozen = freeze(request, venv)
     say(f"snapshot of the runtime environment at {snapshot}")
     shutil.copytree(venv, snapshot, symlinks=True, copy_function=os.link)
@@ -142,7 +197,7 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
     venv = request["venv"]
     system = build_system(request["source"])
     static = [*system["requires"], *request["extra"]]
-    uv_install(request, venv, static)
+    uv_install(request, venv, still_needed(request, venv, static))
     if request.get("ensure_ninja") and not shutil.which("ninja"):
         uv_install(request, venv, ["ninja"])
     say(f"asking {system['build-backend']} for get_requires_for_build_wheel")
@@ -152,7 +207,7 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
         msg = f"backend {system['build-backend']!r} cannot be imported: {last_line(exc.traceback)}"
         raise StageFailure("backend", msg) from None
     say(f"the backend asks for: {', '.join(dynamic) or 'nothing more'}")
-    uv_install(request, venv, dynamic)
+    uv_install(request, venv, still_needed(request, venv, dynamic))
     return {
         "build_system": system,
         "static": static,
@@ -195,6 +250,96 @@ def top_level_modules(wheel: str) -> list[str]:
     return public or sorted(modules)
 
 
+def site_packages(venv: str) -> Path:
+    found = sorted(Path(venv).glob("lib/python3*/site-packages"))
+    if not found:
+        raise StageFailure("verify", f"the runtime environment {venv} has no site-packages")
+    return found[0]
+
+
+def installed_modules(wheel: str, site: Path) -> list[Path]:
+    """The wheel's compiled modules where the install put them (root members only)."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = [n for n in zf.namelist() if n.endswith(audit.EXTENSION_SUFFIXES)]
+    return sorted(site / n for n in names if ".data/" not in n and (site / n).is_file())
+
+
+def import_modules(venv: str, modules: Sequence[str], scratch: str) -> str | None:
+    """Import `modules` in the runtime environment; None, or the output of the failed import."""
+    code = "import importlib,sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
+    say(f"importing {', '.join(modules)}")
+    argv = [venv_python(venv), "-c", code, *modules]
+    proc = subprocess.run(
+        argv, cwd=scratch, capture_output=True, text=True, errors="replace", check=False
+    )
+    print(proc.stdout + proc.stderr, end="", flush=True)
+    return None if proc.returncode == 0 else proc.stdout + proc.stderr
+
+
+def explain_import_failure(
+    output: str, compiled: list[Path], site: Path, venv: str, modules: Sequence[str]
+) -> StageFailure:
+    """The import's failure, with every unresolved symbol of every module when that was it."""
+    failed = f"importing {', '.join(modules)} from the wheel failed: {last_line(output)}"
+    if "undefined symbol" not in output or not compiled:
+        return StageFailure("verify", failed)
+    try:
+        missing = audit.undefined_symbols(compiled, site, venv_python(venv))
+    except audit.AuditError as exc:
+        say(f"could not list the undefined symbols: {exc}")
+        return StageFailure("verify", failed)
+    if not missing:
+        return StageFailure("verify", failed)
+    for module, symbols in missing.items():
+        say(f"{module}: {len(symbols)} undefined symbols")
+        for symbol in symbols:
+            print(f"    {symbol}", flush=True)
+    listing = "; ".join(f"{m}: {', '.join(syms)}" for m, syms in missing.items())
+    return StageFailure(
+        "undefined_symbols",
+        f"{failed}. Undefined symbols (built against another torch or library?): {listing}",
+    )
+
+
+def cuda_checks(request: Mapping[str, Any], compiled: list[Path], site: Path) -> dict[str, Any]:
+    """The architecture audit of a CUDA wheel (GPU or not)."""
+    arch_list = request.get("cuda_arch_list")
+    if not arch_list:
+        raise StageFailure("cuda_archs", "a CUDA build must say its TORCH_CUDA_ARCH_LIST")
+    say(f"auditing CUDA architectures against TORCH_CUDA_ARCH_LIST={arch_list}")
+    try:
+        report = audit.audit_cuda_archs(compiled, site, arch_list)
+    except audit.AuditError as exc:
+        raise StageFailure("cuda_archs", str(exc)) from None
+    for module, found in report["modules"].items():
+        archs = [audit.arch_label(a) for a in found["sass"] + found["ptx"]]
+        say(f"{module}: {', '.join(archs) or 'no device code'}")
+    if not report["device_code"]:
+        say("warning: no extension module of this CUDA wheel holds device code")
+    return report
+
+
+def gpu_check(request: Mapping[str, Any], venv: str) -> dict[str, Any]:
+    """Which GPU this stage has and, given one and a smoke test, the smoke test run on it."""
+    found = audit.gpu_probe(venv_python(venv), request["scratch"])
+    smoke = request.get("smoke")
+    if found is None:
+        say("no GPU in this stage: the wheel's kernels were not run")
+        return {"present": False, "kernel_run": False, "reason": "no GPU in the verify stage"}
+    report: dict[str, Any] = {"present": True, **found, "kernel_run": False}
+    say(f"GPU: {found['device']} (compute capability {found.get('capability')})")
+    if not smoke:
+        say("no smoke test given: the wheel's kernels were not run")
+        return {**report, "reason": "no smoke test given"}
+    say("running the smoke test on the GPU")
+    code = subprocess.call([venv_python(venv), "-c", smoke], cwd=request["scratch"])
+    if code != 0:
+        raise StageFailure(
+            "smoke", f"the smoke test failed on {found['device']} (exit code {code})"
+        )
+    return {**report, "kernel_run": True, "smoke": "passed"}
+
+
 def verify(request: Mapping[str, Any]) -> dict[str, Any]:
     wheel, venv = request["wheel"], request["snapshot"]
     tags = parse_wheel_filename(Path(wheel).name)[3]
@@ -208,12 +353,16 @@ def verify(request: Mapping[str, Any]) -> dict[str, Any]:
     modules = request.get("imports") or top_level_modules(wheel)
     if not modules:
         raise StageFailure("verify", "the wheel holds no importable top-level module")
-    code = "import importlib,sys\nfor m in sys.argv[1:]:\n    importlib.import_module(m)\n"
-    say(f"importing {', '.join(modules)}")
-    argv = [venv_python(venv), "-c", code, *modules]
-    if subprocess.call(argv, cwd=request["scratch"]) != 0:
-        raise StageFailure("verify", f"importing {', '.join(modules)} from the wheel failed")
-    return {"imported": modules, "tags": sorted(str(t) for t in tags)}
+    site = site_packages(venv)
+    compiled = installed_modules(wheel, site)
+    failure = import_modules(venv, modules, request["scratch"])
+    if failure is not None:
+        raise explain_import_failure(failure, compiled, site, venv, modules)
+    result: dict[str, Any] = {"imported": modules, "tags": sorted(str(t) for t in tags)}
+    if request.get("cuda"):
+        result["cuda"] = cuda_checks(request, compiled, site)
+    result["gpu"] = gpu_check(request, venv)
+    return result
 
 
 ACTIONS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {

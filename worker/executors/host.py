@@ -154,7 +154,7 @@ class HostExecutor:
         self.settings = settings
 
     def image_ref(self, target: Target) -> str:
-        return image_ref(target, self.name)
+        return image_ref(target, self.name, host_packages=self.settings.host.inherit_packages)
 
     @contextmanager
     def session(
@@ -175,6 +175,7 @@ class HostExecutor:
             python=python,
             uv=uv.find_uv_bin(),
             find_links=tuple(request.index.find_links),
+            host_packages=self.settings.host.inherit_packages,
         )
         pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         yield HostSession(
