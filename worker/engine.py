@@ -191,6 +191,7 @@ def _manifest(
         "build_env": dict(build_env),
         "python": results["runtime"].get("python"),
         "runtime_freeze": results["runtime"].get("freeze", []),
+        "runtime_inherited": results["runtime"].get("inherited", []),
         "build_system": results["build_deps"].get("build_system"),
         "build_requires": {
             "static": results["build_deps"].get("static", []),

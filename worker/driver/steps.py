@@ -75,8 +75,10 @@ def uv_install(request: Mapping[str, Any], venv: str, reqs: Sequence[str], *extr
     run([*argv, *request["index_args"], *reqs], what=f"installing {', '.join(reqs)}")
 
 
-def freeze(request: Mapping[str, Any], venv: str) -> list[str]:
-    if request.get("inherit_packages"):  # uv sees only the venv's own packages
+def freeze(request: Mapping[str, Any], venv: str, *, everything: bool = False) -> list[str]:
+    """`name==version` of the venv's own packages; with `everything` and inherited packages,
+    of every distribution its Python can import (uv sees only the venv's own)."""
+    if everything and request.get("inherit_packages"):
         versions = installed_versions(venv)
         return sorted(f"{name}=={version}" for name, version in versions.items())
     out = subprocess.check_output(
@@ -111,10 +113,18 @@ def inherit_host_packages(venv: str) -> list[str]:
 
 def still_needed(request: Mapping[str, Any], venv: str, reqs: Sequence[str]) -> list[str]:
     """`reqs` less those the inherited packages satisfy (all of them without inheritance)."""
+    return partition(request, venv, reqs)[0]
+
+
+def partition(
+    request: Mapping[str, Any], venv: str, reqs: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """`reqs` split into those to install and the inherited `name==version`s satisfying the
+    others (everything to install without inheritance)."""
     if not request.get("inherit_packages") or not reqs:
-        return list(reqs)
+        return list(reqs), []
     versions = installed_versions(venv)
-    needed = []
+    needed, satisfied = [], []
     for text in reqs:
         req = Requirement(text)
         if req.marker is not None and not req.marker.evaluate({"extra": ""}):
@@ -122,21 +132,30 @@ def still_needed(request: Mapping[str, Any], venv: str, reqs: Sequence[str]) -> 
         have = versions.get(canonicalize_name(req.name))
         if have is not None and req.specifier.contains(have, prereleases=True):
             say(f"{text}: {req.name} {have} is already there")
+            satisfied.append(f"{canonicalize_name(req.name)}=={have}")
             continue
         needed.append(text)
-    return needed
+    return needed, satisfied
 
 
 def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     venv, snapshot = request["venv"], request["snapshot"]
     run([request["uv"], "venv", "--python", sys.executable, venv], what="creating the venv")
+    inherited: list[str] = []
     if request.get("inherit_packages"):
         inherit_host_packages(venv)
-    uv_install(request, venv, still_needed(request, venv, request["runtime"]))
-    frozen = freeze(request, venv)
+        inherited = freeze(request, venv, everything=True)
+    needed, satisfied = partition(request, venv, request["runtime"])
+    uv_install(request, venv, needed)
+    # The runtime is what was asked for: the venv's own packages and the inherited ones that
+    # stand for a runtime pin (the ABI pins come from here), not every package of the host.
+    frozen = sorted({*freeze(request, venv), *satisfied})
     say(f"snapshot of the runtime environment at {snapshot}")
     shutil.copytree(venv, snapshot, symlinks=True, copy_function=os.link)
-    return {"python": sys.version.split()[0], "freeze": frozen}
+    result: dict[str, Any] = {"python": sys.version.split()[0], "freeze": frozen}
+    if inherited:
+        result["inherited"] = inherited
+    return result
 
 
 def build_system(source: str) -> dict[str, Any]:
@@ -199,7 +218,12 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
     static = [*system["requires"], *request["extra"]]
     uv_install(request, venv, still_needed(request, venv, static))
     if request.get("ensure_ninja") and not shutil.which("ninja"):
-        uv_install(request, venv, ["ninja"])
+        try:
+            uv_install(request, venv, still_needed(request, venv, ["ninja"]))
+        except StageFailure:
+            if "--no-index" not in request["index_args"]:
+                raise
+            say("warning: no ninja on PATH nor among the find-links: extensions compile serially")
     say(f"asking {system['build-backend']} for get_requires_for_build_wheel")
     try:
         dynamic = list(hook_caller(request).get_requires_for_build_wheel(request["config"]))
@@ -212,7 +236,7 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
         "build_system": system,
         "static": static,
         "dynamic": dynamic,
-        "freeze": freeze(request, venv),
+        "freeze": freeze(request, venv, everything=True),
     }
 
 
