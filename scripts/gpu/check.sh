@@ -25,7 +25,9 @@ if [ -d "$carried/whl" ] && [ -z "${GPU_CHECK_NO_INSTALL:-}" ]; then
 fi
 py=$(python3 -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
 export PATH="$(dirname "$(python3 -c 'import sys; print(sys.executable)')"):$PATH"
-export CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(command -v nvcc)")")}
+nvcc_path=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
+export CUDA_HOME=${CUDA_HOME:-$(dirname "$(dirname "$(readlink -f "$nvcc_path")")")}
+export PATH="$CUDA_HOME/bin:$PATH"
 export WHEELWRIGHT_HOME=${WHEELWRIGHT_HOME:-/tmp/wwhome} WHEELWRIGHT_EXECUTOR=host
 export WHEELWRIGHT_HOST__INHERIT_PACKAGES=true
 note "python $py at $(command -v python3); CUDA_HOME=$CUDA_HOME; $(nvcc --version | tail -1)"
