@@ -5,6 +5,8 @@
 #   cudafix        the CUDA fixture for TORCH_CUDA_ARCH_LIST=9.0; verify launches its kernel
 #   cudafix-sm80   the fixture built for 8.0 only: the audit passes, the kernel cannot run on a
 #                  9.0 GPU ("no kernel image"), so verify must fail and nothing is published
+#   torchcuda      a torch CUDAExtension (tests/fixtures/torch-cuda-ext); its kernel against torch
+#                  on the CPU
 #   scatter        torch-scatter 2.1.2 from its PyPI sdist, FORCE_CUDA=1, 9.0; verify runs
 #                  its CUDA kernels against its CPU kernels
 # Usage: bash scripts/gpu/check.sh CARRIED   (CARRIED/whl: wheels of wheelwright and what it
@@ -46,18 +48,21 @@ build() {  # NAME SDIST ARCHS SMOKE [EXTRA...]
   return $code
 }
 
-make_fixture() {  # the CUDA fixture as an sdist
+make_fixture() {  # FIXTURE TOP: a fixture folder as an sdist whose top folder is TOP
   local dest=/tmp/gpu-sdists
-  rm -rf "$dest" && mkdir -p "$dest/cudafix-0.1.0"
-  cp -r "$here/../../tests/fixtures/cuda-ext/." "$dest/cudafix-0.1.0/"
-  tar -C "$dest" -czf "$dest/cudafix-0.1.0.tar.gz" cudafix-0.1.0
-  echo "$dest/cudafix-0.1.0.tar.gz"
+  rm -rf "${dest:?}/$2" && mkdir -p "$dest/$2"
+  cp -r "$here/../../tests/fixtures/$1/." "$dest/$2/"
+  tar -C "$dest" -czf "$dest/$2.tar.gz" "$2"
+  echo "$dest/$2.tar.gz"
 }
 
-fixture=$(make_fixture)
-for step in ${GPU_CHECK_BUILDS:-cudafix cudafix-sm80 scatter}; do
+fixture=$(make_fixture cuda-ext cudafix-0.1.0)
+for step in ${GPU_CHECK_BUILDS:-cudafix cudafix-sm80 torchcuda scatter}; do
   case $step in
     cudafix) build cudafix "$fixture" 9.0 "$here/smoke_cudafix.py" ;;
+    torchcuda)
+      build torchcuda "$(make_fixture torch-cuda-ext torchcudafix-0.1.0)" 9.0 \
+        "$here/smoke_torchcudafix.py" ;;
     cudafix-sm80)
       if build cudafix-sm80 "$fixture" 8.0 "$here/smoke_cudafix.py" --local-label sm80; then
         note "cudafix-sm80: UNEXPECTED: verify passed a wheel with no code for this GPU"

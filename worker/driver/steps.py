@@ -175,14 +175,15 @@ def build_system(source: str) -> dict[str, Any]:
     )
 
 
-def venv_cuda_paths(venv: str) -> dict[str, str]:
+def venv_cuda_paths(venv: str, *, inherited: bool = False) -> dict[str, str]:
     """Headers and libraries of the CUDA wheels in the venv (cuBLAS, cuDNN, ... that torch
-    pulls in), added to CPATH and LIBRARY_PATH: the toolkit image has only nvcc and cudart."""
-    site = sorted(Path(venv).glob("lib/python3*/site-packages/nvidia"))
-    if not site:
-        return {}
-    includes = sorted(str(p) for p in site[0].glob("*/include") if p.is_dir())
-    libs = sorted(str(p) for p in site[0].glob("*/lib") if p.is_dir())
+    pulls in), added to CPATH and LIBRARY_PATH: the toolkit image has only nvcc and cudart.
+    With `inherited`, those of this interpreter's packages too (where the host's torch is)."""
+    sites = sorted(Path(venv).glob("lib/python3*/site-packages/nvidia"))
+    if inherited:
+        sites.append(Path(sysconfig.get_paths()["platlib"]) / "nvidia")
+    includes = sorted(str(p) for site in sites for p in site.glob("*/include") if p.is_dir())
+    libs = sorted(str(p) for site in sites for p in site.glob("*/lib") if p.is_dir())
     paths: dict[str, str] = {}
     for var, found in (("CPATH", includes), ("LIBRARY_PATH", libs)):
         if found:
@@ -192,7 +193,8 @@ def venv_cuda_paths(venv: str) -> dict[str, str]:
 
 def hook_caller(request: Mapping[str, Any]) -> BuildBackendHookCaller:
     if request.get("cuda"):
-        os.environ.update(venv_cuda_paths(request["venv"]))
+        inherited = bool(request.get("inherit_packages"))
+        os.environ.update(venv_cuda_paths(request["venv"], inherited=inherited))
     system = build_system(request["source"])
     return BuildBackendHookCaller(
         request["source"],
