@@ -22,6 +22,7 @@ index = { find_links = ["/opt/wheels"] }
 [environments.cu130-torch2-13]
 target = { kind = "cuda", cuda = "13.0" }
 runtime = ["torch==2.13.0"]
+verify_smoke = "import torch; assert torch.ones(1, device='cuda').item() == 1"
 """
 SOURCE = {"kind": "requirement", "requirement": "torch-scatter==2.1.2"}
 
@@ -78,3 +79,17 @@ def test_a_bad_config_file_names_the_problem(
     monkeypatch.setenv("WHEELWRIGHT_CONFIG", str(tmp_path / "missing.toml"))
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings()
+
+
+def test_the_smoke_test_comes_from_the_environment_unless_the_request_gives_one(
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    named = {"source": SOURCE, "environment": "cu130-torch2-13"}
+    inherited = apply_environment(parse_request(named), settings)
+    assert inherited.verify_smoke == "import torch; assert torch.ones(1, device='cuda').item() == 1"
+    own = apply_environment(parse_request({**named, "verify_smoke": "import x"}), settings)
+    assert own.verify_smoke == "import x"
+    none = apply_environment(
+        parse_request({"source": SOURCE, "environment": "cpu-torch2-13"}), settings
+    )
+    assert none.verify_smoke is None

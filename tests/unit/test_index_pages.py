@@ -342,3 +342,34 @@ def test_index_config_is_pasteable() -> None:
     assert "--extra-index-url" not in text  # pip would take a same-named PyPI project
     with pytest.raises(InvalidRequestError, match="environment name"):
         render_index_config("http://h", "Not An Env", [])
+
+
+def test_project_json_says_what_verify_proved(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    verify = {
+        "imported": ["cudafix"],
+        "cuda": {"arch_list": "9.0", "sass": ["sm_90"], "ptx": [], "modules": {"x.so": {}}},
+        "gpu": {"present": False, "kernel_run": False, "reason": "no GPU in the verify stage"},
+    }
+    for key, (name, manifest) in enumerate([("cudafix", {"verify": verify}), ("plain", {})]):
+        publish(
+            store,
+            environment=ENV,
+            request_key=f"req{key}",
+            wheel=make_wheel(tmp_path / str(key), name, "1.0"),
+            manifest=manifest,
+            log=b"",
+        )
+    settings = Settings(home=tmp_path)
+    with TestClient(create_app(settings, store=store)) as client:
+        entry = client.get(f"/simple/{ENV}/cudafix/", headers={"Accept": JSON_V1}).json()
+        plain = client.get(f"/simple/{ENV}/plain/", headers={"Accept": JSON_V1}).json()
+    assert entry["files"][0]["_wheelwright"] == {
+        "verified": {
+            "cuda": {"arch_list": "9.0", "sass": ["sm_90"], "ptx": []},
+            "gpu": {"kernel_run": False, "reason": "no GPU in the verify stage"},
+        }
+    }
+    assert "_wheelwright" not in plain["files"][0]
+    parsed = ProjectPage.from_json_data(entry, base_url="http://h/simple/env/cudafix/")
+    assert parsed.packages[0].filename.startswith("cudafix-1.0")  # clients ignore the extra key

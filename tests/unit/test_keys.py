@@ -70,3 +70,15 @@ def test_image_ref_agrees_with_the_images_worker_builds() -> None:
     assert image_ref(Target(kind="cuda", cuda="12.8")) == image_tag("cuda", "3.11", "12.8")
     assert image_ref(Target(image="my/img:1")) == "my/img:1"
     assert image_ref(Target(python="3.12"), "host") == "host:python3.12"
+
+
+def test_the_smoke_test_and_inherited_host_packages_are_part_of_the_key() -> None:
+    from service.keys import image_ref
+    from service.models import Target
+
+    base = _request()
+    smoked = _request(verify_smoke="import p")
+    assert request_key(base, IMAGE) != request_key(smoked, IMAGE)  # type: ignore[arg-type]
+    assert image_ref(Target(), "host") == "host:python3.11"
+    assert image_ref(Target(), "host", host_packages=True) == "host:python3.11+site"
+    assert image_ref(Target(), "docker", host_packages=True) == IMAGE

@@ -86,3 +86,34 @@ def test_cuda_wheels_in_the_venv_join_the_compiler_paths(tmp_path: Path) -> None
     ]
     assert paths["LIBRARY_PATH"].split(":")[0] == str(nvidia / "cublas" / "lib")
     assert steps_module.venv_cuda_paths(str(tmp_path / "empty")) == {}
+
+
+def test_verify_gets_the_arch_list_and_the_smoke_test() -> None:
+    request = parse_request(
+        {
+            "source": {"kind": "requirement", "requirement": "x==1"},
+            "target": {"kind": "cuda"},
+            "build_env": {"TORCH_CUDA_ARCH_LIST": "9.0"},
+            "verify_smoke": "import x; x.run_on_gpu()",
+        }
+    )
+    verify = make_plan(request, LAYOUT, Machine(cpus=2, memory_bytes=8 * GIB)).stage("verify")
+    assert verify.request["cuda"] is True
+    assert verify.request["cuda_arch_list"] == "9.0"
+    assert verify.request["smoke"] == "import x; x.run_on_gpu()"
+    cpu = parse_request({"source": {"kind": "requirement", "requirement": "x==1"}})
+    plain = make_plan(cpu, LAYOUT, Machine(cpus=2, memory_bytes=8 * GIB)).stage("verify")
+    assert plain.request["cuda_arch_list"] is None and plain.request["smoke"] is None
+
+
+def test_no_index_leaves_only_the_find_links() -> None:
+    request = parse_request(
+        {"source": {"kind": "requirement", "requirement": "x==1"}, "index": {"no_index": True}}
+    )
+    layout = Layout(
+        work="/w", driver="/d", python="python3", uv="uv", find_links=("/fl/0",), host_packages=True
+    )
+    plan = make_plan(request, layout, Machine(cpus=2, memory_bytes=8 * GIB))
+    runtime = plan.stage("runtime").request
+    assert runtime["index_args"] == ["--no-index", "--find-links", "/fl/0"]
+    assert runtime["inherit_packages"] is True
