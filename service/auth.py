@@ -55,6 +55,20 @@ def scopes_of(auth: AuthSettings, token: str) -> set[str]:
     return granted
 
 
+def token_name(auth: AuthSettings, authorization: str | None) -> str | None:
+    """The configured name of the token presented (never the token), or None."""
+    token = presented_token(authorization)
+    if token is None:
+        return None
+    offered = _digest(token)
+    names = [
+        entry.name
+        for entry in auth.tokens
+        if hmac.compare_digest(offered, _digest(entry.token.get_secret_value()))
+    ]
+    return names[0] if names else None
+
+
 def check(auth: AuthSettings, authorization: str | None, scope: Scope) -> None:
     if not auth.tokens:
         return

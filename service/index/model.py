@@ -28,6 +28,7 @@ class IndexFile:
     requires_python: str | None = None
     metadata_sha256: str | None = None
     upload_time: datetime | None = None
+    request_key: str | None = None
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> IndexFile:
@@ -41,6 +42,7 @@ class IndexFile:
             requires_python=artifact.requires_python,
             metadata_sha256=artifact.metadata_sha256,
             upload_time=artifact.published_at,
+            request_key=artifact.request_key,
         )
 
     def url(self, files_prefix: str) -> str:
