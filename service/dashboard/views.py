@@ -8,6 +8,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import PurePosixPath
+
+from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 
 from service.models import BuildRecord
 
@@ -95,6 +98,11 @@ def _requested_version(record: BuildRecord) -> str:
         return source.requirement.split("==", 1)[1]
     if source.kind == "git":
         return (source.commit or source.ref)[:12]
+    if source.kind == "archive":
+        try:
+            return str(parse_sdist_filename(PurePosixPath(source.path).name)[1])
+        except InvalidSdistFilename:
+            return ""
     return ""
 
 
