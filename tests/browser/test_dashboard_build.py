@@ -76,11 +76,16 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     assert "\x1b" not in log_text and "[32m" not in log_text  # ANSI colour stripped
     assert "<kernel_3.cu>" in log_text  # and markup shown as text
 
-    # it finishes: the page shows the wheel and the finished stages
+    # it finishes: the page reloads itself with the outcome, the wheel and the stored log
     WebDriverWait(browser, 240, poll_frequency=0.5).until(
-        lambda b: b.find_elements(By.ID, "wheel-link")
+        lambda b: (
+            b.execute_script("return window.__samePage !== true")
+            and b.find_elements(By.ID, "wheel-link")
+        )
     )
     assert _state(browser) == "succeeded"
+    assert not browser.find_elements(By.ID, "cancel-form")
+    assert text_of(browser, "log-pages").startswith("Bytes 0")
     for stage in ("fetch", "runtime", "build_deps", "build", "verify", "publish"):
         assert browser.find_elements(By.CSS_SELECTOR, f"g.stage-ok[data-stage='{stage}']"), stage
     assert "net off" in browser.find_element(By.CSS_SELECTOR, "g[data-stage='build']").text

@@ -19,6 +19,10 @@ function followBuild(article) {
       setTimeout(tick, 5000);
       return;
     }
+    if (answer.terminal) {  // the outcome, the wheel and the stored log come with the page
+      window.location.reload();
+      return;
+    }
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
     for (const line of answer.lines) {
       const span = document.createElement("span");
@@ -31,11 +35,7 @@ function followBuild(article) {
     cursor = answer.cursor;
     document.getElementById("timeline").innerHTML = answer.timeline;
     document.getElementById("summary").innerHTML = answer.summary;
-    if (answer.terminal) {
-      setTimeout(() => window.location.reload(), 1500);  // the stored log, the wheel, the outcome
-    } else {
-      setTimeout(tick, 1000);
-    }
+    setTimeout(tick, 1000);
   };
   const log0 = document.getElementById("log");
   log0.scrollTop = log0.scrollHeight;
