@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -12,7 +13,7 @@ from service.dashboard import logs
 from service.dashboard.rendering import Seen, error_page, fragment, page, root
 from service.dashboard.session import CSRF_FIELD, check_csrf
 from service.dashboard.views import row, timeline
-from service.errors import ForbiddenError, WheelwrightError
+from service.errors import ForbiddenError, InvalidRequestError, WheelwrightError
 from service.index import IndexCatalog
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildState
@@ -20,6 +21,7 @@ from service.store import WheelStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 PAGE_SIZE = 50
+_CURSOR = re.compile(r"^\d{1,20}(-\d{1,20})?$")  # a stream entry id, or a line number
 STATES: tuple[BuildState, ...] = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -139,6 +141,8 @@ def build_page(
 def build_live(request: Request, build_id: str, who: Seen, cursor: str = "0") -> JSONResponse:
     """What changed since the page (or the last poll) read the log up to `cursor`."""
     del who
+    if not _CURSOR.match(cursor):
+        raise InvalidRequestError(f"cursor {cursor!r} is not a log position")
     jobs = _jobs(request)
     record = jobs.get(build_id)
     fresh = logs.live_after(jobs, build_id, cursor)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from dashkit import Screenshots, Serve, fixture_sdist, sha256_of, text_of, wait_for_file
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -128,6 +129,12 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     browser.get(f"{serve.url}/ui/?state=failed")
     assert "No builds match" in browser.find_element(By.ID, "rows").text
     browser.get(f"{serve.url}/ui/")
+    body = browser.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.TAB)  # keyboard: the first stop skips to the content
+    assert browser.switch_to.active_element.text == "Skip to content"
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    browser.switch_to.active_element.send_keys(Keys.TAB)
+    assert browser.switch_to.active_element.get_attribute("id") == "f-state"
     screenshots.take(browser, "builds")
     browser.get(f"{serve.url}/ui/overview")
     assert browser.find_element(By.ID, "hit-rate").text == "0%"

@@ -92,7 +92,10 @@ def _login(client: TestClient, token: str) -> None:
 def test_pages_show_builds_wheels_and_environments(tmp_path: Path) -> None:
     client, _ = _app(tmp_path)
     assert client.get("/", follow_redirects=False).headers["location"] == "/ui/"
-    listing = client.get("/ui/").text
+    answer = client.get("/ui/")
+    assert "default-src 'self'" in answer.headers["content-security-policy"]
+    assert answer.headers["x-frame-options"] == "DENY"
+    listing = answer.text
     assert "b-done"[:12] in listing and "webhook github:d-42 (acme/x)" in listing
     done = client.get("/ui/builds/b-done").text
     assert "stored line one" in done and "stored &lt;b&gt;two&lt;/b&gt;" in done
@@ -112,6 +115,19 @@ def test_pages_show_builds_wheels_and_environments(tmp_path: Path) -> None:
     assert client.get(f"/ui/environments/{'x' * 5}").status_code == 404
 
 
+def test_a_failed_build_shows_its_error_and_stage(tmp_path: Path) -> None:
+    client, jobs = _app(tmp_path)
+    failed = jobs.get("b-live").model_copy(update={"id": "b-fail", "request_key": "rk3"})
+    jobs.create(failed)
+    jobs.start("b-fail")
+    jobs.record_stage("b-fail", StageTiming(name="build", seconds=2.0, network=False, ok=False))
+    jobs.finish("b-fail", "failed", error="the build backend failed: boom", error_stage="build")
+    page = html.unescape(client.get("/ui/builds/b-fail").text)
+    assert "Failed in build:" in page and "the build backend failed: boom" in page
+    assert 'class="stage stage-failed net-off" data-stage="build"' in page
+    assert "Cancel this build" not in page
+
+
 def test_a_running_log_is_followed_from_a_cursor(tmp_path: Path) -> None:
     client, jobs = _app(tmp_path)
     jobs.append_log("b-live", "\x1b[1mfirst\x1b[0m")
@@ -121,6 +137,7 @@ def test_a_running_log_is_followed_from_a_cursor(tmp_path: Path) -> None:
     jobs.append_log("b-live", "second <tag>")
     polled = client.get(f"/ui/builds/b-live/live?cursor={cursor.group(1)}").json()
     assert [line["text"] for line in polled["lines"]] == ["second <tag>"]
+    assert client.get("/ui/builds/b-live/live?cursor=0;DROP").status_code == 422
 
 
 def test_no_page_without_a_token(guarded: tuple[TestClient, MemoryJobs]) -> None:
