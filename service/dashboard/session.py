@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from fastapi import Request, Response
 
-from service.auth import IMPLIED, presented_token
+from service.auth import IMPLIED, matching, presented_token
 from service.config import ApiToken, AuthSettings
 from service.errors import ForbiddenError
 
@@ -63,17 +63,6 @@ def _scopes(entries: list[ApiToken]) -> frozenset[str]:
     return frozenset(granted)
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.sha256(text.encode()).digest()
-
-
-def _matching(auth: AuthSettings, token: str) -> list[ApiToken]:
-    offered = _digest(token)
-    return [
-        t for t in auth.tokens if hmac.compare_digest(offered, _digest(t.token.get_secret_value()))
-    ]
-
-
 def _signature(entry: ApiToken, payload: str) -> str:
     key = hashlib.sha256(_SALT + entry.token.get_secret_value().encode()).digest()
     return hmac.new(key, payload.encode(), hashlib.sha256).hexdigest()
@@ -110,7 +99,7 @@ def viewer(request: Request) -> Viewer | None:
         return OPEN
     token = presented_token(request.headers.get("authorization"))
     if token is not None:
-        entries = _matching(auth, token)
+        entries = matching(auth, token)
         return Viewer(entries[0].name, _scopes(entries)) if entries else None
     cookie = request.cookies.get(SESSION_COOKIE)
     return _from_session(auth, cookie) if cookie else None
@@ -118,7 +107,7 @@ def viewer(request: Request) -> Viewer | None:
 
 def login(auth: AuthSettings, token: str) -> tuple[Viewer, str] | None:
     """A viewer and its session cookie value for a token typed into the login form."""
-    entries = _matching(auth, token)
+    entries = matching(auth, token)
     if not entries:
         return None
     return Viewer(entries[0].name, _scopes(entries)), session_value(entries[0])
