@@ -41,6 +41,7 @@ FLAGS = (
     "--disable-dev-shm-usage",
 )
 DESKTOP = (1280, 900)
+BACKGROUND = {"light": "rgb(255, 255, 255)", "dark": "rgb(15, 19, 24)"}  # dashboard.css
 PHONE = (390, 844)
 
 
@@ -101,6 +102,12 @@ class Screenshots:
             path = self.folder / f"{name}-{label}.png"
             assert driver.save_screenshot(str(path)), f"no screenshot of {name}"
             self.taken.append(path)
+            fits = "return document.documentElement.scrollWidth <= window.innerWidth"
+            assert driver.execute_script(fits), f"{name} is wider than {width} px"
+            background = driver.execute_script(
+                "return getComputedStyle(document.body).backgroundColor"
+            )
+            assert background == BACKGROUND[scheme], f"{name}: {background} in {scheme} mode"
         driver.set_window_size(*DESKTOP)
         driver.execute_cdp_cmd(
             "Emulation.setEmulatedMedia",

@@ -52,10 +52,14 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
 
     browser.get(f"{serve.url}/")  # the service's root leads to the builds
     assert browser.current_url.rstrip("/").endswith("/ui")
-    WebDriverWait(browser, 10).until(
-        lambda b: b.find_elements(By.CSS_SELECTOR, f"a[href$='/ui/builds/{build_id}']")
-    )
-    browser.find_element(By.CSS_SELECTOR, f"a[href$='/ui/builds/{build_id}']").click()
+    row = f"#rows a[href$='/ui/builds/{build_id}']"
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, row))
+    assert text_of(browser, "rows").count("succeeded") == 0
+    browser.execute_script("window.__samePage = true")
+    listing = browser.current_window_handle
+    browser.switch_to.new_window("tab")  # the list stays open in its own tab meanwhile
+    browser.get(f"{serve.url}/ui/")
+    browser.find_element(By.CSS_SELECTOR, row).click()
     browser.execute_script("window.__samePage = true")
 
     # the stages appear while the build runs: fetch done, later ones follow
@@ -92,6 +96,15 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     assert "net off" in browser.find_element(By.CSS_SELECTOR, "g[data-stage='build']").text
     assert "compiling unit 3" in text_of(browser, "log")  # the stored log
     screenshots.take(browser, "build")
+
+    # the list in the other tab followed the build to its end, without reloading
+    watching = browser.current_window_handle
+    browser.switch_to.window(listing)
+    WebDriverWait(browser, 20).until(lambda b: "succeeded" in text_of(b, "rows"))
+    assert browser.execute_script("return window.__samePage === true")
+    assert "miss" in text_of(browser, "rows")
+    browser.close()
+    browser.switch_to.window(watching)
 
     # following the link downloads the wheel's bytes, as the page's sha256 says
     link = browser.find_element(By.ID, "wheel-link")
