@@ -90,6 +90,8 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     )
     assert _state(browser) == "succeeded"
     assert not browser.find_elements(By.ID, "cancel-form")
+    # the log moves to the store just after the state changes: until then the page shows its tail
+    WebDriverWait(browser, 20).until(_stored_log_shown)
     assert text_of(browser, "log-pages").startswith("Bytes 0")
     for stage in ("fetch", "runtime", "build_deps", "build", "verify", "publish"):
         assert browser.find_elements(By.CSS_SELECTOR, f"g.stage-ok[data-stage='{stage}']"), stage
@@ -153,6 +155,13 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     assert browser.find_element(By.ID, "hit-rate").text == "0%"
     screenshots.take(browser, "overview")
     assert all(path.stat().st_size > 1000 for path in screenshots.taken)
+
+
+def _stored_log_shown(browser: WebDriver) -> bool:
+    if text_of(browser, "log-pages"):
+        return True
+    browser.refresh()
+    return False
 
 
 def _install_with_uv(pasted: str, project: Path) -> None:

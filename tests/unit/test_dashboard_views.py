@@ -50,6 +50,7 @@ def test_a_stored_log_is_read_a_page_at_a_time(tmp_path: Path) -> None:
     body = "\n".join(lines) + "\n"
     store.put("logs/builds/b1.log", body.encode())
     last = logs.stored_page(store, "logs/builds/b1.log", None, None)
+    assert last.start is not None and last.end is not None
     assert last.size == len(body) and last.end == last.size
     assert last.end - last.start <= logs.PAGE_BYTES
     assert last.lines[-1].text == lines[-1]
@@ -76,6 +77,7 @@ def test_a_log_without_line_ends_is_still_cut_into_pages(tmp_path: Path) -> None
     store = LocalStore(tmp_path)
     store.put("logs/builds/b2.log", b"z" * (3 * logs.PAGE_BYTES))
     page = logs.stored_page(store, "logs/builds/b2.log", None, None)
+    assert page.start is not None and page.end is not None
     assert page.end - page.start <= logs.PAGE_BYTES
     assert len(page.lines) <= 1
 
