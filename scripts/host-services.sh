@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make this machine ready for Wheelwright's integration tests: install the Debian packages the
-# project's scripts and fixtures call (docker.io, debootstrap, redis-server, git, ca-certificates)
+# project's scripts and fixtures call (docker.io, debootstrap, redis-server, git, ca-certificates,
+# chromium and chromium-driver for the dashboard's browser tests)
 # and start a Docker engine. Idempotent, and fast when everything is already there.
 # Debian bookworm, as root (re-runs itself through sudo when it can).
 #
@@ -11,7 +12,7 @@ set -euo pipefail
 
 LOG=/var/log/wheelwright-dockerd.log
 WAIT_S=${WHEELWRIGHT_DOCKERD_WAIT_S:-60}
-PACKAGES=(docker.io debootstrap redis-server git ca-certificates)
+PACKAGES=(docker.io debootstrap redis-server git ca-certificates chromium chromium-driver)
 
 say() { printf 'host-services: %s\n' "$*"; }
 die() { printf 'host-services: ERROR: %s\n' "$*" >&2; exit 1; }

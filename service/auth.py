@@ -17,7 +17,7 @@ from typing import Literal
 
 from fastapi import Request
 
-from service.config import AuthSettings
+from service.config import ApiToken, AuthSettings
 from service.errors import AuthError, ForbiddenError
 
 Scope = Literal["read", "build", "admin"]
@@ -53,6 +53,23 @@ def scopes_of(auth: AuthSettings, token: str) -> set[str]:
             for scope in entry.scopes:
                 granted |= IMPLIED.get(scope, {scope})
     return granted
+
+
+def matching(auth: AuthSettings, token: str) -> list[ApiToken]:
+    """The configured entries of `token` (each compared in constant time)."""
+    offered = _digest(token)
+    return [
+        entry
+        for entry in auth.tokens
+        if hmac.compare_digest(offered, _digest(entry.token.get_secret_value()))
+    ]
+
+
+def token_name(auth: AuthSettings, authorization: str | None) -> str | None:
+    """The configured name of the token presented (never the token), or None."""
+    token = presented_token(authorization)
+    entries = matching(auth, token) if token is not None else []
+    return entries[0].name if entries else None
 
 
 def check(auth: AuthSettings, authorization: str | None, scope: Scope) -> None:

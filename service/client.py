@@ -20,6 +20,9 @@ from service.errors import (
     WheelwrightError,
 )
 
+#: The CLI's User-Agent product: the service records builds it asked for as "via cli".
+CLI_AGENT = "wheelwright-cli"
+
 _BY_STATUS: dict[int, type[WheelwrightError]] = {
     401: AuthError,
     403: ForbiddenError,
@@ -30,7 +33,9 @@ _BY_STATUS: dict[int, type[WheelwrightError]] = {
 
 class Client:
     def __init__(self, server: str, token: str | None = None, timeout_s: float = 60.0) -> None:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        headers = {"User-Agent": f"{CLI_AGENT}/0.1.0"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         self.http = httpx.Client(base_url=server.rstrip("/"), headers=headers, timeout=timeout_s)
 
     def __enter__(self) -> Client:

@@ -298,6 +298,18 @@ class StageTiming(BaseModel):
     ok: bool | None = None
 
 
+class Requester(BaseModel):
+    """Who or what asked for a build (the dashboard's provenance shows it). Never a secret:
+    a token is named, not quoted."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    via: Literal["api", "cli", "webhook", "dashboard"] = "api"
+    token: str | None = Field(default=None, description="the name of the API token used")
+    delivery: str | None = Field(default=None, description="the webhook delivery id")
+    repository: str | None = Field(default=None, description="the webhook's repository")
+
+
 class BuildRecord(BaseModel):
     """A build as the API reports it: live state in Redis, the artifact once published."""
 
@@ -318,6 +330,7 @@ class BuildRecord(BaseModel):
     error: str | None = None
     error_stage: str | None = None
     artifact: dict[str, Any] | None = None
+    requested_by: Requester | None = None
 
     @property
     def terminal(self) -> bool:

@@ -24,6 +24,7 @@ from service.models import (
     BuildRequest,
     DirectorySource,
     GitSource,
+    Requester,
     RequirementSource,
 )
 from service.sources import resolve_source
@@ -79,6 +80,8 @@ def submit(
     store: WheelStore,
     jobs: JobBackend,
     dispatcher: Dispatcher,
+    *,
+    requested_by: Requester | None = None,
 ) -> Submitted:
     request = apply_environment(request, settings)
     _check(request, settings)
@@ -100,6 +103,7 @@ def submit(
         queue=resolved.target.kind,
         project=project_name(resolved),
         created_at=time.time(),
+        requested_by=requested_by,
     )
     record, created = jobs.create(record)
     if created:

@@ -16,6 +16,7 @@ from service.api.multipart import MultipartBuilds, document
 from service.api.webhooks import router as webhooks_router
 from service.auth import index_access
 from service.config import Settings, load_settings
+from service.dashboard import mount as mount_dashboard
 from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
 from service.errors import WheelwrightError
 from service.index import IndexCatalog
@@ -75,6 +76,7 @@ def create_app(
     app.include_router(builds_router)
     app.include_router(webhooks_router)
     app.include_router(index_router, dependencies=[Depends(index_access)])
+    mount_dashboard(app)  # the pages at /ui/ (and / leads there)
     app.add_middleware(MultipartBuilds)
     document(app)
     return app

@@ -16,12 +16,20 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
 from service.artifacts import Artifact
-from service.auth import require
+from service.auth import require, token_name
+from service.client import CLI_AGENT
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
 from service.jobs import JobBackend
-from service.models import ArchiveSource, BuildRecord, BuildRequest, BuildState, parse_request
+from service.models import (
+    ArchiveSource,
+    BuildRecord,
+    BuildRequest,
+    BuildState,
+    Requester,
+    parse_request,
+)
 from service.store import WheelStore
 from service.submit import Submitted, submit
 
@@ -90,7 +98,12 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
     dispatcher: Dispatcher = state.dispatcher
-    result = submit(build, settings, state.store, state.jobs, dispatcher)
+    agent = request.headers.get("user-agent", "")
+    requested_by = Requester(
+        via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
+        token=token_name(settings.auth, request.headers.get("authorization")),
+    )
+    result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
     if result.created:
         state.index_catalog.invalidate()
     return answer(request, result)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, SecretStr
 
 from service.config import Settings
 from service.errors import AuthError, InvalidRequestError, JobStateError
+from service.models import Requester
 from service.submit import submit
 from service.webhooks import events
 from service.webhooks.trigger import project_for, requests_for, wanted
@@ -59,8 +60,11 @@ def _queue(
     if delivery is not None and not state.jobs.first_time(delivery, window):
         raise JobStateError(f"delivery {delivery!r} was received before; not building it twice")
     answer = WebhookAnswer()
+    asker = Requester(via="webhook", delivery=delivery, repository=parsed.repository)
     for build in requests_for(parsed, project):
-        result = submit(build, state.settings, state.store, state.jobs, state.dispatcher)
+        result = submit(
+            build, state.settings, state.store, state.jobs, state.dispatcher, requested_by=asker
+        )
         if result.record is not None:
             answer.builds.append(result.record.id)
         elif result.artifact is not None:

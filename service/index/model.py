@@ -29,6 +29,7 @@ class IndexFile:
     metadata_sha256: str | None = None
     upload_time: datetime | None = None
     verified: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    request_key: str | None = None
 
     @classmethod
     def from_artifact(cls, artifact: Artifact) -> IndexFile:
@@ -43,6 +44,7 @@ class IndexFile:
             metadata_sha256=artifact.metadata_sha256,
             upload_time=artifact.published_at,
             verified=verified_summary(artifact.manifest),
+            request_key=artifact.request_key,
         )
 
     def url(self, files_prefix: str) -> str:

@@ -30,8 +30,9 @@ class JobBackend(Protocol):
         project: str | None = None,
         environment: str | None = None,
         limit: int = 100,
+        before: float | None = None,
     ) -> list[BuildRecord]:
-        """Newest first."""
+        """Newest first; with `before`, only builds created before that time (the next page)."""
         ...
 
     def start(self, build_id: str) -> BuildRecord:
@@ -58,6 +59,10 @@ class JobBackend(Protocol):
         self, build_id: str, cursor: str = "0", block_ms: int = 0
     ) -> tuple[list[str], str]:
         """Log lines after `cursor`, and the cursor to pass next (blocks up to `block_ms`)."""
+        ...
+
+    def log_tail(self, build_id: str, count: int) -> tuple[list[str], str]:
+        """The last `count` log lines, and the cursor that reads on after them."""
         ...
 
     def cancel(self, build_id: str) -> BuildRecord:

@@ -44,10 +44,16 @@ class MemoryJobs:
         project: str | None = None,
         environment: str | None = None,
         limit: int = 100,
+        before: float | None = None,
     ) -> list[BuildRecord]:
         with self._lock:
             records = sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
-        return [r for r in records if transitions.matches(r, state, project, environment)][:limit]
+        return [
+            r
+            for r in records
+            if (before is None or r.created_at < before)
+            and transitions.matches(r, state, project, environment)
+        ][:limit]
 
     def _update(self, build_id: str, record: BuildRecord) -> BuildRecord:
         self._records[build_id] = record
@@ -93,6 +99,11 @@ class MemoryJobs:
                 self._lock.wait(block_ms / 1000)
             lines = self._logs[build_id][start:]
         return lines, str(start + len(lines))
+
+    def log_tail(self, build_id: str, count: int) -> tuple[list[str], str]:
+        with self._lock:
+            lines = self._logs.get(build_id, [])
+            return lines[-count:] if count > 0 else [], str(len(lines))
 
     def cancel(self, build_id: str) -> BuildRecord:
         with self._lock:

@@ -115,12 +115,30 @@ class RedisJobs:
         project: str | None = None,
         environment: str | None = None,
         limit: int = 100,
+        before: float | None = None,
     ) -> list[BuildRecord]:
+        """Reads the newest ids in growing chunks until `limit` match (at most LIST_SCAN), so
+        an unfiltered page costs one short read however many builds are kept."""
+        top = f"({before!r}" if before is not None else "+inf"
+        found: list[BuildRecord] = []
+        scanned, chunk = 0, max(limit, 50)
         with _reachable():
-            ids = [str(i) for i in self.r.zrevrange(f"{PREFIX}builds", 0, LIST_SCAN - 1)]
-            raws = self.r.mget([f"{PREFIX}build:{i}" for i in ids]) if ids else []
-        records = (BuildRecord.model_validate_json(raw) for raw in raws if raw)
-        return [r for r in records if transitions.matches(r, state, project, environment)][:limit]
+            while len(found) < limit and scanned < LIST_SCAN:
+                num = min(chunk, LIST_SCAN - scanned)
+                ids = [
+                    str(i)
+                    for i in self.r.zrevrangebyscore(
+                        f"{PREFIX}builds", top, "-inf", start=scanned, num=num
+                    )
+                ]
+                if not ids:
+                    break
+                scanned += len(ids)
+                chunk = min(chunk * 2, 500)
+                raws = self.r.mget([f"{PREFIX}build:{i}" for i in ids])
+                records = (BuildRecord.model_validate_json(raw) for raw in raws if raw)
+                found += [r for r in records if transitions.matches(r, state, project, environment)]
+        return found[:limit]
 
     def start(self, build_id: str) -> BuildRecord:
         return self._change(build_id, transitions.started)
@@ -162,6 +180,16 @@ class RedisJobs:
                 lines.append(str(fields.get("l", "")))
                 cursor = str(entry_id)
         return lines, cursor
+
+    def log_tail(self, build_id: str, count: int) -> tuple[list[str], str]:
+        with _reachable():
+            entries: list[Any] = list(
+                self.r.xrevrange(f"{PREFIX}log:{build_id}", count=count) or []
+            )
+        if not entries:
+            return [], "0"
+        entries.reverse()
+        return [str(fields.get("l", "")) for _id, fields in entries], str(entries[-1][0])
 
     def cancel(self, build_id: str) -> BuildRecord:
         with _reachable():

@@ -113,6 +113,38 @@ def test_logs_follow_with_a_cursor(jobs: JobBackend) -> None:
     assert time.monotonic() - started < 2.5
 
 
+def test_a_log_tail_then_reading_on(jobs: JobBackend) -> None:
+    record, _ = jobs.create(_record())
+    assert jobs.log_tail(record.id, 10) == ([], jobs.log_tail(record.id, 10)[1])
+    for n in range(50):
+        jobs.append_log(record.id, f"line {n}")
+    lines, cursor = jobs.log_tail(record.id, 3)
+    assert lines == ["line 47", "line 48", "line 49"]
+    assert jobs.read_log(record.id, cursor) == ([], cursor)
+    jobs.append_log(record.id, "line 50")
+    assert jobs.read_log(record.id, cursor)[0] == ["line 50"]
+
+
+def test_find_pages_back_in_time(jobs: JobBackend) -> None:
+    now = time.time()
+    made = [
+        jobs.create(_record(f"p{n}").model_copy(update={"created_at": now + n}))[0]
+        for n in range(120)
+    ]
+    newest = [r.id for r in reversed(made)]
+    first = jobs.find(limit=50)
+    assert [r.id for r in first] == newest[:50]
+    second = jobs.find(limit=50, before=first[-1].created_at)
+    assert [r.id for r in second] == newest[50:100]
+    third = jobs.find(limit=50, before=second[-1].created_at)
+    assert [r.id for r in third] == newest[100:]
+    # a filter that few builds match still fills its page from further back
+    for record in made[:5]:
+        jobs.start(record.id)
+    running = jobs.find(state="running", limit=10)
+    assert [r.id for r in running] == [r.id for r in reversed(made[:5])]
+
+
 def test_counters_add_up(jobs: JobBackend) -> None:
     jobs.count("cache_hit")
     jobs.count("cache_hit")

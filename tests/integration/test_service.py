@@ -87,6 +87,7 @@ def test_submit_build_follow_log_and_install_with_uv(service: Service, tmp_path:
 
     builds = httpx.get(f"{service.url}/v1/builds", params={"state": "succeeded"}).json()
     assert [b["build"]["project"] for b in builds] == ["npext"]
+    assert builds[0]["build"]["requested_by"]["via"] == "cli"  # the CLI says who it is
     metrics = httpx.get(f"{service.url}/metrics").text
     assert 'wheelwright_cache_requests_total{result="miss"} 1.0' in metrics
     assert 'wheelwright_stage_duration_seconds_count{stage="build"} 1.0' in metrics

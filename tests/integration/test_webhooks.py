@@ -136,6 +136,12 @@ def test_signed_push_builds_the_pushed_commit(client: TestClient, repo: Path) ->
     build = wait_succeeded(client, build_id)
     assert build["request"]["source"]["commit"] == first
     assert build["environment"] == "cpu-plain"
+    assert build["requested_by"] == {
+        "via": "webhook",
+        "token": None,
+        "delivery": "github:d-1",
+        "repository": "acme/modern-ext",
+    }
     assert build["artifact"]["filename"].startswith("modern_ext-2.0.0-")
     page = client.get("/simple/cpu-plain/modern-ext/")
     assert build["artifact"]["filename"] in page.text
