@@ -8,7 +8,6 @@ verify     install the wheel with --no-deps into the runtime snapshot, check tag
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -87,24 +86,43 @@ def freeze(request: Mapping[str, Any], venv: str, *, everything: bool = False) -
     return sorted(line for line in out.splitlines() if line.strip())
 
 
-LIST_DISTRIBUTIONS = (
-    "import importlib.metadata as m, json\n"
-    "print(json.dumps({d.metadata['Name']: d.version for d in reversed(list(m.distributions()))"
-    " if d.metadata['Name']}))"
-)
+def host_site_dirs() -> list[str]:
+    """Where this interpreter's own packages are (the node's torch, setuptools)."""
+    return sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
 
 
 def installed_versions(venv: str) -> dict[str, str]:
-    """Every distribution the venv's Python can import, by normalized name (first on the path
-    wins, as for imports)."""
-    out = subprocess.check_output([venv_python(venv), "-c", LIST_DISTRIBUTIONS], text=True)
-    found: dict[str, str] = json.loads(out)
-    return {canonicalize_name(name): version for name, version in found.items()}
+    """Every distribution the venv's Python can import, by normalized name; the venv's own
+    before the inherited ones, as for imports. Read from the metadata files: no interpreter
+    runs (a `.pth` file of what was just installed would run with it)."""
+    sites = [*Path(venv).glob("lib/python3*/site-packages"), *map(Path, host_site_dirs())]
+    found: dict[str, str] = {}
+    for site in sites:
+        for meta in sorted(site.glob("*.dist-info/METADATA")):
+            name, version = metadata_name_version(meta)
+            if name and version:
+                found.setdefault(canonicalize_name(name), version)
+    return found
+
+
+def metadata_name_version(path: Path) -> tuple[str, str]:
+    """`Name` and `Version` from the headers of a METADATA file."""
+    name = version = ""
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if not line.strip():
+                break
+            key, _, value = line.partition(":")
+            if key.lower() == "name":
+                name = value.strip()
+            elif key.lower() == "version":
+                version = value.strip()
+    return name, version
 
 
 def inherit_host_packages(venv: str) -> list[str]:
     """Let the venv see this interpreter's packages (after its own), with a .pth file."""
-    paths = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    paths = host_site_dirs()
     site = sorted(Path(venv).glob("lib/python3*/site-packages"))[0]
     (site / "_wheelwright_host_packages.pth").write_text("\n".join(paths) + "\n")
     say(f"the venv inherits the packages of {sys.executable}: {', '.join(paths)}")
