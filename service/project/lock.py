@@ -1,0 +1,133 @@
+"""uv.lock, read: every locked package with its files and its dependency edges.
+
+uv resolved once, for every platform; this module only reads what it decided (names, versions,
+markers, the sdist and the wheels of each package). It never resolves anything itself.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+
+from service.errors import InvalidRequestError
+
+SUPPORTED_LOCK_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """One edge of the lock: `name`, needed when `marker` holds, with these extras of it."""
+
+    name: str
+    marker: str | None = None
+    extras: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LockedPackage:
+    name: str
+    version: str
+    source: Mapping[str, str]
+    sdist: str | None = None
+    wheels: tuple[str, ...] = ()
+    dependencies: tuple[Dependency, ...] = ()
+    optional: Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict)
+    dev: Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict)
+
+    @property
+    def is_local(self) -> bool:
+        """The project itself or a workspace member (virtual, editable, a path): not built here."""
+        return any(kind in self.source for kind in ("virtual", "editable", "directory", "path"))
+
+    @property
+    def registry(self) -> str | None:
+        return self.source.get("registry")
+
+    @property
+    def pin(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True)
+class Lock:
+    packages: Mapping[str, LockedPackage]
+    requires_python: str | None
+
+    @property
+    def roots(self) -> list[LockedPackage]:
+        """The project's own packages (and workspace members): where the graph starts."""
+        return [p for p in self.packages.values() if p.is_local]
+
+
+def parse_lock(text: str, *, where: str = "uv.lock") -> Lock:
+    """The packages of a uv.lock; `InvalidRequestError` naming what is wrong with it."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidRequestError(f"{where} is not valid TOML: {exc}") from None
+    version = data.get("version")
+    if version != SUPPORTED_LOCK_VERSION:
+        raise InvalidRequestError(
+            f"{where} has lock version {version!r}; this service reads version "
+            f"{SUPPORTED_LOCK_VERSION} (uv 0.4 and later)"
+        )
+    packages: dict[str, LockedPackage] = {}
+    for raw in data.get("package", []):
+        package = _package(raw, where)
+        if package.name in packages:
+            raise InvalidRequestError(
+                f"{where} locks {package.name} twice ({packages[package.name].version} and "
+                f"{package.version}): forked resolutions are not supported yet"
+            )
+        packages[package.name] = package
+    return Lock(packages=packages, requires_python=data.get("requires-python"))
+
+
+def _package(raw: Mapping[str, Any], where: str) -> LockedPackage:
+    try:
+        name = canonicalize_name(str(raw["name"]))
+        sdist = raw.get("sdist")
+        return LockedPackage(
+            name=name,
+            version=str(raw.get("version", "")),
+            source={str(k): str(v) for k, v in dict(raw.get("source", {})).items()},
+            sdist=_filename(sdist) if isinstance(sdist, Mapping) else None,
+            wheels=tuple(_filename(w) for w in raw.get("wheels", [])),
+            dependencies=_deps(raw.get("dependencies", [])),
+            optional={
+                str(extra): _deps(deps)
+                for extra, deps in dict(raw.get("optional-dependencies", {})).items()
+            },
+            dev={
+                str(group): _deps(deps)
+                for group, deps in dict(raw.get("dev-dependencies", {})).items()
+            },
+        )
+    except (KeyError, TypeError, ValueError, InvalidWheelFilename) as exc:
+        raise InvalidRequestError(f"{where}: a malformed [[package]] entry ({exc})") from None
+
+
+def _filename(entry: Mapping[str, Any]) -> str:
+    for key in ("filename", "url", "path"):
+        if key in entry:
+            return str(entry[key]).rstrip("/").rsplit("/", 1)[-1]
+    raise ValueError("a file entry without url, path or filename")
+
+
+def _deps(entries: Any) -> tuple[Dependency, ...]:
+    return tuple(
+        Dependency(
+            name=canonicalize_name(str(e["name"])),
+            marker=e.get("marker"),
+            extras=tuple(str(x) for x in e.get("extra", ())),
+        )
+        for e in entries
+    )
+
+
+def wheel_tags(filename: str) -> frozenset[Any]:
+    return parse_wheel_filename(filename)[3]
