@@ -25,6 +25,7 @@ class Dependency:
     name: str
     marker: str | None = None
     extras: tuple[str, ...] = ()
+    version: str | None = None  # set where the lock holds several versions of `name` (a fork)
 
 
 @dataclass(frozen=True)
@@ -54,13 +55,21 @@ class LockedPackage:
 
 @dataclass(frozen=True)
 class Lock:
-    packages: Mapping[str, LockedPackage]
+    #: By name: one version, or several where uv forked the resolution (by Python, platform).
+    versions: Mapping[str, tuple[LockedPackage, ...]]
     requires_python: str | None
 
     @property
     def roots(self) -> list[LockedPackage]:
         """The project's own packages (and workspace members): where the graph starts."""
-        return [p for p in self.packages.values() if p.is_local]
+        return [p for found in self.versions.values() for p in found if p.is_local]
+
+    def resolve(self, dep: Dependency) -> LockedPackage | None:
+        """The locked package an edge points to (by its version, in a fork)."""
+        found = self.versions.get(dep.name, ())
+        if dep.version is not None:
+            found = tuple(p for p in found if p.version == dep.version)
+        return found[0] if len(found) == 1 else None
 
 
 def parse_lock(text: str, *, where: str = "uv.lock") -> Lock:
@@ -75,16 +84,17 @@ def parse_lock(text: str, *, where: str = "uv.lock") -> Lock:
             f"{where} has lock version {version!r}; this service reads version "
             f"{SUPPORTED_LOCK_VERSION} (uv 0.4 and later)"
         )
-    packages: dict[str, LockedPackage] = {}
+    versions: dict[str, list[LockedPackage]] = {}
     for raw in data.get("package", []):
         package = _package(raw, where)
-        if package.name in packages:
-            raise InvalidRequestError(
-                f"{where} locks {package.name} twice ({packages[package.name].version} and "
-                f"{package.version}): forked resolutions are not supported yet"
-            )
-        packages[package.name] = package
-    return Lock(packages=packages, requires_python=data.get("requires-python"))
+        same = versions.setdefault(package.name, [])
+        if any(p.version == package.version for p in same):
+            raise InvalidRequestError(f"{where} locks {package.pin} twice")
+        same.append(package)
+    return Lock(
+        versions={name: tuple(found) for name, found in versions.items()},
+        requires_python=data.get("requires-python"),
+    )
 
 
 def _package(raw: Mapping[str, Any], where: str) -> LockedPackage:
@@ -124,6 +134,7 @@ def _deps(entries: Any) -> tuple[Dependency, ...]:
             name=canonicalize_name(str(e["name"])),
             marker=e.get("marker"),
             extras=tuple(str(x) for x in e.get("extra", ())),
+            version=str(e["version"]) if "version" in e else None,
         )
         for e in entries
     )

@@ -72,7 +72,7 @@ def plan_project(
     reasons: dict[str, str] = {}
     installable: list[str] = []
     for name in sorted(needed):
-        package = lock.packages[name]
+        package = needed[name]
         if package.is_local:
             continue
         reason = _why_build(package, tags, target)
@@ -88,10 +88,9 @@ def plan_project(
         reasons[name] = reason
     nodes = {
         name: _node(
-            lock.packages[name],
+            needed[name],
             reasons[name],
             settings=settings,
-            lock=lock,
             needed=needed,
             abi=abi,
             building=reasons,
@@ -106,34 +105,41 @@ def plan_project(
     )
 
 
-def reachable(lock: Lock, target: Target) -> set[str]:
-    """Names the project installs on `target`: its dependencies and dev groups (as `uv sync`
-    does by default), followed through the lock with the markers evaluated for the target."""
+def reachable(lock: Lock, target: Target) -> dict[str, LockedPackage]:
+    """The packages the project installs on `target`, by name: its dependencies and dev groups
+    (as `uv sync` does by default), followed through the lock with the markers evaluated for
+    the target (which also picks one version where uv forked)."""
     env = marker_environment(target)
     roots = lock.roots
     if not roots:
         raise InvalidRequestError("the lock has no project package (source virtual or editable)")
-    seen: set[str] = set()
+    found: dict[str, LockedPackage] = {root.name: root for root in roots}
+    done: set[tuple[str, str, tuple[str, ...]]] = set()
     queue: deque[Dependency] = deque()
     for root in roots:
-        seen.add(root.name)
         queue.extend(root.dependencies)
         for group in root.dev.values():
             queue.extend(group)
     while queue:
         dep = queue.popleft()
-        if not _applies(dep.marker, env) or dep.name not in lock.packages:
+        if not _applies(dep.marker, env):
             continue
-        package = lock.packages[dep.name]
-        extras = [package.optional.get(extra, ()) for extra in dep.extras]
-        if dep.name in seen and not dep.extras:
+        package = lock.resolve(dep)
+        if package is None:
+            continue  # not locked for this fork, or a dependency uv left out
+        seen = found.setdefault(dep.name, package)
+        if seen.version != package.version:
+            raise InvalidRequestError(
+                f"the lock installs both {seen.pin} and {package.pin} on {target.label}"
+            )
+        key = (package.name, package.version, dep.extras)
+        if key in done:
             continue
-        if dep.name not in seen:
-            seen.add(dep.name)
-            queue.extend(package.dependencies)
-        for deps in extras:
-            queue.extend(deps)
-    return seen
+        done.add(key)
+        queue.extend(package.dependencies)
+        for extra in dep.extras:
+            queue.extend(package.optional.get(extra, ()))
+    return found
 
 
 def _applies(marker: str | None, env: dict[str, str]) -> bool:
@@ -159,8 +165,7 @@ def _node(
     reason: str,
     *,
     settings: ProjectBuildSettings,
-    lock: Lock,
-    needed: set[str],
+    needed: Mapping[str, LockedPackage],
     abi: set[str],
     building: Mapping[str, str],
 ) -> BuildNode:
@@ -175,7 +180,7 @@ def _node(
                 )
             marker = Requirement(extra.requirement).marker
             suffix = f" ; {marker}" if marker else ""
-            runtime.append(f"{lock.packages[name].pin}{suffix}")
+            runtime.append(f"{needed[name].pin}{suffix}")
         else:
             runtime.append(extra.requirement)
     after = sorted({Requirement(r).name for r in runtime} & set(building) - {package.name})

@@ -152,7 +152,7 @@ def test_bad_project_settings_are_named(pyproject: str, match: str) -> None:
         ("version = 2\n", "lock version 2"),
         ("version = [", "not valid TOML"),
         ('version = 1\n[[package]]\nversion = "1"\n', "malformed"),
-        (lock("", package("x", "1"), package("x", "2")), "locks x twice"),
+        (lock("", package("x", "1"), package("x", "1")), "locks x==1 twice"),
     ],
 )
 def test_bad_locks_are_named(text: str, match: str) -> None:
@@ -164,3 +164,16 @@ def test_a_package_with_neither_wheel_nor_sdist_cannot_be_built() -> None:
     text = lock('{ name = "ghost" }', package("ghost", sdist=False))
     with pytest.raises(InvalidRequestError, match=r"ghost==1\.0 has no wheel .* and no sdist"):
         plan_project(parse_lock(text), read_project_settings(""), CPU311)
+
+
+def test_a_forked_lock_picks_the_version_the_target_installs() -> None:
+    text = lock(
+        '{ name = "fork", version = "1.0", marker = "python_full_version < \'3.12\'" },'
+        ' { name = "fork", version = "2.0", marker = "python_full_version >= \'3.12\'" }',
+        package("fork", "1.0"),
+        package("fork", "2.0", wheels=("fork-2.0-py3-none-any.whl",)),
+    )
+    on_311 = plan_project(parse_lock(text), read_project_settings(""), CPU311)
+    assert [node.pin for node in on_311.nodes.values()] == ["fork==1.0"]
+    on_312 = plan_project(parse_lock(text), read_project_settings(""), Target(python="3.12"))
+    assert on_312.nodes == {} and on_312.installable == ("fork",)
