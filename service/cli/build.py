@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -18,6 +20,7 @@ from service.models import parse_request
 from service.specs import parse_spec
 
 if TYPE_CHECKING:
+    from service.store import WheelStore
     from worker.engine import StageEvent
 
 
@@ -80,6 +83,10 @@ def build(
         int | None, typer.Option(help="deadline of the whole build, seconds")
     ] = None,
     executor: Annotated[str | None, typer.Option(help="docker or host")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="also copy the wheel into this folder, like pip wheel -w"),
+    ] = None,
     output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
 ) -> None:
@@ -145,6 +152,8 @@ def build(
         raise failure from None
     artifact = outcome.artifact
     where = artifact_location(settings, artifact.wheel_key)
+    if out is not None:
+        where = str(copy_wheel(store, artifact.wheel_key, artifact.filename, out))
     if output_json:
         print(json.dumps({"cached": outcome.cached, "path": where, **artifact.summary()}, indent=2))
     else:
@@ -154,6 +163,18 @@ def build(
             soft_wrap=True,
         )
         print(where)
+
+
+def copy_wheel(store: WheelStore, key: str, filename: str, folder: Path) -> Path:
+    """The stored wheel copied into `folder` (made if missing), written whole or not at all."""
+    folder = folder.expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / filename
+    partial = folder / f".{filename}.part"
+    with store.open(key) as stream, partial.open("wb") as copy:
+        shutil.copyfileobj(stream, copy)
+    partial.replace(target)
+    return target
 
 
 def artifact_location(settings: Settings, key: str) -> str:

@@ -41,6 +41,13 @@ def test_build_prints_the_wheel_then_answers_from_the_cache(tmp_path: Path, cpu_
     assert "cached npext-1.0.0" in second.stderr
     assert "runtime" not in second.stderr
 
+    dist = tmp_path / "dist"
+    copied = _run(tmp_path, str(FIXTURES / "numpy-ext"), "--runtime", "numpy", "--out", str(dist))
+    assert copied.returncode == 0, copied.stderr
+    assert copied.stdout.strip().splitlines()[-1] == str(dist / wheel.name)
+    assert (dist / wheel.name).read_bytes() == wheel.read_bytes()
+    assert [p.name for p in dist.iterdir()] == [wheel.name]  # no partial file left
+
     labelled = _run(
         tmp_path, str(FIXTURES / "numpy-ext"), "--runtime", "numpy", "--local-label", "auto"
     )
