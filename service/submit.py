@@ -26,6 +26,7 @@ from service.models import (
     GitSource,
     RequirementSource,
 )
+from service.policy import check_request
 from service.sources import resolve_source
 from service.store import WheelStore
 
@@ -66,6 +67,7 @@ def _check(request: BuildRequest, settings: Settings) -> None:
         source.store_key and source.store_key.startswith("uploads/") and source.sha256
     ):
         raise InvalidRequestError("an archive source must be uploaded with the request")
+    check_request(request, settings)
     if request.timeout_s is not None and request.timeout_s > settings.build_timeout_s:
         raise InvalidRequestError(
             f"timeout_s {request.timeout_s} is above this service's limit of"

@@ -25,9 +25,9 @@ from service.config import Settings
 from service.errors import WheelwrightError
 from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
-from service.sources import file_sha256, resolve_source
+from service.sources import file_sha256
 from worker.executors import Executor, StageContext
-from worker.fetch import Fetched, fetch
+from worker.fetch import Fetched, fetch, git_for, pin_source
 from worker.plan import make_plan
 from worker.unpack import Limits
 
@@ -129,7 +129,11 @@ def run_build(
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
         limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
-        fetched = rec.run("fetch", True, lambda: fetch(resolve_source(request), workspace, limits))
+        fetched = rec.run(
+            "fetch",
+            True,
+            lambda: fetch(pin_source(request, settings), workspace, limits, git_for(settings)),
+        )
         image = executor.image_ref(fetched.request.target)
         key = request_key(fetched.request, image)
         environment = environment_name(fetched.request, image)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
@@ -90,6 +91,12 @@ def build(
         settings = settings_for(executor)
     except WheelwrightError as exc:
         raise fail(exc) from None
+    local_folders = tuple(Path(f) for f in find_links or () if f.startswith("/"))
+    if local_folders:  # named on this machine by its own user: the operator's folders
+        sources = settings.sources.model_copy(
+            update={"find_links": (*settings.sources.find_links, *local_folders)}
+        )
+        settings = settings.model_copy(update={"sources": sources})
     try:
         configure_logging(json_logs=False, quiet=not verbose)
         index = settings.index.model_dump()
