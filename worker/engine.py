@@ -7,6 +7,7 @@ in `finally`; the caller publishes the wheel through `on_wheel` while it still e
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import threading
@@ -21,14 +22,16 @@ from typing import Any, TextIO, TypeVar
 
 import structlog
 
+from service.artifacts.checks import Expected
 from service.config import Settings
-from service.errors import WheelwrightError
+from service.errors import InvalidArtifactError, WheelwrightError
 from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
 from service.sources import file_sha256
 from worker.executors import Executor, StageContext
 from worker.fetch import Fetched, fetch, git_for, pin_source
 from worker.plan import make_plan
+from worker.safe_files import open_regular
 from worker.unpack import Limits
 
 T = TypeVar("T")
@@ -67,6 +70,7 @@ class Built:
     wheel: Path
     manifest: dict[str, Any]
     log_path: Path
+    expected: Expected = field(default_factory=Expected)
 
 
 @dataclass
@@ -120,6 +124,7 @@ def run_build(
     hooks = hooks or Hooks()
     deadline = time.monotonic() + (request.timeout_s or settings.build_timeout_s)
     workspace = settings.work_dir / build_id
+    kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("w", encoding="utf-8", buffering=1)
@@ -143,19 +148,22 @@ def run_build(
             root = fetched.root.relative_to(workspace).as_posix()
             plan = make_plan(fetched.request, session.layout, session.machine, source_root=root)
             results: dict[str, dict[str, Any]] = {}
+            wheel: Path | None = None
             for planned in plan.stages:
                 stage = planned
-                if stage.name == "verify":
-                    wheel_name = results["build"]["wheel"]
-                    stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel_name}")
+                if stage.name == "verify" and wheel is not None:
+                    stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel.name}")
                 results[stage.name] = rec.run(
                     stage.name, stage.network, partial(session.run, stage, ctx)
                 )
+                if stage.name == "build":  # before verify runs the package's code again
+                    wheel = take_wheel(workspace, results["build"].get("wheel"), kept)
             facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
                 "memory_bytes": session.machine.memory_bytes,
             }
-        wheel = workspace / "out" / results["build"]["wheel"]
+        if wheel is None:
+            raise InvalidArtifactError("the plan has no build stage")
         manifest = _manifest(
             fetched,
             ids={"build_id": build_id, "request_key": key, "environment": environment},
@@ -169,13 +177,48 @@ def run_build(
             "size": wheel.stat().st_size,
         }
         manifest["stages"] = list(rec.stages)
-        built = Built(build_id, fetched.request, key, environment, wheel, manifest, log_path)
+        manifest["expected"] = {
+            "project": fetched.expected.project,
+            "version": fetched.expected.version,
+            "from": fetched.expected.origin,
+        }
+        built = Built(
+            build_id, fetched.request, key, environment, wheel, manifest, log_path, fetched.expected
+        )
         return rec.run("publish", True, lambda: on_wheel(built))  # the worker talks to the store
     finally:
         structlog.contextvars.unbind_contextvars("build_id")
         log_file.close()
+        shutil.rmtree(kept, ignore_errors=True)
         if not settings.keep_workspace:
             shutil.rmtree(workspace, ignore_errors=True)
+
+
+def take_wheel(workspace: Path, name: object, kept: Path) -> Path:
+    """The wheel the build stage names, copied out of the workspace the build could write.
+
+    The name comes from the build's result file, so it must be a plain `.whl` file name, and the
+    file a regular file (a link made by the build could point anywhere on this host). The copy is
+    what gets verified against, checked and published.
+    """
+    if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".whl"):
+        raise InvalidArtifactError(f"the build named no plain wheel file: {name!r}")
+    if name.startswith("."):
+        raise InvalidArtifactError(f"the build named no plain wheel file: {name!r}")
+    kept.mkdir(mode=0o700, exist_ok=True)
+    try:
+        out = os.open(workspace / "out", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InvalidArtifactError(f"the build's out folder cannot be read: {exc}") from None
+    try:
+        stream = open_regular(Path(f"/proc/self/fd/{out}") / name)
+    finally:
+        os.close(out)
+    if stream is None:
+        raise InvalidArtifactError(f"the built wheel {name!r} is missing or not a regular file")
+    with stream, (kept / name).open("wb") as target:
+        shutil.copyfileobj(stream, target)
+    return kept / name
 
 
 def _manifest(

@@ -9,7 +9,7 @@ the tree) and a request whose source is resolved, so the request key names conte
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -17,6 +17,7 @@ from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist
 from packaging.version import Version
 from pypi_simple import DigestMismatchError, NoSuchProjectError, PyPISimple
 
+from service.artifacts.checks import Expected
 from service.config import Settings
 from service.errors import FetchError, SourceNotFoundError, UnsafeArchiveError
 from service.models import (
@@ -29,6 +30,7 @@ from service.models import (
 from service.policy import check_request
 from service.sources import TREE_IGNORE, file_sha256, resolve_source, tree_sha256
 from worker.git import Git
+from worker.identity import expected_identity
 from worker.unpack import Limits, is_archive, unpack
 
 
@@ -38,6 +40,7 @@ class Fetched:
     filename: str
     sha256: str
     root: Path
+    expected: Expected = field(default_factory=Expected)
 
     def source_facts(self) -> dict[str, str]:
         return {"kind": self.request.source.kind, "filename": self.filename, "sha256": self.sha256}
@@ -63,8 +66,13 @@ def pin_source(request: BuildRequest, settings: Settings) -> BuildRequest:
 def fetch(
     request: BuildRequest, workspace: Path, limits: Limits | None = None, git: Git | None = None
 ) -> Fetched:
-    """Fetch the source into `workspace/src` (archives are kept in `workspace/dl`)."""
-    limits = limits or Limits()
+    """Fetch the source into `workspace/src` (archives are kept in `workspace/dl`), with what
+    it says it is (read before any of its code runs)."""
+    fetched = _fetch(request, workspace, limits or Limits(), git or Git(allow_file=False))
+    return replace(fetched, expected=expected_identity(fetched.request, fetched.root))
+
+
+def _fetch(request: BuildRequest, workspace: Path, limits: Limits, git: Git) -> Fetched:
     downloads, src = workspace / "dl", workspace / "src"
     downloads.mkdir(parents=True, exist_ok=True)
     source = request.source
@@ -84,7 +92,7 @@ def fetch(
         case DirectorySource():
             return _from_directory(request, Path(source.path), src)
         case GitSource():
-            return _from_git(request, source, src, git or Git(allow_file=False))
+            return _from_git(request, source, src, git)
     raise SourceNotFoundError(f"unknown source kind {source.kind!r}")
 
 

@@ -14,6 +14,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from service.artifacts import Artifact, lookup, publish
+from service.artifacts.checks import WheelLimits
 from service.config import Settings
 from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
@@ -60,6 +61,13 @@ def local_label(request: BuildRequest, pins: Mapping[str, str]) -> str | None:
     return label
 
 
+def wheel_limits(settings: Settings) -> WheelLimits:
+    return WheelLimits(
+        max_metadata_bytes=settings.limits.max_metadata_bytes,
+        max_unpacked_bytes=settings.limits.max_wheel_unpacked_bytes,
+    )
+
+
 def cache_lookup(
     request: BuildRequest, settings: Settings, store: WheelStore, executor: Executor
 ) -> tuple[BuildRequest, str, str, Artifact | None]:
@@ -99,6 +107,8 @@ def build_and_publish(
             log=built.log_path.read_bytes(),
             abi_pins=pins,
             local_label=local_label(built.request, label_pins),
+            expected=built.expected,
+            limits=wheel_limits(settings),
         )
 
     build_id = build_id or new_build_id()

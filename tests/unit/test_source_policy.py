@@ -87,9 +87,8 @@ def test_find_links_only_in_allowed_folders(tmp_path: Path) -> None:
     settings = Settings(sources={"find_links": [allowed]})  # type: ignore[arg-type]
 
     def request(*links: str) -> object:
-        return parse_request(
-            {"source": {"kind": "requirement", "requirement": "a==1"}, "index": {"find_links": links}}
-        )
+        source = {"kind": "requirement", "requirement": "a==1"}
+        return parse_request({"source": source, "index": {"find_links": links}})
 
     check_request(request(str(allowed), str(allowed / "sub"), "https://x/w/"), settings)
     for bad in ("/", "/etc", str(tmp_path), str(tmp_path / "escape"), str(allowed) + "2"):

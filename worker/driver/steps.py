@@ -80,7 +80,8 @@ def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     uv_install(request, venv, request["runtime"])
     frozen = freeze(request, venv)
     say(f"snapshot of the runtime environment at {snapshot}")
-    shutil.copytree(venv, snapshot, symlinks=True, copy_function=os.link)
+    # copies, not hard links: the build writes into the venv, and must not reach the snapshot
+    shutil.copytree(venv, snapshot, symlinks=True, dirs_exist_ok=True)
     return {"python": sys.version.split()[0], "freeze": frozen}
 
 

@@ -10,6 +10,7 @@ never see the Docker socket. Removal happens in `finally`, whatever went wrong.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -48,6 +49,8 @@ PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_prox
 POLL_S = 1.0
 REAP_GRACE_S = 120
 UNCACHED_STAGES = ("build", "verify")
+#: Stages that see the runtime snapshot read-only: it is what verify installs into and trusts.
+SNAPSHOT_READ_ONLY = ("build_deps", "build")
 
 
 def parse_size(text: str) -> int:
@@ -74,6 +77,7 @@ class DockerSession:
     machine: Machine
     facts: Mapping[str, Any]
     ca: bool
+    pids_limit: int = 4096
     containers: list[Container] = field(default_factory=list)
 
     def environment(self, stage: StagePlan) -> dict[str, str]:
@@ -98,14 +102,31 @@ class DockerSession:
             env["UV_NO_CACHE"] = "1"
         return env | dict(stage.env)
 
+    def io_dir(self, stage: StagePlan) -> Path:
+        """The stage's own exchange folder: no other stage ever sees it."""
+        return self.workspace / "io" / stage.name
+
     def mounts_for(self, stage: StagePlan) -> list[Mount]:
-        """Stages that run the package's own code (its build, its import) get no shared cache."""
+        """Stages that run the package's own code (its build, its import) get no shared cache;
+        build_deps and build see the runtime snapshot read-only; each stage its own io folder."""
+        mounts = list(self.mounts)
         if stage.name in UNCACHED_STAGES:
-            return [m for m in self.mounts if m["Target"] != CACHE]
-        return self.mounts
+            mounts = [m for m in mounts if m["Target"] != CACHE]
+        if stage.name in SNAPSHOT_READ_ONLY:
+            snapshot = str(self.workspace / "runtime")
+            mounts.append(Mount(self.layout.snapshot, snapshot, type="bind", read_only=True))
+        mounts.append(Mount(self.layout.io, str(self.io_dir(stage)), type="bind"))
+        return mounts
 
     def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
-        write_stage_request(self.workspace, stage)
+        io = self.io_dir(stage)
+        shutil.rmtree(io, ignore_errors=True)
+        io.mkdir(parents=True)
+        if ":" in self.user:
+            uid, gid = (int(x) for x in self.user.split(":", 1))
+            if os.getuid() == 0:
+                os.chown(io, uid, gid)
+        write_stage_request(io, stage)
         check_stop(stage, ctx)
         container = self.client.containers.create(
             self.image,
@@ -119,7 +140,7 @@ class DockerSession:
             security_opt=["no-new-privileges"],
             read_only=True,
             tmpfs={"/tmp": "rw,exec,size=1g"},
-            pids_limit=4096,
+            pids_limit=self.pids_limit,
             mem_limit=self.machine.memory_bytes,
             nano_cpus=self.machine.cpus * 1_000_000_000,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.gpus else [],
@@ -140,7 +161,7 @@ class DockerSession:
         finally:
             _remove(container)
             self.containers.remove(container)
-        return read_stage_result(self.workspace, stage, code, ctx)
+        return read_stage_result(io, stage, code, ctx)
 
 
 def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
@@ -259,7 +280,7 @@ class DockerExecutor:
         )
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         cache = self.settings.cache_dir / "docker"
-        for sub in ("home", "tmp", "io", "out"):
+        for sub in ("home", "tmp", "io", "out", "runtime"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         cache.mkdir(parents=True, exist_ok=True)
         user = self._user(workspace, cache)
@@ -306,6 +327,7 @@ class DockerExecutor:
                 "docker_version": str(self.client.version().get("Version", "")),
             },
             ca=ca,
+            pids_limit=self.settings.docker.pids_limit,
         )
         try:
             yield session

@@ -95,7 +95,7 @@ class HostSession:
         return env | dict(stage.env)
 
     def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
-        write_stage_request(self.workspace, stage)
+        write_stage_request(self.workspace / "io", stage)
         check_stop(stage, ctx)
         proc = subprocess.Popen(
             stage.argv(self.layout),
@@ -119,7 +119,7 @@ class HostSession:
             proc.stdout.close()
             proc.wait()
             marker.unlink(missing_ok=True)
-        return read_stage_result(self.workspace, stage, code, ctx)
+        return read_stage_result(self.workspace / "io", stage, code, ctx)
 
 
 def _pump(stream: IO[bytes], ctx: StageContext) -> None:
