@@ -342,6 +342,9 @@ class BuildRecord(BaseModel):
     project: str = ""
     created_at: float
     started_at: float | None = None
+    heartbeat_at: float | None = Field(
+        default=None, description="last sign of life of the worker running it"
+    )
     finished_at: float | None = None
     attempts: int = 0
     stages: list[StageTiming] = Field(default_factory=list)

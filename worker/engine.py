@@ -24,13 +24,20 @@ import structlog
 
 from service.artifacts.checks import Expected
 from service.config import Settings
-from service.errors import InvalidArtifactError, WheelwrightError
+from service.errors import (
+    BuildFailedError,
+    DeadlineExceededError,
+    InvalidArtifactError,
+    WheelwrightError,
+)
 from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
+from service.redact import Redactor
 from service.sources import file_sha256
 from worker.executors import Executor, StageContext
+from worker.executors.base import ExecSession
 from worker.fetch import Fetched, fetch, git_for, pin_source
-from worker.plan import make_plan
+from worker.plan import StagePlan, make_plan
 from worker.safe_files import open_regular
 from worker.unpack import Limits
 
@@ -78,14 +85,40 @@ class _Recorder:
     build_id: str
     log_file: TextIO  # line-buffered: the file is whole whenever someone reads it
     hooks: Hooks
+    clean: Callable[[str], str] = lambda text: text
+    max_bytes: int = 64 * 1024**2
     stages: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    written: int = 0
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
 
     def line(self, text: str) -> None:
+        """Keep one line (secrets masked), unless the log already holds `max_bytes`."""
+        text = self.clean(text)
+        size = len(text.encode("utf-8", "replace")) + 1
         with self.lock:  # stage output arrives from the executor's log thread too
+            if self.written + size > self.max_bytes:
+                self.dropped_lines += 1
+                self.dropped_bytes += size
+                return
+            self.written += size
             if not self.log_file.closed:  # a straggling log thread after the build ended
                 self.log_file.write(text + "\n")
         self.hooks.on_line(text)
+
+    def close(self) -> None:
+        with self.lock:
+            dropped = self.dropped_lines
+            marker = (
+                f"[... log capped at {self.max_bytes} bytes: {dropped} lines"
+                f" ({self.dropped_bytes} bytes) dropped]"
+            )
+            if dropped and not self.log_file.closed:
+                self.log_file.write(marker + "\n")
+            self.log_file.close()
+        if dropped:
+            self.hooks.on_line(marker)
 
     def run(self, stage: str, network: bool, action: Callable[[], T]) -> T:
         self.line(f"===> [{stage}] start (network {'on' if network else 'off'})")
@@ -130,7 +163,8 @@ def run_build(
     log_file = log_path.open("w", encoding="utf-8", buffering=1)
     shutil.rmtree(workspace, ignore_errors=True)  # what a lost earlier delivery left
     workspace.mkdir(parents=True)
-    rec = _Recorder(build_id, log_file, hooks)
+    redact = Redactor.for_service(settings)
+    rec = _Recorder(build_id, log_file, hooks, redact, settings.limits.max_log_bytes)
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
         limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
@@ -143,7 +177,14 @@ def run_build(
         key = request_key(fetched.request, image)
         environment = environment_name(fetched.request, image)
         rec.line(f"request key {key}, environment {environment}")
-        ctx = StageContext(build_id, deadline, log=rec.line, cancelled=hooks.cancelled)
+        ctx = StageContext(
+            build_id,
+            deadline,
+            log=rec.line,
+            cancelled=hooks.cancelled,
+            clean=redact,
+            max_line_chars=settings.limits.max_log_line_chars,
+        )
         with executor.session(fetched.request, workspace, rec.line) as session:
             root = fetched.root.relative_to(workspace).as_posix()
             plan = make_plan(fetched.request, session.layout, session.machine, source_root=root)
@@ -153,9 +194,9 @@ def run_build(
                 stage = planned
                 if stage.name == "verify" and wheel is not None:
                     stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel.name}")
-                results[stage.name] = rec.run(
-                    stage.name, stage.network, partial(session.run, stage, ctx)
-                )
+                if stage.name == "requires_install":
+                    stage = stage.with_inputs(requires=results["requires"]["dynamic"])
+                results[stage.name] = _run_stage(rec, session, stage, ctx)
                 if stage.name == "build":  # before verify runs the package's code again
                     wheel = take_wheel(workspace, results["build"].get("wheel"), kept)
             facts = dict(session.facts) | {
@@ -188,10 +229,25 @@ def run_build(
         return rec.run("publish", True, lambda: on_wheel(built))  # the worker talks to the store
     finally:
         structlog.contextvars.unbind_contextvars("build_id")
-        log_file.close()
+        rec.close()
         shutil.rmtree(kept, ignore_errors=True)
         if not settings.keep_workspace:
             shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _run_stage(
+    rec: _Recorder, session: ExecSession, stage: StagePlan, ctx: StageContext
+) -> dict[str, Any]:
+    """Run one stage; a backend that cannot say its requirements offline is asked again with
+    the network on (still without the shared cache), and the result says so."""
+    try:
+        return rec.run(stage.name, stage.network, partial(session.run, stage, ctx))
+    except BuildFailedError as exc:
+        if stage.name != "requires" or stage.network or isinstance(exc, DeadlineExceededError):
+            raise
+    rec.line(f"--- [{stage.name}] failed offline; asking the backend again with the network on")
+    online = stage.with_network()
+    return {**rec.run(online.name, True, partial(session.run, online, ctx)), "network": True}
 
 
 def take_wheel(workspace: Path, name: object, kept: Path) -> Path:
@@ -241,9 +297,13 @@ def _manifest(
         "build_system": results["build_deps"].get("build_system"),
         "build_requires": {
             "static": results["build_deps"].get("static", []),
-            "dynamic": results["build_deps"].get("dynamic", []),
+            "dynamic": results["requires"].get("dynamic", []),
         },
-        "build_freeze": results["build_deps"].get("freeze", []),
+        "build_freeze": results["requires_install"].get("freeze", []),
+        "isolation": {
+            "shared_cache": "written only by the runtime stage (wheels only, no package code)",
+            "requires_network": bool(results["requires"].get("network", False)),
+        },
         "verify": results["verify"],
         "host": {
             "platform": platform.platform(),

@@ -86,7 +86,9 @@ class RedisJobs:
                         existing: BuildRecord | None = self.get(str(live))
                     except BuildNotFoundError:
                         existing = None
-                    if existing is not None and not existing.terminal:
+                    if existing is not None and transitions.stale(existing):
+                        self._change(existing.id, transitions.lost)
+                    elif existing is not None and not existing.terminal:
                         self.r.delete(own)
                         return existing, False
                     self._delete_if(key, str(live))  # stale: its build ended or vanished
@@ -162,6 +164,9 @@ class RedisJobs:
                 lines.append(str(fields.get("l", "")))
                 cursor = str(entry_id)
         return lines, cursor
+
+    def heartbeat(self, build_id: str) -> None:
+        self._change(build_id, transitions.beat)
 
     def cancel(self, build_id: str) -> BuildRecord:
         with _reachable():

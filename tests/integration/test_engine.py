@@ -65,6 +65,8 @@ def test_numpy_extension_that_fails_in_isolation_builds_and_runs(
         "fetch",
         "runtime",
         "build_deps",
+        "requires",
+        "requires_install",
         "build",
         "verify",
     ]
@@ -77,7 +79,7 @@ def test_numpy_extension_that_fails_in_isolation_builds_and_runs(
     assert manifest["source"]["sha256"] == manifest["inputs"]["source"]["sha256"]
     assert manifest["wheel"]["size"] == built.wheel.stat().st_size
     log = built.log_path.read_text()
-    for stage in ("fetch", "runtime", "build_deps", "build", "verify"):
+    for stage in ("fetch", "runtime", "build_deps", "requires", "requires_install", "build"):
         assert f"===> [{stage}] start" in log
         assert f"<=== [{stage}] ok in" in log
 

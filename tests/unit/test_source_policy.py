@@ -10,7 +10,7 @@ import pytest
 
 from service.config import Settings
 from service.errors import InvalidRequestError, SourceNotFoundError
-from service.models import parse_request
+from service.models import BuildRequest, parse_request
 from service.policy import check_request
 from service.specs import parse_spec
 from worker.git import Git
@@ -86,7 +86,7 @@ def test_find_links_only_in_allowed_folders(tmp_path: Path) -> None:
     (tmp_path / "escape").symlink_to(tmp_path.parent)
     settings = Settings(sources={"find_links": [allowed]})  # type: ignore[arg-type]
 
-    def request(*links: str) -> object:
+    def request(*links: str) -> BuildRequest:
         source = {"kind": "requirement", "requirement": "a==1"}
         return parse_request({"source": source, "index": {"find_links": links}})
 

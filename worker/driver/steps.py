@@ -1,8 +1,11 @@
 """The stages the driver knows, each a function from a JSON request to JSON data.
 
-runtime    make the venv from this interpreter and install the runtime pins into it
-build_deps ask the backend (with the runtime present) what it needs, and install that
-build      `build_wheel` through pyproject-hooks, no isolation
+runtime          make the venv from this interpreter and install the runtime pins into it
+                 (wheels only, and no interpreter of the venv runs: the shared cache is written)
+build_deps       install build-system.requires (and extra build deps)
+requires         ask the backend (with the runtime present) what else it needs: network off
+requires_install install what the backend asked for
+build            `build_wheel` through pyproject-hooks, no isolation
 verify     install the wheel with --no-deps into the runtime snapshot, check tags, import it
 """
 
@@ -74,11 +77,38 @@ def freeze(request: Mapping[str, Any], venv: str) -> list[str]:
     return sorted(line for line in out.splitlines() if line.strip())
 
 
+def installed(venv: str) -> list[str]:
+    """`name==version` of every distribution in the venv, read from its files: no interpreter
+    of the venv runs (a `.pth` file of what was just installed would run with it)."""
+    found = set()
+    for meta in Path(venv).glob("lib/python3*/site-packages/*.dist-info/METADATA"):
+        name = version = ""
+        with meta.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                if key.lower() == "name":
+                    name = value.strip()
+                elif key.lower() == "version":
+                    version = value.strip()
+        if name and version:
+            found.add(f"{name}=={version}")
+    return sorted(found, key=str.lower)
+
+
 def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     venv, snapshot = request["venv"], request["snapshot"]
     run([request["uv"], "venv", "--python", sys.executable, venv], what="creating the venv")
-    uv_install(request, venv, request["runtime"])
-    frozen = freeze(request, venv)
+    try:
+        uv_install(request, venv, request["runtime"], "--no-build")
+    except StageFailure as exc:
+        raise StageFailure(
+            "runtime",
+            f"{exc}; runtime pins are installed from wheels only (--no-build), since this stage"
+            " fills the shared package cache and may run no package code",
+        ) from None
+    frozen = installed(venv)
     say(f"snapshot of the runtime environment at {snapshot}")
     # copies, not hard links: the build writes into the venv, and must not reach the snapshot
     shutil.copytree(venv, snapshot, symlinks=True, dirs_exist_ok=True)
@@ -140,12 +170,19 @@ def hook_runner(
 
 
 def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The static build requirements: runs none of the package's code."""
     venv = request["venv"]
     system = build_system(request["source"])
     static = [*system["requires"], *request["extra"]]
     uv_install(request, venv, static)
     if request.get("ensure_ninja") and not shutil.which("ninja"):
         uv_install(request, venv, ["ninja"])
+    return {"build_system": system, "static": static}
+
+
+def requires(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Ask the backend what more it needs (this is where setup.py imports torch)."""
+    system = build_system(request["source"])
     say(f"asking {system['build-backend']} for get_requires_for_build_wheel")
     try:
         dynamic = list(hook_caller(request).get_requires_for_build_wheel(request["config"]))
@@ -153,13 +190,14 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
         msg = f"backend {system['build-backend']!r} cannot be imported: {last_line(exc.traceback)}"
         raise StageFailure("backend", msg) from None
     say(f"the backend asks for: {', '.join(dynamic) or 'nothing more'}")
-    uv_install(request, venv, dynamic)
-    return {
-        "build_system": system,
-        "static": static,
-        "dynamic": dynamic,
-        "freeze": freeze(request, venv),
-    }
+    return {"dynamic": dynamic}
+
+
+def requires_install(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Install what the backend asked for: runs none of the package's code."""
+    venv = request["venv"]
+    uv_install(request, venv, request["requires"])
+    return {"dynamic": list(request["requires"]), "freeze": freeze(request, venv)}
 
 
 def build(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -220,6 +258,8 @@ def verify(request: Mapping[str, Any]) -> dict[str, Any]:
 ACTIONS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "runtime": runtime,
     "build_deps": build_deps,
+    "requires": requires,
+    "requires_install": requires_install,
     "build": build,
     "verify": verify,
 }

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from service.errors import BuildCancelledError, BuildFailedError, DeadlineExceededError
 from service.models import BuildRequest, Target
+from worker.executors.lines import DEFAULT_MAX_CHARS
 from worker.plan import Layout, Machine, StagePlan
 from worker.safe_files import read_regular
 
@@ -34,8 +35,12 @@ class StageContext:
     log: Callable[[str], None] = lambda _line: None
     cancelled: Callable[[], bool] = lambda: False
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    #: what a line becomes before anyone sees it (secrets masked)
+    clean: Callable[[str], str] = lambda line: line
+    max_line_chars: int = DEFAULT_MAX_CHARS
 
     def emit(self, line: str) -> None:
+        line = self.clean(line)
         self.tail.append(line)
         self.log(line)
 
@@ -125,10 +130,9 @@ def check_stop(stage: StagePlan, ctx: StageContext) -> None:
     if ctx.cancelled():
         raise BuildCancelledError(f"build {ctx.build_id} was cancelled during {stage.name}")
     if ctx.remaining() <= 0:
-        raise DeadlineExceededError(stage.name, "the build outlived its deadline", ctx.log_tail())
-
-
-def split_lines(buffer: str) -> tuple[list[str], str]:
-    """Complete lines of a stream chunk, and the unfinished rest."""
-    *lines, rest = buffer.split("\n")
-    return [line.rstrip("\r") for line in lines], rest
+        raise DeadlineExceededError(
+            stage.name,
+            "the build hit its deadline (the request's timeout_s, or the service's"
+            " build_timeout_s) and was killed",
+            ctx.log_tail(),
+        )

@@ -27,17 +27,23 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
 from service.config import Settings
-from service.errors import BuildCancelledError, DeadlineExceededError, ExecutorError, ImageError
+from service.errors import (
+    BuildCancelledError,
+    BuildFailedError,
+    DeadlineExceededError,
+    ExecutorError,
+    ImageError,
+)
 from service.keys import image_ref
 from service.models import BuildRequest, Target
 from worker.executors.base import (
     StageContext,
     check_stop,
     read_stage_result,
-    split_lines,
     write_stage_request,
 )
 from worker.executors.bundle import driver_bundle
+from worker.executors.lines import LineSplitter
 from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
 
@@ -48,9 +54,8 @@ DEFAULT_USER = "1000:1000"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 POLL_S = 1.0
 REAP_GRACE_S = 120
-UNCACHED_STAGES = ("build", "verify")
 #: Stages that see the runtime snapshot read-only: it is what verify installs into and trusts.
-SNAPSHOT_READ_ONLY = ("build_deps", "build")
+SNAPSHOT_READ_ONLY = ("build_deps", "requires", "requires_install", "build")
 
 
 def parse_size(text: str) -> int:
@@ -86,7 +91,7 @@ class DockerSession:
             "PATH": f"{self.layout.venv}/bin:{image_path}",
             "HOME": f"{WORK}/home",
             "TMPDIR": f"{WORK}/tmp",
-            "UV_CACHE_DIR": f"{CACHE}/uv",
+            "UV_CACHE_DIR": f"{CACHE}/uv" if stage.cache == "shared" else f"{WORK}/tmp/uv-cache",
             "UV_LINK_MODE": "copy",
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1",
@@ -98,7 +103,7 @@ class DockerSession:
             env |= {k: v for k, v in os.environ.items() if k in PROXY_VARS}
         else:
             env["UV_OFFLINE"] = "1"
-        if stage.name in UNCACHED_STAGES:
+        if stage.cache == "none":
             env["UV_NO_CACHE"] = "1"
         return env | dict(stage.env)
 
@@ -107,10 +112,10 @@ class DockerSession:
         return self.workspace / "io" / stage.name
 
     def mounts_for(self, stage: StagePlan) -> list[Mount]:
-        """Stages that run the package's own code (its build, its import) get no shared cache;
-        build_deps and build see the runtime snapshot read-only; each stage its own io folder."""
+        """Only stages that run no package code get the shared cache; the stages after runtime
+        (but verify) see its snapshot read-only; each stage gets its own io folder."""
         mounts = list(self.mounts)
-        if stage.name in UNCACHED_STAGES:
+        if stage.cache != "shared":
             mounts = [m for m in mounts if m["Target"] != CACHE]
         if stage.name in SNAPSHOT_READ_ONLY:
             snapshot = str(self.workspace / "runtime")
@@ -158,10 +163,45 @@ class DockerSession:
             streamer.start()
             code = _wait(container, stage, ctx)
             streamer.join(timeout=10)
+            oom_killed = _oom_killed(container)
         finally:
             _remove(container)
             self.containers.remove(container)
-        return read_stage_result(io, stage, code, ctx)
+        try:
+            return read_stage_result(io, stage, code, ctx)
+        except BuildFailedError as exc:
+            limit = named_limit(
+                oom_killed, ctx.log_tail(), self.machine.memory_bytes, self.pids_limit
+            )
+            if limit is None:
+                raise
+            raise BuildFailedError(stage.name, f"{limit} ({exc.cause})", exc.log_tail) from None
+
+
+#: What a process sees when it may start no more processes or threads (the pids limit).
+PIDS_SIGNS = (
+    "Resource temporarily unavailable",
+    "can't start new thread",
+    "BlockingIOError: [Errno 11]",
+    "fork: retry",
+)
+
+
+def named_limit(oom_killed: bool, log_tail: str, memory_bytes: int, pids_limit: int) -> str | None:
+    """Which container limit a failed stage hit, as the error should name it; None if none."""
+    if oom_killed:
+        return f"the build hit the memory limit ({memory_bytes} bytes) and was killed"
+    if any(sign in log_tail for sign in PIDS_SIGNS):
+        return f"the build hit the process limit (pids_limit {pids_limit}: no more processes)"
+    return None
+
+
+def _oom_killed(container: Container) -> bool:
+    try:
+        container.reload()
+    except docker.errors.APIError:
+        return False
+    return bool((container.attrs.get("State") or {}).get("OOMKilled"))
 
 
 def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
@@ -180,16 +220,15 @@ def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
 
 
 def _stream_logs(container: Container, ctx: StageContext) -> None:
-    rest = ""
+    lines = LineSplitter(ctx.max_line_chars)
     try:
         for chunk in container.logs(stream=True, follow=True):
-            lines, rest = split_lines(rest + chunk.decode("utf-8", "replace"))
-            for line in lines:
+            for line in lines.feed_bytes(chunk):
                 ctx.emit(line)
     except (docker.errors.APIError, requests.exceptions.RequestException):
         pass
-    if rest:
-        ctx.emit(rest)
+    for line in lines.finish():
+        ctx.emit(line)
 
 
 def _kill(container: Container) -> None:
