@@ -9,12 +9,13 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import Annotated, Any, BinaryIO, cast
+from typing import IO, Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 
+from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require
 from service.config import Settings
@@ -130,11 +131,12 @@ def create_build_from_upload(
     if not isinstance(fields, dict) or "source" in fields:
         raise InvalidRequestError("options must be a JSON object without `source`")
     settings: Settings = request.app.state.settings
-    source = _keep_upload(file, request.app.state.store, settings.max_archive_bytes)
+    limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
+    source = _keep_upload(file, request.app.state.store, settings.limits.max_upload_bytes, limits)
     return _submit(request, parse_request({**fields, "source": source.model_dump()}))
 
 
-def _keep_upload(file: UploadFile, store: WheelStore, limit: int) -> ArchiveSource:
+def _keep_upload(file: UploadFile, store: WheelStore, limit: int, limits: Limits) -> ArchiveSource:
     name = file.filename or ""
     if not _SAFE_NAME.match(name) or not name.lower().endswith(UPLOAD_SUFFIXES):
         raise UnsafeArchiveError(
@@ -150,6 +152,7 @@ def _keep_upload(file: UploadFile, store: WheelStore, limit: int) -> ArchiveSour
             spool.write(chunk)
         if size == 0:
             raise UnsafeArchiveError(f"{name} is empty")
+        check_archive(name, cast(IO[bytes], spool), limits)  # stored only if it unpacks safely
         spool.seek(0)
         key = f"uploads/{digest.hexdigest()}/{name}"
         with suppress(ObjectExistsError):  # the same bytes were uploaded before
