@@ -13,7 +13,7 @@ from typing import IO, Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from service.archives import Limits, check_archive
 from service.artifacts import Artifact
@@ -39,6 +39,7 @@ class BuildView(BaseModel):
     url: str
     log_url: str
     index_url: str
+    deadline_s: int = Field(description="the build's deadline: its timeout_s or the service's")
 
 
 class SubmitAnswer(BaseModel):
@@ -65,6 +66,7 @@ def view(request: Request, record: BuildRecord) -> BuildView:
         url=f"{base}/v1/builds/{record.id}",
         log_url=f"{base}/v1/builds/{record.id}/log",
         index_url=f"{base}/simple/{record.environment}/",
+        deadline_s=record.request.timeout_s or request.app.state.settings.build_timeout_s,
     )
 
 
