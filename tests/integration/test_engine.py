@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,7 +37,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def settings(home: Path) -> Settings:
-    return load_settings(home=home, executor="docker")
+    operator_wheels = os.environ.get("PIP_FIND_LINKS", "/opt/wheels")  # the torch wheel's folder
+    return load_settings(home=home, executor="docker", sources={"find_links": [operator_wheels]})
 
 
 @pytest.fixture
