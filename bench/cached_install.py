@@ -125,7 +125,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="wheelwright-bench-") as tmp:
         work = Path(tmp)
-        settings = load_settings(home=work / "home", executor="docker")
+        settings = load_settings(
+            home=work / "home", executor="docker", sources={"find_links": [find_links]}
+        )
         store, executor = LocalStore(settings.store_dir), DockerExecutor(settings)
         sdist = make_sdist("torch-ext", work, "torchfix", "0.3.0")
         request = request_for(

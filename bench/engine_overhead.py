@@ -72,7 +72,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp).chmod(0o755)  # the raw container reads the sdist as uid 1000
         home = Path(tmp) / "home"
-        settings = load_settings(home=home)
+        settings = load_settings(home=home, sources={"find_links": [torch_find_links()]})
         builder = Builder(settings, DockerExecutor(settings))
         sdist = make_sdist("torch-ext", Path(tmp), "torchfix", "0.3.0")
         request = request_for(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from service.errors import (
     ForbiddenError,
     InvalidRequestError,
     QueueUnavailableError,
+    WaitTimeoutError,
     WheelwrightError,
 )
 
@@ -72,14 +74,23 @@ class Client:
     def cancel(self, build_id: str) -> Any:
         return self._check(self.http.post(f"/v1/builds/{build_id}/cancel"))
 
-    def follow_log(self, build_id: str) -> Iterator[str]:
-        """The log's lines as they come, until the build ends."""
+    def follow_log(self, build_id: str, deadline: float | None = None) -> Iterator[str]:
+        """The log's lines as they come, until the build ends or `deadline` (a
+        `time.monotonic()` moment) passes; then `WaitTimeoutError`."""
         url = f"/v1/builds/{build_id}/log"
-        with self.http.stream("GET", url, params={"follow": "true"}, timeout=None) as response:
-            if not response.is_success:
-                response.read()
-                self._check(response)
-            yield from response.iter_lines()
+        remaining = None if deadline is None else max(1.0, deadline - time.monotonic())
+        timeout = httpx.Timeout(30.0, read=remaining)
+        try:
+            with self.http.stream("GET", url, params={"follow": "true"}, timeout=timeout) as answer:
+                if not answer.is_success:
+                    answer.read()
+                    self._check(answer)
+                for line in answer.iter_lines():
+                    yield line
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise WaitTimeoutError(f"build {build_id} outlasted the wait")
+        except httpx.ReadTimeout:
+            raise WaitTimeoutError(f"build {build_id} outlasted the wait") from None
 
 
 class _packed:

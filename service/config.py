@@ -65,6 +65,36 @@ class HostSettings(BaseModel):
     )
 
 
+class SourceSettings(BaseModel):
+    """What a request may point the service at on this host (the operator decides)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    find_links: tuple[Path, ...] = Field(
+        default=(), description="local wheel folders a request's find-links may name (and below)"
+    )
+    allow_file_git: bool = Field(default=False, description="accept file:// git URLs")
+
+
+class LimitSettings(BaseModel):
+    """Bounds on what one request or one build may make the service read or keep."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(
+        default=2 * 1024**2, ge=1024, description="JSON request and webhook bodies"
+    )
+    max_upload_bytes: int = Field(
+        default=512 * 1024**2, ge=1024, description="a multipart upload (the sdist), whole"
+    )
+    max_log_line_chars: int = Field(default=16_384, ge=80, description="longer lines are cut")
+    max_log_bytes: int = Field(default=64 * 1024**2, ge=4096, description="stored log cap")
+    max_metadata_bytes: int = Field(default=1024**2, ge=1024, description="a wheel's METADATA")
+    max_wheel_unpacked_bytes: int = Field(
+        default=8 * 1024**3, ge=1024, description="a wheel's total unpacked size"
+    )
+
+
 class StoreSettings(BaseModel):
     """Where wheels, metadata, manifests and logs last: a local directory or an S3 bucket."""
 
@@ -159,6 +189,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     webhooks: WebhookSettings = WebhookSettings()
     projects: tuple[ProjectConfig, ...] = ()
+    sources: SourceSettings = SourceSettings()
+    limits: LimitSettings = LimitSettings()
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
+import structlog
 from celery import Celery
 from kombu.entity import Queue
 
@@ -21,6 +22,7 @@ from service.errors import QueueUnavailableError
 from service.models import BuildRecord
 
 TASK_NAME = "wheelwright.build"
+log = structlog.get_logger("wheelwright.dispatch")
 QUEUES = ("cpu", "cuda")
 
 
@@ -82,8 +84,13 @@ class NoDispatcher:
 class InProcessDispatcher:
     """One build at a time in a background thread: `wheelwright serve` with no broker."""
 
-    def __init__(self, run: Callable[[str], object]) -> None:
+    def __init__(
+        self,
+        run: Callable[[str], object],
+        on_crash: Callable[[str, Exception], object] | None = None,
+    ) -> None:
         self._run = run
+        self._on_crash = on_crash
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
         self._waiting: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -96,7 +103,12 @@ class InProcessDispatcher:
     def _call(self, build_id: str, queue: str) -> None:
         with self._lock:
             self._waiting[queue] -= 1
-        self._run(build_id)
+        try:
+            self._run(build_id)
+        except Exception as exc:  # the runner ends its builds; this is what it could not end
+            log.exception("build.runner_crashed", build_id=build_id, error=type(exc).__name__)
+            if self._on_crash is not None:
+                self._on_crash(build_id, exc)
 
     def queue_length(self, queue: str) -> int | None:
         with self._lock:

@@ -173,6 +173,13 @@ class JobStateError(WheelwrightError):
     exit_code = 26
 
 
+class WaitTimeoutError(WheelwrightError):
+    """`submit --wait` gave up: the build outlasted its deadline plus a margin."""
+
+    http_status = 504
+    exit_code = 29
+
+
 class QueueUnavailableError(WheelwrightError):
     """Redis (the broker and job state) does not answer."""
 

@@ -87,6 +87,8 @@ def source_identity(request: BuildRequest) -> dict[str, str]:
             return {"archive_sha256": sha}
         case GitSource(commit=str(commit)):
             return {"git": source.url, "commit": commit, "subdirectory": source.subdirectory or ""}
+        case GitSource():  # at submit: the worker resolves the ref, then keys the commit
+            return {"git": source.url, "ref": source.ref, "subdirectory": source.subdirectory or ""}
         case DirectorySource(sha256=str(sha)):
             return {"tree_sha256": sha}
         case _:

@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from service.errors import InvalidRequestError
+from service.gitpolicy import check_git_ref, check_git_url
 
 #: Environment variables a request may pass to the build backend. Everything else is dropped, so
 #: a build cannot be steered by the worker's own environment and the request key stays honest.
@@ -112,6 +113,16 @@ class GitSource(_Frozen):
     commit: str | None = None
     subdirectory: str | None = None
 
+    @field_validator("url")
+    @classmethod
+    def _plain_url(cls, value: str) -> str:
+        return check_git_url(value)
+
+    @field_validator("ref")
+    @classmethod
+    def _plain_ref(cls, value: str) -> str:
+        return check_git_ref(value)
+
     @field_validator("commit")
     @classmethod
     def _full_hash(cls, value: str | None) -> str | None:
@@ -178,10 +189,42 @@ class IndexSettings(_Frozen):
 
     index_url: str = "https://pypi.org/simple"
     extra_index_urls: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = Field(
+        default=(), description="http(s) URLs, or folders the service's settings allow-list"
+    )
     no_index: bool = Field(
         default=False, description="no index at all: only find-links (offline GPU nodes)"
     )
+
+    @field_validator("index_url")
+    @classmethod
+    def _http_index(cls, value: str) -> str:
+        return _http_url(value, "index URL")
+
+    @field_validator("extra_index_urls")
+    @classmethod
+    def _http_indexes(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_http_url(v, "extra index URL") for v in values)
+
+    @field_validator("find_links")
+    @classmethod
+    def _links(cls, values: tuple[str, ...]) -> tuple[str, ...]:
+        for value in values:
+            if value.startswith(("http://", "https://")):
+                _http_url(value, "find-links URL")
+            elif not value.startswith("/") or ".." in value.split("/") or "\x00" in value:
+                raise ValueError(
+                    f"find-links {value!r} must be an http(s) URL or an absolute folder path"
+                )
+        return values
+
+
+def _http_url(value: str, what: str) -> str:
+    if not value.startswith(("http://", "https://")) or any(c.isspace() for c in value):
+        raise ValueError(f"{what} {value!r} must be an http:// or https:// URL")
+    if value.split("://", 1)[1].startswith("-"):
+        raise ValueError(f"{what} {value!r} has a host starting with '-'")
+    return value
 
 
 def _local_label(value: str | None) -> str | None:
@@ -324,6 +367,9 @@ class BuildRecord(BaseModel):
     project: str = ""
     created_at: float
     started_at: float | None = None
+    heartbeat_at: float | None = Field(
+        default=None, description="last sign of life of the worker running it"
+    )
     finished_at: float | None = None
     attempts: int = 0
     stages: list[StageTiming] = Field(default_factory=list)

@@ -5,6 +5,7 @@ Pure service logic (no FastAPI): the HTTP routes, webhooks and tests call `submi
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -27,8 +28,12 @@ from service.models import (
     Requester,
     RequirementSource,
 )
+from service.policy import check_request
 from service.sources import resolve_source
 from service.store import WheelStore
+
+#: Where an upload is kept: by its own sha256 and a plain file name (see api/builds.py).
+UPLOAD_KEY = re.compile(r"^uploads/[0-9a-f]{64}/[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
 
 
 @dataclass(frozen=True)
@@ -64,9 +69,13 @@ def _check(request: BuildRequest, settings: Settings) -> None:
             "send the service an sdist upload, a requirement or a git URL"
         )
     if isinstance(source, ArchiveSource) and not (
-        source.store_key and source.store_key.startswith("uploads/") and source.sha256
+        source.store_key
+        and source.sha256
+        and UPLOAD_KEY.match(source.store_key)
+        and source.store_key.split("/")[1] == source.sha256
     ):
         raise InvalidRequestError("an archive source must be uploaded with the request")
+    check_request(request, settings)
     if request.timeout_s is not None and request.timeout_s > settings.build_timeout_s:
         raise InvalidRequestError(
             f"timeout_s {request.timeout_s} is above this service's limit of"

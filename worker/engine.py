@@ -7,6 +7,7 @@ in `finally`; the caller publishes the wheel through `on_wheel` while it still e
 
 from __future__ import annotations
 
+import os
 import platform
 import shutil
 import threading
@@ -21,14 +22,23 @@ from typing import Any, TextIO, TypeVar
 
 import structlog
 
+from service.artifacts.checks import Expected
 from service.config import Settings
-from service.errors import WheelwrightError
+from service.errors import (
+    BuildFailedError,
+    DeadlineExceededError,
+    InvalidArtifactError,
+    WheelwrightError,
+)
 from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
-from service.sources import file_sha256, resolve_source
+from service.redact import Redactor
+from service.sources import file_sha256
 from worker.executors import Executor, StageContext
-from worker.fetch import Fetched, fetch
-from worker.plan import make_plan
+from worker.executors.base import ExecSession
+from worker.fetch import Fetched, fetch, git_for, pin_source
+from worker.plan import StagePlan, make_plan
+from worker.safe_files import open_regular
 from worker.unpack import Limits
 
 T = TypeVar("T")
@@ -67,6 +77,7 @@ class Built:
     wheel: Path
     manifest: dict[str, Any]
     log_path: Path
+    expected: Expected = field(default_factory=Expected)
 
 
 @dataclass
@@ -74,14 +85,40 @@ class _Recorder:
     build_id: str
     log_file: TextIO  # line-buffered: the file is whole whenever someone reads it
     hooks: Hooks
+    clean: Callable[[str], str] = lambda text: text
+    max_bytes: int = 64 * 1024**2
     stages: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    written: int = 0
+    dropped_lines: int = 0
+    dropped_bytes: int = 0
 
     def line(self, text: str) -> None:
+        """Keep one line (secrets masked), unless the log already holds `max_bytes`."""
+        text = self.clean(text)
+        size = len(text.encode("utf-8", "replace")) + 1
         with self.lock:  # stage output arrives from the executor's log thread too
+            if self.written + size > self.max_bytes:
+                self.dropped_lines += 1
+                self.dropped_bytes += size
+                return
+            self.written += size
             if not self.log_file.closed:  # a straggling log thread after the build ended
                 self.log_file.write(text + "\n")
         self.hooks.on_line(text)
+
+    def close(self) -> None:
+        with self.lock:
+            dropped = self.dropped_lines
+            marker = (
+                f"[... log capped at {self.max_bytes} bytes: {dropped} lines"
+                f" ({self.dropped_bytes} bytes) dropped]"
+            )
+            if dropped and not self.log_file.closed:
+                self.log_file.write(marker + "\n")
+            self.log_file.close()
+        if dropped:
+            self.hooks.on_line(marker)
 
     def run(self, stage: str, network: bool, action: Callable[[], T]) -> T:
         self.line(f"===> [{stage}] start (network {'on' if network else 'off'})")
@@ -120,38 +157,54 @@ def run_build(
     hooks = hooks or Hooks()
     deadline = time.monotonic() + (request.timeout_s or settings.build_timeout_s)
     workspace = settings.work_dir / build_id
+    kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("w", encoding="utf-8", buffering=1)
     shutil.rmtree(workspace, ignore_errors=True)  # what a lost earlier delivery left
     workspace.mkdir(parents=True)
-    rec = _Recorder(build_id, log_file, hooks)
+    redact = Redactor.for_service(settings)
+    rec = _Recorder(build_id, log_file, hooks, redact, settings.limits.max_log_bytes)
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
         limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
-        fetched = rec.run("fetch", True, lambda: fetch(resolve_source(request), workspace, limits))
+        fetched = rec.run(
+            "fetch",
+            True,
+            lambda: fetch(pin_source(request, settings), workspace, limits, git_for(settings)),
+        )
         image = executor.image_ref(fetched.request.target)
         key = request_key(fetched.request, image)
         environment = environment_name(fetched.request, image)
         rec.line(f"request key {key}, environment {environment}")
-        ctx = StageContext(build_id, deadline, log=rec.line, cancelled=hooks.cancelled)
+        ctx = StageContext(
+            build_id,
+            deadline,
+            log=rec.line,
+            cancelled=hooks.cancelled,
+            clean=redact,
+            max_line_chars=settings.limits.max_log_line_chars,
+        )
         with executor.session(fetched.request, workspace, rec.line) as session:
             root = fetched.root.relative_to(workspace).as_posix()
             plan = make_plan(fetched.request, session.layout, session.machine, source_root=root)
             results: dict[str, dict[str, Any]] = {}
+            wheel: Path | None = None
             for planned in plan.stages:
                 stage = planned
-                if stage.name == "verify":
-                    wheel_name = results["build"]["wheel"]
-                    stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel_name}")
-                results[stage.name] = rec.run(
-                    stage.name, stage.network, partial(session.run, stage, ctx)
-                )
+                if stage.name == "verify" and wheel is not None:
+                    stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel.name}")
+                if stage.name == "requires_install":
+                    stage = stage.with_inputs(requires=results["requires"]["dynamic"])
+                results[stage.name] = _run_stage(rec, session, stage, ctx)
+                if stage.name == "build":  # before verify runs the package's code again
+                    wheel = take_wheel(workspace, results["build"].get("wheel"), kept)
             facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
                 "memory_bytes": session.machine.memory_bytes,
             }
-        wheel = workspace / "out" / results["build"]["wheel"]
+        if wheel is None:
+            raise InvalidArtifactError("the plan has no build stage")
         manifest = _manifest(
             fetched,
             ids={"build_id": build_id, "request_key": key, "environment": environment},
@@ -165,13 +218,63 @@ def run_build(
             "size": wheel.stat().st_size,
         }
         manifest["stages"] = list(rec.stages)
-        built = Built(build_id, fetched.request, key, environment, wheel, manifest, log_path)
+        manifest["expected"] = {
+            "project": fetched.expected.project,
+            "version": fetched.expected.version,
+            "from": fetched.expected.origin,
+        }
+        built = Built(
+            build_id, fetched.request, key, environment, wheel, manifest, log_path, fetched.expected
+        )
         return rec.run("publish", True, lambda: on_wheel(built))  # the worker talks to the store
     finally:
         structlog.contextvars.unbind_contextvars("build_id")
-        log_file.close()
+        rec.close()
+        shutil.rmtree(kept, ignore_errors=True)
         if not settings.keep_workspace:
             shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _run_stage(
+    rec: _Recorder, session: ExecSession, stage: StagePlan, ctx: StageContext
+) -> dict[str, Any]:
+    """Run one stage; a backend that cannot say its requirements offline is asked again with
+    the network on (still without the shared cache), and the result says so."""
+    try:
+        return rec.run(stage.name, stage.network, partial(session.run, stage, ctx))
+    except BuildFailedError as exc:
+        if stage.name != "requires" or stage.network or isinstance(exc, DeadlineExceededError):
+            raise
+    rec.line(f"--- [{stage.name}] failed offline; asking the backend again with the network on")
+    online = stage.with_network()
+    return {**rec.run(online.name, True, partial(session.run, online, ctx)), "network": True}
+
+
+def take_wheel(workspace: Path, name: object, kept: Path) -> Path:
+    """The wheel the build stage names, copied out of the workspace the build could write.
+
+    The name comes from the build's result file, so it must be a plain `.whl` file name, and the
+    file a regular file (a link made by the build could point anywhere on this host). The copy is
+    what gets verified against, checked and published.
+    """
+    if not isinstance(name, str) or "/" in name or "\\" in name or not name.endswith(".whl"):
+        raise InvalidArtifactError(f"the build named no plain wheel file: {name!r}")
+    if name.startswith("."):
+        raise InvalidArtifactError(f"the build named no plain wheel file: {name!r}")
+    kept.mkdir(mode=0o700, exist_ok=True)
+    try:
+        out = os.open(workspace / "out", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as exc:
+        raise InvalidArtifactError(f"the build's out folder cannot be read: {exc}") from None
+    try:
+        stream = open_regular(Path(f"/proc/self/fd/{out}") / name)
+    finally:
+        os.close(out)
+    if stream is None:
+        raise InvalidArtifactError(f"the built wheel {name!r} is missing or not a regular file")
+    with stream, (kept / name).open("wb") as target:
+        shutil.copyfileobj(stream, target)
+    return kept / name
 
 
 def _manifest(
@@ -195,9 +298,13 @@ def _manifest(
         "build_system": results["build_deps"].get("build_system"),
         "build_requires": {
             "static": results["build_deps"].get("static", []),
-            "dynamic": results["build_deps"].get("dynamic", []),
+            "dynamic": results["requires"].get("dynamic", []),
         },
-        "build_freeze": results["build_deps"].get("freeze", []),
+        "build_freeze": results["requires_install"].get("freeze", []),
+        "isolation": {
+            "shared_cache": "written only by the runtime stage (wheels only, no package code)",
+            "requires_network": bool(results["requires"].get("network", False)),
+        },
         "verify": results["verify"],
         "host": {
             "platform": platform.platform(),

@@ -9,7 +9,7 @@ the tree) and a request whose source is resolved, so the request key names conte
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import requests
@@ -17,6 +17,8 @@ from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist
 from packaging.version import Version
 from pypi_simple import DigestMismatchError, NoSuchProjectError, PyPISimple
 
+from service.artifacts.checks import Expected
+from service.config import Settings
 from service.errors import FetchError, SourceNotFoundError, UnsafeArchiveError
 from service.models import (
     ArchiveSource,
@@ -25,7 +27,10 @@ from service.models import (
     GitSource,
     RequirementSource,
 )
-from service.sources import TREE_IGNORE, file_sha256, resolve_ref, run_git, tree_sha256
+from service.policy import check_request
+from service.sources import TREE_IGNORE, file_sha256, resolve_source, tree_sha256
+from worker.git import Git
+from worker.identity import expected_identity
 from worker.unpack import Limits, is_archive, unpack
 
 
@@ -35,14 +40,39 @@ class Fetched:
     filename: str
     sha256: str
     root: Path
+    expected: Expected = field(default_factory=Expected)
 
     def source_facts(self) -> dict[str, str]:
         return {"kind": self.request.source.kind, "filename": self.filename, "sha256": self.sha256}
 
 
-def fetch(request: BuildRequest, workspace: Path, limits: Limits | None = None) -> Fetched:
-    """Fetch the source into `workspace/src` (archives are kept in `workspace/dl`)."""
-    limits = limits or Limits()
+def git_for(settings: Settings) -> Git:
+    return Git(allow_file=settings.sources.allow_file_git, ca_bundle=settings.ca_bundle)
+
+
+def pin_source(request: BuildRequest, settings: Settings) -> BuildRequest:
+    """The request checked against this worker's policy, its source pinned: digests, and a git
+    ref resolved to its commit (here, with the hardened git, never in the API)."""
+    check_request(request, settings)
+    request = resolve_source(request)
+    source = request.source
+    if isinstance(source, GitSource) and source.commit is None:
+        commit = git_for(settings).resolve_ref(source.url, source.ref)
+        pinned = source.model_copy(update={"commit": commit})
+        request = request.model_copy(update={"source": pinned})
+    return request
+
+
+def fetch(
+    request: BuildRequest, workspace: Path, limits: Limits | None = None, git: Git | None = None
+) -> Fetched:
+    """Fetch the source into `workspace/src` (archives are kept in `workspace/dl`), with what
+    it says it is (read before any of its code runs)."""
+    fetched = _fetch(request, workspace, limits or Limits(), git or Git(allow_file=False))
+    return replace(fetched, expected=expected_identity(fetched.request, fetched.root))
+
+
+def _fetch(request: BuildRequest, workspace: Path, limits: Limits, git: Git) -> Fetched:
     downloads, src = workspace / "dl", workspace / "src"
     downloads.mkdir(parents=True, exist_ok=True)
     source = request.source
@@ -62,7 +92,7 @@ def fetch(request: BuildRequest, workspace: Path, limits: Limits | None = None) 
         case DirectorySource():
             return _from_directory(request, Path(source.path), src)
         case GitSource():
-            return _from_git(request, source, src)
+            return _from_git(request, source, src, git)
     raise SourceNotFoundError(f"unknown source kind {source.kind!r}")
 
 
@@ -86,12 +116,12 @@ def _from_directory(request: BuildRequest, path: Path, src: Path) -> Fetched:
     return Fetched(request=request, filename=path.name, sha256=sha, root=src)
 
 
-def _from_git(request: BuildRequest, source: GitSource, src: Path) -> Fetched:
-    commit = source.commit or resolve_ref(source.url, source.ref)
-    run_git("clone", "--quiet", "--no-checkout", source.url, str(src))
-    run_git("-C", str(src), "checkout", "--quiet", commit)
-    run_git("-C", str(src), "submodule", "update", "--quiet", "--init", "--recursive")
+def _from_git(request: BuildRequest, source: GitSource, src: Path, git: Git) -> Fetched:
+    commit = source.commit or git.resolve_ref(source.url, source.ref)
+    git.checkout(source.url, commit, src)
     root = src / source.subdirectory if source.subdirectory else src
+    if root.is_symlink() or not root.resolve().is_relative_to(src.resolve()):
+        raise UnsafeArchiveError(f"{source.url}@{commit}: {source.subdirectory!r} leaves the repo")
     if not root.is_dir():
         raise SourceNotFoundError(f"{source.url}@{commit} has no folder {source.subdirectory!r}")
     resolved = request.model_copy(update={"source": source.model_copy(update={"commit": commit})})

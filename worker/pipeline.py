@@ -14,13 +14,14 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from service.artifacts import Artifact, lookup, publish
+from service.artifacts.checks import WheelLimits
 from service.config import Settings
 from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
-from service.sources import resolve_source
 from service.store import WheelStore
 from worker.engine import Built, Hooks, run_build
 from worker.executors import Executor
+from worker.fetch import pin_source
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,18 @@ def local_label(request: BuildRequest, pins: Mapping[str, str]) -> str | None:
     return label
 
 
+def wheel_limits(settings: Settings) -> WheelLimits:
+    return WheelLimits(
+        max_metadata_bytes=settings.limits.max_metadata_bytes,
+        max_unpacked_bytes=settings.limits.max_wheel_unpacked_bytes,
+    )
+
+
 def cache_lookup(
-    request: BuildRequest, store: WheelStore, executor: Executor
+    request: BuildRequest, settings: Settings, store: WheelStore, executor: Executor
 ) -> tuple[BuildRequest, str, str, Artifact | None]:
     """The resolved request, its environment and key, and the stored artifact if any."""
-    resolved = resolve_source(request)
+    resolved = pin_source(request, settings)
     image = executor.image_ref(resolved.target)
     environment = environment_name(resolved, image)
     key = request_key(resolved, image)
@@ -80,7 +88,7 @@ def build_and_publish(
     build_id: str | None = None,
     hooks: Hooks | None = None,
 ) -> Outcome:
-    resolved, _environment, _key, hit = cache_lookup(request, store, executor)
+    resolved, _environment, _key, hit = cache_lookup(request, settings, store, executor)
     if hit is not None:
         return Outcome(artifact=hit, cached=True, build_id=None)
 
@@ -99,6 +107,8 @@ def build_and_publish(
             log=built.log_path.read_bytes(),
             abi_pins=pins,
             local_label=local_label(built.request, label_pins),
+            expected=built.expected,
+            limits=wheel_limits(settings),
         )
 
     build_id = build_id or new_build_id()

@@ -13,8 +13,18 @@ from typing import Any, Literal
 
 from service.models import BuildRequest
 
-StageName = Literal["runtime", "build_deps", "build", "verify"]
-STAGES: tuple[StageName, ...] = ("runtime", "build_deps", "build", "verify")
+StageName = Literal["runtime", "build_deps", "requires", "requires_install", "build", "verify"]
+STAGES: tuple[StageName, ...] = (
+    "runtime",
+    "build_deps",
+    "requires",
+    "requires_install",
+    "build",
+    "verify",
+)
+#: Which package cache a stage gets: `shared` (the team's, writable: only stages that run no
+#: package or dependency code), `build` (this build's own, thrown away), `none`.
+CacheUse = Literal["shared", "build", "none"]
 
 DEFAULT_CUDA_ARCHS = "8.0;9.0;10.0;12.0+PTX"
 GIB = 1024**3
@@ -72,6 +82,11 @@ class StagePlan:
     network: bool
     request: Mapping[str, Any]
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    cache: CacheUse = "none"
+
+    def with_network(self) -> StagePlan:
+        """The same stage with the network on (a backend that cannot answer offline)."""
+        return replace(self, network=True)
 
     def with_inputs(self, **inputs: Any) -> StagePlan:
         """The same stage with values only known once earlier stages ran (the wheel's path)."""
@@ -125,7 +140,7 @@ def index_args(request: BuildRequest, layout: Layout) -> list[str]:
 def make_plan(
     request: BuildRequest, layout: Layout, machine: Machine, *, source_root: str = "src"
 ) -> BuildPlan:
-    """The four executor stages of one build (fetch and publish happen in the worker)."""
+    """The executor stages of one build (fetch and publish happen in the worker)."""
     source = f"{layout.work}/{source_root}"
     env = build_env(request, machine)
     common = {
@@ -141,6 +156,7 @@ def make_plan(
             "runtime",
             network=True,
             request={**common, "runtime": list(request.runtime), "snapshot": layout.snapshot},
+            cache="shared",  # wheels only (--no-build), and no interpreter of the venv runs
         ),
         StagePlan(
             "build_deps",
@@ -149,10 +165,22 @@ def make_plan(
                 **common,
                 "source": source,
                 "extra": list(request.build_requires),
-                "config": config,
                 "ensure_ninja": True,
             },
             env=MappingProxyType(env),
+            cache="build",
+        ),
+        StagePlan(
+            "requires",
+            network=False,  # the package's own code: asked offline first
+            request={**common, "source": source, "config": config},
+            env=MappingProxyType(env),
+        ),
+        StagePlan(
+            "requires_install",
+            network=True,
+            request={**common, "requires": []},
+            cache="build",
         ),
         StagePlan(
             "build",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,8 +21,10 @@ import structlog
 from service.config import Settings
 from service.errors import BuildCancelledError, WheelwrightError
 from service.jobs import JobBackend
+from service.jobs.transitions import HEARTBEAT_S
 from service.metrics import record_stage
 from service.models import ArchiveSource, BuildRequest, StageTiming
+from service.redact import Redactor
 from service.store import WheelStore
 from worker.engine import Hooks, StageEvent
 from worker.executors import Executor
@@ -70,7 +73,7 @@ def run_job(build_id: str, svc: Services, *, may_retry: bool = False) -> str:
             cancelled=lambda: jobs.cancelled(build_id),
         )
         try:
-            with _materialized(record.request, svc) as request:
+            with _heartbeat(jobs, build_id), _materialized(record.request, svc) as request:
                 outcome = build_and_publish(
                     request, settings, svc.store, svc.executor, build_id=build_id, hooks=hooks
                 )
@@ -80,7 +83,12 @@ def run_job(build_id: str, svc: Services, *, may_retry: bool = False) -> str:
             if exc.retryable and may_retry:
                 jobs.append_log(build_id, f"--- {exc}; the build will be tried again")
                 raise
-            state = jobs.finish(build_id, "failed", error=str(exc), error_stage=exc.stage).state
+            error = Redactor.for_service(settings)(str(exc))
+            state = jobs.finish(build_id, "failed", error=error, error_stage=exc.stage).state
+        except Exception as exc:  # a bug or a broken host: the build still ends, with its cause
+            log.exception("build.crashed", error=type(exc).__name__)
+            error = f"internal error ({type(exc).__name__}: {exc}); the worker log has details"
+            state = jobs.finish(build_id, "failed", error=error).state
         else:
             state = jobs.finish(build_id, "succeeded", artifact=outcome.artifact.summary()).state
         jobs.count(f"builds_{state}")
@@ -100,12 +108,35 @@ def _stage(jobs: JobBackend, event: StageEvent) -> None:
 
 
 @contextmanager
+def _heartbeat(jobs: JobBackend, build_id: str) -> Iterator[None]:
+    """Tell the job backend every few seconds that this build still runs here."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                jobs.heartbeat(build_id)
+            except WheelwrightError as exc:  # Redis away for a moment: the next beat may pass
+                log.warning("build.heartbeat_failed", error=str(exc))
+            stop.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{build_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+@contextmanager
 def _materialized(request: BuildRequest, svc: Services) -> Iterator[BuildRequest]:
     """An uploaded archive, fetched from the store to a local file for the fetch stage."""
     source = request.source
     if not isinstance(source, ArchiveSource) or source.store_key is None:
         yield request
         return
+    svc.settings.home.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix="upload-", dir=svc.settings.home))
     try:
         local = folder / Path(source.store_key).name

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from service.api.builds import router as builds_router
 from service.api.health import router as health_router
 from service.api.index import router as index_router
+from service.api.limits import BodyLimits
 from service.api.multipart import MultipartBuilds, document
 from service.api.webhooks import router as webhooks_router
 from service.auth import index_access
@@ -78,5 +79,6 @@ def create_app(
     app.include_router(index_router, dependencies=[Depends(index_access)])
     mount_dashboard(app)  # the pages at /ui/ (and / leads there)
     app.add_middleware(MultipartBuilds)
+    app.add_middleware(BodyLimits, settings=settings)  # outermost: before anything reads
     document(app)
     return app

@@ -9,19 +9,20 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import suppress
-from typing import Annotated, Any, BinaryIO, cast
+from typing import IO, Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require, token_name
 from service.client import CLI_AGENT
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
-from service.jobs import JobBackend
+from service.jobs import JobBackend, settled
 from service.models import (
     ArchiveSource,
     BuildRecord,
@@ -46,6 +47,7 @@ class BuildView(BaseModel):
     url: str
     log_url: str
     index_url: str
+    deadline_s: int = Field(description="the build's deadline: its timeout_s or the service's")
 
 
 class SubmitAnswer(BaseModel):
@@ -72,6 +74,7 @@ def view(request: Request, record: BuildRecord) -> BuildView:
         url=f"{base}/v1/builds/{record.id}",
         log_url=f"{base}/v1/builds/{record.id}/log",
         index_url=f"{base}/simple/{record.environment}/",
+        deadline_s=record.request.timeout_s or request.app.state.settings.build_timeout_s,
     )
 
 
@@ -143,11 +146,12 @@ def create_build_from_upload(
     if not isinstance(fields, dict) or "source" in fields:
         raise InvalidRequestError("options must be a JSON object without `source`")
     settings: Settings = request.app.state.settings
-    source = _keep_upload(file, request.app.state.store, settings.max_archive_bytes)
+    limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
+    source = _keep_upload(file, request.app.state.store, settings.limits.max_upload_bytes, limits)
     return _submit(request, parse_request({**fields, "source": source.model_dump()}))
 
 
-def _keep_upload(file: UploadFile, store: WheelStore, limit: int) -> ArchiveSource:
+def _keep_upload(file: UploadFile, store: WheelStore, limit: int, limits: Limits) -> ArchiveSource:
     name = file.filename or ""
     if not _SAFE_NAME.match(name) or not name.lower().endswith(UPLOAD_SUFFIXES):
         raise UnsafeArchiveError(
@@ -163,6 +167,7 @@ def _keep_upload(file: UploadFile, store: WheelStore, limit: int) -> ArchiveSour
             spool.write(chunk)
         if size == 0:
             raise UnsafeArchiveError(f"{name} is empty")
+        check_archive(name, cast(IO[bytes], spool), limits)  # stored only if it unpacks safely
         spool.seek(0)
         key = f"uploads/{digest.hexdigest()}/{name}"
         with suppress(ObjectExistsError):  # the same bytes were uploaded before
@@ -188,7 +193,7 @@ def list_builds(
 @router.get("/{build_id}", dependencies=[Depends(require("read"))])
 def get_build(request: Request, build_id: str) -> BuildView:
     """State, stages with timings, the artifact and where it is served, or the error."""
-    return view(request, _jobs(request).get(build_id))
+    return view(request, settled(_jobs(request), build_id))
 
 
 @router.post("/{build_id}/cancel", status_code=202, dependencies=[Depends(require("build"))])
@@ -226,7 +231,7 @@ def _log_lines(jobs: JobBackend, store: WheelStore, build_id: str, follow: bool)
         yield from (line + "\n" for line in lines)
         if last or not follow or time.monotonic() > deadline:
             break
-        if not lines and jobs.get(build_id).terminal:
+        if not lines and settled(jobs, build_id).terminal:
             last = True  # one more read: lines written just before the end
     if not seen:
         key = f"logs/builds/{build_id}.log"

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from service.artifacts import layout
+from service.artifacts.checks import Expected, WheelLimits, check_wheel
 from service.artifacts.pins import pin_wheel
 from service.artifacts.relabel import relabel_wheel
 from service.artifacts.wheelfile import inspect_wheel
@@ -119,6 +120,8 @@ def publish(
     log: bytes,
     abi_pins: Mapping[str, str] | None = None,
     local_label: str | None = None,
+    expected: Expected | None = None,
+    limits: WheelLimits | None = None,
 ) -> Artifact:
     """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata, `log` and the
     manifest.
@@ -126,7 +129,8 @@ def publish(
     Returns the committed `Artifact`. If the request key is already published, nothing is written
     and the stored `Artifact` is returned (the first publish wins). `manifest` is kept as given,
     plus the `wheel` and `log` sections this function owns (replacing any such keys).
-    Raises `InvalidArtifactError` for a broken wheel (before anything is stored) and
+    Raises `InvalidArtifactError` for a broken wheel, or one that is not the `expected` project
+    and version or fails the checks of `checks.py` (before anything is stored), and
     `InvalidRequestError` for a bad environment name, request key or non-JSON manifest.
     """
     key = layout.manifest_key(environment, request_key)
@@ -137,6 +141,7 @@ def publish(
     existing = lookup(store, environment, request_key)
     if existing is not None:
         return existing
+    check_wheel(wheel, expected or Expected(), limits)
     info = inspect_wheel(wheel)
     with tempfile.TemporaryDirectory(prefix="wheelwright-publish-") as tmp:
         if local_label:

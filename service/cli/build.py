@@ -22,6 +22,7 @@ from service.specs import parse_spec
 if TYPE_CHECKING:
     from service.store import WheelStore
     from worker.engine import StageEvent
+    from worker.pipeline import Outcome
 
 
 class _Progress:
@@ -101,6 +102,12 @@ def build(
         settings = settings_for(executor)
     except WheelwrightError as exc:
         raise fail(exc) from None
+    local_folders = tuple(Path(f) for f in find_links or () if f.startswith("/"))
+    if local_folders:  # named on this machine by its own user: the operator's folders
+        sources = settings.sources.model_copy(
+            update={"find_links": (*settings.sources.find_links, *local_folders)}
+        )
+        settings = settings.model_copy(update={"sources": sources})
     try:
         configure_logging(json_logs=False, quiet=not verbose)
         index = settings.index.model_dump()
@@ -150,19 +157,26 @@ def build(
         if exc.stage and log_file.is_file():
             err.print(f"full log: {log_file}", soft_wrap=True)
         raise failure from None
+    _report(outcome, settings, store, out=out, output_json=output_json)
+
+
+def _report(
+    outcome: Outcome, settings: Settings, store: WheelStore, *, out: Path | None, output_json: bool
+) -> None:
+    """Where the wheel is (copied into `out` first, if given), as a line or as JSON."""
     artifact = outcome.artifact
     where = artifact_location(settings, artifact.wheel_key)
     if out is not None:
         where = str(copy_wheel(store, artifact.wheel_key, artifact.filename, out))
     if output_json:
         print(json.dumps({"cached": outcome.cached, "path": where, **artifact.summary()}, indent=2))
-    else:
-        word = "cached" if outcome.cached else "built"
-        err.print(
-            f"[green]{word}[/] {artifact.filename} for environment [bold]{artifact.environment}[/]",
-            soft_wrap=True,
-        )
-        print(where)
+        return
+    word = "cached" if outcome.cached else "built"
+    err.print(
+        f"[green]{word}[/] {artifact.filename} for environment [bold]{artifact.environment}[/]",
+        soft_wrap=True,
+    )
+    print(where)
 
 
 def copy_wheel(store: WheelStore, key: str, filename: str, folder: Path) -> Path:

@@ -46,8 +46,13 @@ def _app(settings: Settings) -> FastAPI:
     from worker.executors import make_executor
     from worker.runner import Services, run_job
 
+    settings.home.mkdir(parents=True, exist_ok=True)
     svc = Services(settings, open_store(settings), MemoryJobs(), make_executor(settings))
-    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc))
+
+    def crashed(build_id: str, exc: Exception) -> None:
+        svc.jobs.finish(build_id, "failed", error=f"the build runner failed: {exc}")
+
+    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc), crashed)
     return create_app(settings, store=svc.store, jobs=svc.jobs, dispatcher=dispatcher)
 
 

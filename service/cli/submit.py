@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,8 +10,11 @@ import typer
 from rich.markup import escape
 
 from service.cli.common import SMOKE_HELP, app, err, fail, pairs, smoke_code
-from service.errors import WheelwrightError
+from service.errors import WaitTimeoutError, WheelwrightError
 from service.specs import parse_spec
+
+#: How long `submit --wait` waits past the build's deadline (queueing, publish, the log's end).
+WAIT_MARGIN_S = 300
 
 
 @app.command()
@@ -33,10 +37,14 @@ def submit(
     ] = None,
     timeout: Annotated[int | None, typer.Option(help="deadline of the build, seconds")] = None,
     wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
+    wait_margin: Annotated[
+        int, typer.Option(help="seconds --wait waits past the build's deadline")
+    ] = WAIT_MARGIN_S,
 ) -> None:
     """Send a build to a Wheelwright service (what a CI job runs)."""
     from service.client import Client
 
+    started = time.monotonic()
     path = Path(spec).expanduser()
     upload = path if path.exists() else None
     fields: dict[str, object] = {
@@ -70,8 +78,18 @@ def submit(
             if not wait:
                 print(build_id)
                 return
-            for line in client.follow_log(build_id):
-                err.print(line, markup=False, highlight=False, soft_wrap=True)
+            budget = int(answer["build"].get("deadline_s") or 3600) + wait_margin
+            deadline = started + budget
+            try:
+                for line in client.follow_log(build_id, deadline):
+                    err.print(line, markup=False, highlight=False, soft_wrap=True)
+            except WaitTimeoutError:
+                state = client.get(build_id)["build"]["state"]
+                raise WaitTimeoutError(
+                    f"gave up waiting after {budget} s (the build's deadline plus"
+                    f" {wait_margin} s); build {build_id} is still {state}:"
+                    f" {answer['build']['url']}"
+                ) from None
             record = client.get(build_id)["build"]
     except WheelwrightError as exc:
         raise fail(exc) from None

@@ -41,6 +41,10 @@ class JobBackend(Protocol):
 
     def record_stage(self, build_id: str, timing: StageTiming) -> None: ...
 
+    def heartbeat(self, build_id: str) -> None:
+        """The worker running the build is alive (a running build without one is stale)."""
+        ...
+
     def finish(
         self,
         build_id: str,

@@ -24,7 +24,9 @@ class MemoryJobs:
     def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
         with self._lock:
             live = self._live_keys.get(record.request_key)
-            if live is not None and not self._records[live].terminal:
+            if live is not None and transitions.stale(self._records[live]):
+                self._update(live, transitions.lost(self._records[live]))
+            elif live is not None and not self._records[live].terminal:
                 return self._records[live], False
             self._records[record.id] = record
             self._live_keys[record.request_key] = record.id
@@ -69,6 +71,10 @@ class MemoryJobs:
     def record_stage(self, build_id: str, timing: StageTiming) -> None:
         with self._lock:
             self._update(build_id, transitions.with_stage(self.get(build_id), timing))
+
+    def heartbeat(self, build_id: str) -> None:
+        with self._lock:
+            self._update(build_id, transitions.beat(self.get(build_id)))
 
     def finish(
         self,

@@ -86,7 +86,9 @@ class RedisJobs:
                         existing: BuildRecord | None = self.get(str(live))
                     except BuildNotFoundError:
                         existing = None
-                    if existing is not None and not existing.terminal:
+                    if existing is not None and transitions.stale(existing):
+                        self._change(existing.id, transitions.lost)
+                    elif existing is not None and not existing.terminal:
                         self.r.delete(own)
                         return existing, False
                     self._delete_if(key, str(live))  # stale: its build ended or vanished
@@ -190,6 +192,9 @@ class RedisJobs:
             return [], "0"
         entries.reverse()
         return [str(fields.get("l", "")) for _id, fields in entries], str(entries[-1][0])
+
+    def heartbeat(self, build_id: str) -> None:
+        self._change(build_id, transitions.beat)
 
     def cancel(self, build_id: str) -> BuildRecord:
         with _reachable():

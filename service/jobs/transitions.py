@@ -7,6 +7,11 @@ import time
 from service.errors import JobStateError
 from service.models import BuildRecord, BuildState, StageTiming
 
+#: Seconds without a heartbeat after which a running build runs nowhere (workers beat every
+#: `HEARTBEAT_S`).
+HEARTBEAT_S = 10
+STALE_S = 90
+
 
 def started(record: BuildRecord) -> BuildRecord:
     if record.terminal:
@@ -44,12 +49,36 @@ def finished(
     )
 
 
+def beat(record: BuildRecord) -> BuildRecord:
+    """The worker running the build is alive."""
+    if record.terminal:
+        return record
+    return record.model_copy(update={"heartbeat_at": time.time()})
+
+
+def stale(record: BuildRecord, now: float | None = None) -> bool:
+    """A running build whose worker gave no sign of life for `STALE_S`: running nowhere."""
+    if record.state != "running":
+        return False
+    last = record.heartbeat_at or record.started_at or record.created_at
+    return (now or time.time()) - last > STALE_S
+
+
 def cancel_requested(record: BuildRecord) -> BuildRecord:
     if record.terminal:
         raise JobStateError(f"build {record.id} is already {record.state}; nothing to cancel")
     if record.state == "queued":
         return finished(record, "cancelled", artifact=None, error="cancelled", error_stage=None)
+    if stale(record):
+        error = f"cancelled; no worker was running it (no sign of life for {STALE_S} s)"
+        return finished(record, "cancelled", artifact=None, error=error, error_stage=None)
     return record
+
+
+def lost(record: BuildRecord) -> BuildRecord:
+    """A stale running build, failed so a new request for its key can run."""
+    error = f"lost: its worker gave no sign of life for {STALE_S} s"
+    return finished(record, "failed", artifact=None, error=error, error_stage=None)
 
 
 def matches(

@@ -29,6 +29,7 @@ class Service:
     port: int = field(default_factory=free_port)
     api: subprocess.Popen[bytes] | None = None
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -43,6 +44,7 @@ class Service:
             "WHEELWRIGHT_QUEUE__SOFT_LIMIT_MARGIN_S": "1",
             "WHEELWRIGHT_QUEUE__TIME_LIMIT_MARGIN_S": "1",
             "WHEELWRIGHT_QUEUE__VISIBILITY_MARGIN_S": "1",
+            **self.extra_env,
         }
 
     def _spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:

@@ -31,7 +31,7 @@ def test_build_prints_the_wheel_then_answers_from_the_cache(tmp_path: Path, cpu_
     assert wheel.is_file()
     assert wheel.name == "npext-1.0.0-cp311-cp311-linux_x86_64.whl"
     assert wheel.is_relative_to(tmp_path / "store")
-    for stage in ("fetch", "runtime", "build_deps", "build", "verify", "publish"):
+    for stage in ("fetch", "runtime", "build_deps", "requires", "build", "verify", "publish"):
         assert stage in first.stderr
     assert "built npext-1.0.0" in first.stderr
 

@@ -42,12 +42,16 @@ def test_builds_a_compiled_extension(builder: Builder, tmp_path: Path) -> None:
     assert built.wheel.name.startswith("modern_ext-2.0.0-cp311-cp311-")
     assert built.manifest["image"]["executor"] == builder.settings.executor
     assert built.manifest["verify"]["imported"] == ["modern_ext"]
-    assert [s["name"] for s in built.manifest["stages"]][1:5] == [
+    assert [s["name"] for s in built.manifest["stages"]][1:7] == [
         "runtime",
         "build_deps",
+        "requires",
+        "requires_install",
         "build",
         "verify",
     ]
+    assert {s["name"]: s["network"] for s in built.manifest["stages"]}["requires"] is False
+    assert built.manifest["isolation"]["requires_network"] is False
 
 
 def test_a_failing_backend_names_its_stage(builder: Builder, tmp_path: Path) -> None:

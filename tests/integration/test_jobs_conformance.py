@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from service.errors import BuildNotFoundError, JobStateError
-from service.jobs import JobBackend, MemoryJobs, RedisJobs
+from service.jobs import JobBackend, MemoryJobs, RedisJobs, settled
+from service.jobs.transitions import STALE_S
 from service.keys import new_build_id
 from service.models import BuildRecord, StageTiming, parse_request
 
@@ -153,3 +154,51 @@ def test_counters_add_up(jobs: JobBackend) -> None:
     assert counters["cache_hit"] == 2.0
     assert counters["stage_sum:build"] == 2.5
     jobs.ping()
+
+
+def test_a_build_running_nowhere_is_ended_by_cancel_and_replaced(jobs: JobBackend) -> None:
+    """A running build whose worker stopped beating (lost with its broker, a crashed runner):
+    cancel ends it at once, and a new request for its key is not joined to it."""
+    long_ago = time.time() - 10 * STALE_S
+    record, _ = jobs.create(_record("lost-key"))
+    jobs.start(record.id)
+    beating, _ = jobs.create(_record("beating-key"))
+    jobs.start(beating.id)
+    jobs.heartbeat(beating.id)
+    assert jobs.get(beating.id).heartbeat_at is not None
+    assert jobs.cancel(beating.id).state == "running"  # alive: cancelled at its next poll
+
+    _force_started_at(jobs, record.id, long_ago)
+    again, created = jobs.create(_record("lost-key"))
+    assert created and again.id != record.id
+    assert jobs.get(record.id).state == "failed"
+    assert "gave no sign of life" in (jobs.get(record.id).error or "")
+
+    jobs.start(again.id)
+    _force_started_at(jobs, again.id, long_ago)
+    ended = jobs.cancel(again.id)
+    assert ended.state == "cancelled"
+    assert "no worker was running it" in (ended.error or "")
+
+
+def _force_started_at(jobs: JobBackend, build_id: str, when: float) -> None:
+    """Age a running build's signs of life (what a lost worker leaves behind)."""
+    record = jobs.get(build_id).model_copy(update={"started_at": when, "heartbeat_at": None})
+    if isinstance(jobs, MemoryJobs):
+        with jobs._lock:
+            jobs._records[build_id] = record
+    else:
+        assert isinstance(jobs, RedisJobs)
+        jobs.r.set(f"ww:build:{build_id}", record.model_dump_json())
+
+
+def test_a_reader_never_sees_a_build_left_running_by_a_lost_worker(jobs: JobBackend) -> None:
+    record, _ = jobs.create(_record("settle-key"))
+    jobs.start(record.id)
+    jobs.heartbeat(record.id)
+    assert settled(jobs, record.id).state == "running"  # alive
+    _force_started_at(jobs, record.id, time.time() - 10 * STALE_S)
+    ended = settled(jobs, record.id)
+    assert ended.state == "failed"
+    assert "gave no sign of life" in (ended.error or "")
+    assert jobs.create(_record("settle-key"))[1], "its request key is free again"

@@ -68,6 +68,9 @@ branches = ["main"]
 tags = ["v*"]
 environments = ["cpu-plain"]
 
+[sources]
+allow_file_git = true
+
 [webhooks]
 github_secret = "{SECRET}"
 gitlab_token = "{TOKEN}"

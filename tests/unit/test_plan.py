@@ -27,8 +27,12 @@ def test_stages_order_network_and_inputs() -> None:
     plan = make_plan(
         request, LAYOUT, Machine(cpus=16, memory_bytes=64 * GIB), source_root="src/x-1"
     )
-    assert [s.name for s in plan.stages] == ["runtime", "build_deps", "build", "verify"]
-    assert [s.network for s in plan.stages] == [True, True, False, False]
+    names = ["runtime", "build_deps", "requires", "requires_install", "build", "verify"]
+    assert [s.name for s in plan.stages] == names
+    assert [s.network for s in plan.stages] == [True, True, False, True, False, False]
+    # only the runtime stage (wheels only, no package code) may write the shared cache
+    assert [s.cache for s in plan.stages] == ["shared", "build", "none", "build", "none", "none"]
+    assert plan.stage("requires").with_network().network
     runtime = plan.stage("runtime").request
     assert runtime["runtime"] == ["torch==2.13.0"]
     assert runtime["snapshot"] == "/ww/work/runtime"
@@ -36,7 +40,7 @@ def test_stages_order_network_and_inputs() -> None:
     assert runtime["index_args"][-4:-2] == ["--index-strategy", "unsafe-best-match"]
     deps = plan.stage("build_deps").request
     assert deps["source"] == "/ww/work/src/x-1"
-    assert deps["extra"] == ["ninja"] and deps["config"] == {"k": "v"}
+    assert deps["extra"] == ["ninja"] and plan.stage("requires").request["config"] == {"k": "v"}
     assert plan.stage("build").env["MAX_JOBS"] == "16"
     assert plan.stage("verify").request["snapshot"] == "/ww/work/runtime"
     argv = plan.stage("build").argv(LAYOUT)

@@ -63,3 +63,24 @@ def test_tree_digest_ignores_caches_and_sees_content(tmp_path: Path) -> None:
     assert tree_sha256(tmp_path) == first
     (tmp_path / "a.py").write_text("x = 2\n")
     assert tree_sha256(tmp_path) != first
+
+
+def test_corrupt_zip_is_an_unsafe_archive_not_a_crash(tmp_path: Path) -> None:
+    """A zip whose member data is damaged: a clear refusal, nothing written."""
+    good = tmp_path / "good.zip"
+    with zipfile.ZipFile(good, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("p-1/setup.py", "print('hello')\n" * 200)
+    data = bytearray(good.read_bytes())
+    data[60:90] = b"\xff" * 30  # inside the compressed data of the member
+    corrupt = tmp_path / "p-1.zip"
+    corrupt.write_bytes(bytes(data))
+    with pytest.raises(UnsafeArchiveError, match=r"p-1\.zip"):
+        unpack(corrupt, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_compressed_bomb_refused_while_walking(tmp_path: Path) -> None:
+    """Sizes are summed member by member: the walk stops at the limit."""
+    archive = _tar(tmp_path / "bomb.tar.gz", {f"b/{i}": b"\0" * 100_000 for i in range(50)})
+    with pytest.raises(UnsafeArchiveError, match="more than the limit of 250000"):
+        unpack(archive, tmp_path / "out", Limits(max_bytes=250_000))

@@ -1,8 +1,11 @@
 """The stages the driver knows, each a function from a JSON request to JSON data.
 
-runtime    make the venv from this interpreter and install the runtime pins into it
-build_deps ask the backend (with the runtime present) what it needs, and install that
-build      `build_wheel` through pyproject-hooks, no isolation
+runtime          make the venv from this interpreter and install the runtime pins into it
+                 (wheels only, and no interpreter of the venv runs: the shared cache is written)
+build_deps       install build-system.requires (and extra build deps)
+requires         ask the backend (with the runtime present) what else it needs: network off
+requires_install install what the backend asked for
+build            `build_wheel` through pyproject-hooks, no isolation
 verify     install the wheel with --no-deps into the runtime snapshot, check tags, import it
 """
 
@@ -156,6 +159,17 @@ def partition(
     return needed, satisfied
 
 
+def installed(venv: str) -> list[str]:
+    """`name==version` of every distribution in the venv, read from its files: no interpreter
+    of the venv runs (a `.pth` file of what was just installed would run with it)."""
+    found = set()
+    for meta in Path(venv).glob("lib/python3*/site-packages/*.dist-info/METADATA"):
+        name, version = metadata_name_version(meta)
+        if name and version:
+            found.add(f"{name}=={version}")
+    return sorted(found, key=str.lower)
+
+
 def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     venv, snapshot = request["venv"], request["snapshot"]
     run([request["uv"], "venv", "--python", sys.executable, venv], what="creating the venv")
@@ -164,12 +178,20 @@ def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
         inherit_host_packages(venv)
         inherited = freeze(request, venv, everything=True)
     needed, satisfied = partition(request, venv, request["runtime"])
-    uv_install(request, venv, needed)
+    try:
+        uv_install(request, venv, needed, "--no-build")
+    except StageFailure as exc:
+        raise StageFailure(
+            "runtime",
+            f"{exc}; runtime pins are installed from wheels only (--no-build), since this stage"
+            " fills the shared package cache and may run no package code",
+        ) from None
     # The runtime is what was asked for: the venv's own packages and the inherited ones that
     # stand for a runtime pin (the ABI pins come from here), not every package of the host.
-    frozen = sorted({*freeze(request, venv), *satisfied})
+    frozen = sorted({*installed(venv), *satisfied}, key=str.lower)
     say(f"snapshot of the runtime environment at {snapshot}")
-    shutil.copytree(venv, snapshot, symlinks=True, copy_function=os.link)
+    # copies, not hard links: the build writes into the venv, and must not reach the snapshot
+    shutil.copytree(venv, snapshot, symlinks=True, dirs_exist_ok=True)
     result: dict[str, Any] = {"python": sys.version.split()[0], "freeze": frozen}
     if inherited:
         result["inherited"] = inherited
@@ -233,6 +255,7 @@ def hook_runner(
 
 
 def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The static build requirements: runs none of the package's code."""
     venv = request["venv"]
     system = build_system(request["source"])
     static = [*system["requires"], *request["extra"]]
@@ -244,6 +267,12 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
             if "--no-index" not in request["index_args"]:
                 raise
             say("warning: no ninja on PATH nor among the find-links: extensions compile serially")
+    return {"build_system": system, "static": static}
+
+
+def requires(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Ask the backend what more it needs (this is where setup.py imports torch)."""
+    system = build_system(request["source"])
     say(f"asking {system['build-backend']} for get_requires_for_build_wheel")
     try:
         dynamic = list(hook_caller(request).get_requires_for_build_wheel(request["config"]))
@@ -251,13 +280,15 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
         msg = f"backend {system['build-backend']!r} cannot be imported: {last_line(exc.traceback)}"
         raise StageFailure("backend", msg) from None
     say(f"the backend asks for: {', '.join(dynamic) or 'nothing more'}")
-    uv_install(request, venv, still_needed(request, venv, dynamic))
-    return {
-        "build_system": system,
-        "static": static,
-        "dynamic": dynamic,
-        "freeze": freeze(request, venv, everything=True),
-    }
+    return {"dynamic": dynamic}
+
+
+def requires_install(request: Mapping[str, Any]) -> dict[str, Any]:
+    """Install what the backend asked for: runs none of the package's code."""
+    venv = request["venv"]
+    uv_install(request, venv, still_needed(request, venv, request["requires"]))
+    freeze_all = freeze(request, venv, everything=True)
+    return {"dynamic": list(request["requires"]), "freeze": freeze_all}
 
 
 def build(request: Mapping[str, Any]) -> dict[str, Any]:
@@ -412,6 +443,8 @@ def verify(request: Mapping[str, Any]) -> dict[str, Any]:
 ACTIONS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
     "runtime": runtime,
     "build_deps": build_deps,
+    "requires": requires,
+    "requires_install": requires_install,
     "build": build,
     "verify": verify,
 }

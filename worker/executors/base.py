@@ -7,6 +7,7 @@ stages in it. Stages talk back only through `io/<stage>.result.json`, written by
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -17,9 +18,12 @@ from typing import Any, Protocol
 
 from service.errors import BuildCancelledError, BuildFailedError, DeadlineExceededError
 from service.models import BuildRequest, Target
+from worker.executors.lines import DEFAULT_MAX_CHARS
 from worker.plan import Layout, Machine, StagePlan
+from worker.safe_files import read_regular
 
 LOG_TAIL_LINES = 40
+MAX_RESULT_BYTES = 16 * 1024**2
 
 
 @dataclass
@@ -31,8 +35,12 @@ class StageContext:
     log: Callable[[str], None] = lambda _line: None
     cancelled: Callable[[], bool] = lambda: False
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
+    #: what a line becomes before anyone sees it (secrets masked)
+    clean: Callable[[str], str] = lambda line: line
+    max_line_chars: int = DEFAULT_MAX_CHARS
 
     def emit(self, line: str) -> None:
+        line = self.clean(line)
         self.tail.append(line)
         self.log(line)
 
@@ -79,28 +87,41 @@ class Executor(Protocol):
         ...
 
 
-def write_stage_request(workspace: Path, stage: StagePlan) -> None:
-    io = workspace / "io"
+def write_stage_request(io: Path, stage: StagePlan) -> None:
+    """Write the stage's request into `io`, never through a link a stage may have left."""
     io.mkdir(parents=True, exist_ok=True)
     (io / f"{stage.name}.result.json").unlink(missing_ok=True)
-    (io / f"{stage.name}.request.json").write_text(json.dumps(dict(stage.request), indent=2))
+    path = io / f"{stage.name}.request.json"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(dict(stage.request), indent=2))
 
 
 def read_stage_result(
-    workspace: Path, stage: StagePlan, exit_code: int, ctx: StageContext
+    io: Path, stage: StagePlan, exit_code: int, ctx: StageContext
 ) -> dict[str, Any]:
-    """The driver's data, or the build error its result file (or its absence) tells of."""
-    path = workspace / "io" / f"{stage.name}.result.json"
+    """The driver's data, or the build error its result file (or its absence) tells of.
+
+    The file was written where the stage's (the package's) code could write too: it is read
+    without following links and only up to `MAX_RESULT_BYTES`.
+    """
+    raw = read_regular(io / f"{stage.name}.result.json", MAX_RESULT_BYTES)
     try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
+        result = json.loads(raw) if raw is not None else None
+    except ValueError:
+        result = None
+    if not isinstance(result, dict):
         raise BuildFailedError(
             stage.name, f"the driver left no result (exit code {exit_code})", ctx.log_tail()
-        ) from None
+        )
     if not result.get("ok"):
         error = result.get("error") or {}
-        raise BuildFailedError(stage.name, str(error.get("message", "unknown")), ctx.log_tail())
-    data: dict[str, Any] = result.get("data") or {}
+        message = str(error.get("message", "unknown")) if isinstance(error, dict) else "unknown"
+        raise BuildFailedError(stage.name, message, ctx.log_tail())
+    data = result.get("data") or {}
+    if not isinstance(data, dict):
+        raise BuildFailedError(stage.name, "the driver's result holds no data", ctx.log_tail())
     return data
 
 
@@ -109,10 +130,9 @@ def check_stop(stage: StagePlan, ctx: StageContext) -> None:
     if ctx.cancelled():
         raise BuildCancelledError(f"build {ctx.build_id} was cancelled during {stage.name}")
     if ctx.remaining() <= 0:
-        raise DeadlineExceededError(stage.name, "the build outlived its deadline", ctx.log_tail())
-
-
-def split_lines(buffer: str) -> tuple[list[str], str]:
-    """Complete lines of a stream chunk, and the unfinished rest."""
-    *lines, rest = buffer.split("\n")
-    return [line.rstrip("\r") for line in lines], rest
+        raise DeadlineExceededError(
+            stage.name,
+            "the build hit its deadline (the request's timeout_s, or the service's"
+            " build_timeout_s) and was killed",
+            ctx.log_tail(),
+        )

@@ -10,6 +10,7 @@ never see the Docker socket. Removal happens in `finally`, whatever went wrong.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -26,17 +27,24 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
 from service.config import Settings
-from service.errors import BuildCancelledError, DeadlineExceededError, ExecutorError, ImageError
+from service.errors import (
+    BuildCancelledError,
+    BuildFailedError,
+    DeadlineExceededError,
+    ExecutorError,
+    ImageError,
+)
 from service.keys import image_ref
 from service.models import BuildRequest, Target
 from worker.executors.base import (
     StageContext,
     check_stop,
     read_stage_result,
-    split_lines,
     write_stage_request,
 )
 from worker.executors.bundle import driver_bundle
+from worker.executors.limits import named_limit
+from worker.executors.lines import LineSplitter
 from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
 
@@ -47,7 +55,8 @@ DEFAULT_USER = "1000:1000"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 POLL_S = 1.0
 REAP_GRACE_S = 120
-UNCACHED_STAGES = ("build", "verify")
+#: Stages that see the runtime snapshot read-only: it is what verify installs into and trusts.
+SNAPSHOT_READ_ONLY = ("build_deps", "requires", "requires_install", "build")
 
 
 def parse_size(text: str) -> int:
@@ -74,6 +83,7 @@ class DockerSession:
     machine: Machine
     facts: Mapping[str, Any]
     ca: bool
+    pids_limit: int = 4096
     containers: list[Container] = field(default_factory=list)
 
     def environment(self, stage: StagePlan) -> dict[str, str]:
@@ -82,7 +92,7 @@ class DockerSession:
             "PATH": f"{self.layout.venv}/bin:{image_path}",
             "HOME": f"{WORK}/home",
             "TMPDIR": f"{WORK}/tmp",
-            "UV_CACHE_DIR": f"{CACHE}/uv",
+            "UV_CACHE_DIR": f"{CACHE}/uv" if stage.cache == "shared" else f"{WORK}/tmp/uv-cache",
             "UV_LINK_MODE": "copy",
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1",
@@ -94,18 +104,35 @@ class DockerSession:
             env |= {k: v for k, v in os.environ.items() if k in PROXY_VARS}
         else:
             env["UV_OFFLINE"] = "1"
-        if stage.name in UNCACHED_STAGES:
+        if stage.cache == "none":
             env["UV_NO_CACHE"] = "1"
         return env | dict(stage.env)
 
+    def io_dir(self, stage: StagePlan) -> Path:
+        """The stage's own exchange folder: no other stage ever sees it."""
+        return self.workspace / "io" / stage.name
+
     def mounts_for(self, stage: StagePlan) -> list[Mount]:
-        """Stages that run the package's own code (its build, its import) get no shared cache."""
-        if stage.name in UNCACHED_STAGES:
-            return [m for m in self.mounts if m["Target"] != CACHE]
-        return self.mounts
+        """Only stages that run no package code get the shared cache; the stages after runtime
+        (but verify) see its snapshot read-only; each stage gets its own io folder."""
+        mounts = list(self.mounts)
+        if stage.cache != "shared":
+            mounts = [m for m in mounts if m["Target"] != CACHE]
+        if stage.name in SNAPSHOT_READ_ONLY:
+            snapshot = str(self.workspace / "runtime")
+            mounts.append(Mount(self.layout.snapshot, snapshot, type="bind", read_only=True))
+        mounts.append(Mount(self.layout.io, str(self.io_dir(stage)), type="bind"))
+        return mounts
 
     def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
-        write_stage_request(self.workspace, stage)
+        io = self.io_dir(stage)
+        shutil.rmtree(io, ignore_errors=True)
+        io.mkdir(parents=True)
+        if ":" in self.user:
+            uid, gid = (int(x) for x in self.user.split(":", 1))
+            if os.getuid() == 0:
+                os.chown(io, uid, gid)
+        write_stage_request(io, stage)
         check_stop(stage, ctx)
         container = self.client.containers.create(
             self.image,
@@ -119,7 +146,7 @@ class DockerSession:
             security_opt=["no-new-privileges"],
             read_only=True,
             tmpfs={"/tmp": "rw,exec,size=1g"},
-            pids_limit=4096,
+            pids_limit=self.pids_limit,
             mem_limit=self.machine.memory_bytes,
             nano_cpus=self.machine.cpus * 1_000_000_000,
             device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])] if self.gpus else [],
@@ -137,10 +164,27 @@ class DockerSession:
             streamer.start()
             code = _wait(container, stage, ctx)
             streamer.join(timeout=10)
+            oom_killed = _oom_killed(container)
         finally:
             _remove(container)
             self.containers.remove(container)
-        return read_stage_result(self.workspace, stage, code, ctx)
+        try:
+            return read_stage_result(io, stage, code, ctx)
+        except BuildFailedError as exc:
+            limit = named_limit(
+                oom_killed, ctx.log_tail(), self.machine.memory_bytes, self.pids_limit
+            )
+            if limit is None:
+                raise
+            raise BuildFailedError(stage.name, f"{limit} ({exc.cause})", exc.log_tail) from None
+
+
+def _oom_killed(container: Container) -> bool:
+    try:
+        container.reload()
+    except docker.errors.APIError:
+        return False
+    return bool((container.attrs.get("State") or {}).get("OOMKilled"))
 
 
 def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
@@ -159,16 +203,15 @@ def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
 
 
 def _stream_logs(container: Container, ctx: StageContext) -> None:
-    rest = ""
+    lines = LineSplitter(ctx.max_line_chars)
     try:
         for chunk in container.logs(stream=True, follow=True):
-            lines, rest = split_lines(rest + chunk.decode("utf-8", "replace"))
-            for line in lines:
+            for line in lines.feed_bytes(chunk):
                 ctx.emit(line)
     except (docker.errors.APIError, requests.exceptions.RequestException):
         pass
-    if rest:
-        ctx.emit(rest)
+    for line in lines.finish():
+        ctx.emit(line)
 
 
 def _kill(container: Container) -> None:
@@ -259,7 +302,7 @@ class DockerExecutor:
         )
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         cache = self.settings.cache_dir / "docker"
-        for sub in ("home", "tmp", "io", "out"):
+        for sub in ("home", "tmp", "io", "out", "runtime"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         cache.mkdir(parents=True, exist_ok=True)
         user = self._user(workspace, cache)
@@ -306,6 +349,7 @@ class DockerExecutor:
                 "docker_version": str(self.client.version().get("Version", "")),
             },
             ca=ca,
+            pids_limit=self.settings.docker.pids_limit,
         )
         try:
             yield session

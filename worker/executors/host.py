@@ -30,6 +30,7 @@ from service.keys import image_ref
 from service.models import BuildRequest, Target
 from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
 from worker.executors.bundle import driver_bundle
+from worker.executors.lines import LineSplitter
 from worker.plan import Layout, Machine, StagePlan
 
 PASS_THROUGH = (
@@ -74,6 +75,7 @@ class HostSession:
 
     def environment(self, stage: StagePlan) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in PASS_THROUGH}
+        shared, own = self.cache / "uv", self.workspace / "tmp" / "uv-cache"
         path = env.get("PATH", "/usr/bin:/bin")
         cuda_home = env.get("CUDA_HOME")
         if cuda_home:
@@ -82,7 +84,7 @@ class HostSession:
             "PATH": f"{self.layout.venv}/bin:{path}",
             "HOME": str(self.workspace / "home"),
             "TMPDIR": str(self.workspace / "tmp"),
-            "UV_CACHE_DIR": str(self.cache / "uv"),
+            "UV_CACHE_DIR": str(shared if stage.cache == "shared" else own),
             "UV_PYTHON_DOWNLOADS": "never",
             "UV_NO_PROGRESS": "1",
             "PYTHONUNBUFFERED": "1",
@@ -92,10 +94,12 @@ class HostSession:
             env |= {"PIP_CERT": ca, "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca}
         if not stage.network:
             env["UV_OFFLINE"] = "1"
+        if stage.cache == "none":
+            env["UV_NO_CACHE"] = "1"
         return env | dict(stage.env)
 
     def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
-        write_stage_request(self.workspace, stage)
+        write_stage_request(self.workspace / "io", stage)
         check_stop(stage, ctx)
         proc = subprocess.Popen(
             stage.argv(self.layout),
@@ -119,12 +123,16 @@ class HostSession:
             proc.stdout.close()
             proc.wait()
             marker.unlink(missing_ok=True)
-        return read_stage_result(self.workspace, stage, code, ctx)
+        return read_stage_result(self.workspace / "io", stage, code, ctx)
 
 
 def _pump(stream: IO[bytes], ctx: StageContext) -> None:
-    for raw in stream:
-        ctx.emit(raw.decode("utf-8", "replace").rstrip("\r\n"))
+    lines = LineSplitter(ctx.max_line_chars)
+    while chunk := stream.read1(65536):  # type: ignore[attr-defined]
+        for line in lines.feed_bytes(chunk):
+            ctx.emit(line)
+    for line in lines.finish():
+        ctx.emit(line)
 
 
 def _wait(proc: subprocess.Popen[bytes], stage: StagePlan, ctx: StageContext) -> int:

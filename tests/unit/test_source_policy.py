@@ -1,0 +1,179 @@
+"""Sources a request may name: git URLs and refs git cannot misread, allow-listed host folders,
+and a git that runs with a hardened configuration (real git, local repositories)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from service.config import Settings
+from service.errors import InvalidRequestError, SourceNotFoundError
+from service.models import BuildRequest, parse_request
+from service.policy import check_request
+from service.specs import parse_spec
+from worker.git import Git
+
+GOOD_URLS = [
+    "https://github.com/org/repo",
+    "https://github.com/org/repo.git",
+    "ssh://git@github.com/org/repo.git",
+    "ssh://git@gitlab.example.com:2222/group/sub/repo",
+    "file:///srv/git/repo",
+]
+BAD_URLS = [
+    ("--upload-pack=touch /tmp/pwned", "whitespace"),
+    ("--upload-pack=id", "starts with '-'"),
+    ("-oProxyCommand=id", "starts with '-'"),
+    ("ext::sh -c touch% /tmp/pwned", "whitespace"),
+    ("ext::sh", "transport helper"),
+    ("fd::3", "transport helper"),
+    ("http://github.com/org/repo", "must start with one of"),
+    ("git://github.com/org/repo", "must start with one of"),
+    ("git@github.com:org/repo.git", "must start with one of"),
+    ("ssh://-oProxyCommand=id/x", "bad host name"),
+    ("https://user:secret@github.com/org/repo", "credentials"),
+    ("file://host/srv/repo", "file:///absolute/path"),
+    ("https://github.com/", "no repository path"),
+    ("https://github.com/org/repo\n--x", "control characters"),
+    ("https://github.com/org/../../etc", "'..'"),
+]
+
+
+def git_request(url: str, ref: str = "HEAD") -> dict[str, object]:
+    return {"source": {"kind": "git", "url": url, "ref": ref}}
+
+
+@pytest.mark.parametrize("url", GOOD_URLS)
+def test_plain_git_urls_pass(url: str) -> None:
+    assert parse_request(git_request(url)).source.model_dump()["url"] == url
+
+
+@pytest.mark.parametrize(("url", "message"), BAD_URLS)
+def test_git_urls_git_could_misread_are_refused(url: str, message: str) -> None:
+    with pytest.raises(InvalidRequestError, match=f"source.git.url: .*{message}"):
+        parse_request(git_request(url))
+
+
+@pytest.mark.parametrize("ref", ["--output=/tmp/x", "-h", "a..b", "main lock", ".hidden", "x~1"])
+def test_refs_git_could_misread_are_refused(ref: str) -> None:
+    with pytest.raises(InvalidRequestError, match="is not a plain branch or tag name"):
+        parse_request(git_request("https://github.com/org/repo", ref))
+
+
+def test_spec_with_option_url_is_refused() -> None:
+    with pytest.raises(InvalidRequestError, match="starts with '-'"):
+        parse_spec("git+--upload-pack=id@main")
+
+
+def test_file_git_needs_the_setting() -> None:
+    request = parse_request(git_request("file:///srv/git/repo"))
+    with pytest.raises(InvalidRequestError, match="file:// sources are not allowed"):
+        check_request(request, Settings())
+    check_request(request, Settings(sources={"allow_file_git": True}))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["relative/dir", "file:///etc", "/opt/../etc", "ftp://x/y"])
+def test_find_links_must_be_urls_or_absolute_folders(bad: str) -> None:
+    with pytest.raises(InvalidRequestError, match="find-links"):
+        parse_request({**git_request("https://github.com/o/r"), "index": {"find_links": [bad]}})
+
+
+def test_find_links_only_in_allowed_folders(tmp_path: Path) -> None:
+    allowed = tmp_path / "wheels"
+    (allowed / "sub").mkdir(parents=True)
+    (tmp_path / "escape").symlink_to(tmp_path.parent)
+    settings = Settings(sources={"find_links": [allowed]})  # type: ignore[arg-type]
+
+    def request(*links: str) -> BuildRequest:
+        source = {"kind": "requirement", "requirement": "a==1"}
+        return parse_request({"source": source, "index": {"find_links": links}})
+
+    check_request(request(str(allowed), str(allowed / "sub"), "https://x/w/"), settings)
+    for bad in ("/", "/etc", str(tmp_path), str(tmp_path / "escape"), str(allowed) + "2"):
+        with pytest.raises(InvalidRequestError, match="is not an allowed folder on this service"):
+            check_request(request(bad), settings)
+    with pytest.raises(InvalidRequestError, match="none are configured"):
+        check_request(request(str(allowed)), Settings())
+
+
+def test_find_links_of_configured_environments_are_allowed(tmp_path: Path) -> None:
+    settings = Settings(
+        environments={"e": {"index": {"find_links": [str(tmp_path)]}}}  # type: ignore[dict-item]
+    )
+    links = {"find_links": [str(tmp_path)]}
+    req = {"source": {"kind": "requirement", "requirement": "a==1"}, "index": links}
+    check_request(parse_request(req), settings)
+
+
+def _git(*args: str, cwd: Path) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _repo(path: Path, files: dict[str, str]) -> str:
+    path.mkdir()
+    _git("init", "-q", "-b", "main", cwd=path)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    _git("add", "-A", cwd=path)
+    _git("commit", "-q", "-m", "x", cwd=path)
+    return subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=path, text=True).strip()
+
+
+def test_hardened_git_resolves_and_checks_out(tmp_path: Path) -> None:
+    commit = _repo(tmp_path / "repo", {"setup.py": "print('hi')\n"})
+    git = Git(allow_file=True)
+    url = f"file://{tmp_path / 'repo'}"
+    assert git.resolve_ref(url, "main") == commit
+    assert git.resolve_ref(url, "HEAD") == commit
+    git.checkout(url, commit, tmp_path / "out")
+    assert (tmp_path / "out" / "setup.py").read_text() == "print('hi')\n"
+
+
+def test_hardened_git_refuses_file_transport_unless_allowed(tmp_path: Path) -> None:
+    _repo(tmp_path / "repo", {"a": "1"})
+    with pytest.raises(SourceNotFoundError, match="git ls-remote failed"):
+        Git(allow_file=False).resolve_ref(f"file://{tmp_path / 'repo'}", "main")
+
+
+def test_hostile_submodule_transport_runs_nothing(tmp_path: Path) -> None:
+    """A repository whose .gitmodules names an `ext::` command: the checkout fails, and the
+    command never ran."""
+    marker = tmp_path / "pwned"
+    _repo(tmp_path / "sub", {"x": "1"})
+    repo = tmp_path / "repo"
+    sub_commit = _repo(tmp_path / "inner", {"y": "1"})
+    _repo(repo, {"a": "1"})
+    _git("update-index", "--add", "--cacheinfo", f"160000,{sub_commit},evil", cwd=repo)
+    (repo / ".gitmodules").write_text(
+        f'[submodule "evil"]\n\tpath = evil\n\turl = ext::sh -c touch% {marker}\n'
+    )
+    _git("add", ".gitmodules", cwd=repo)
+    _git("commit", "-q", "-m", "sub", cwd=repo)
+    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=repo, text=True).strip()
+    with pytest.raises(SourceNotFoundError, match="git submodule failed"):
+        Git(allow_file=True).checkout(f"file://{repo}", commit, tmp_path / "out")
+    assert not marker.exists()
+
+
+def test_hardened_git_ignores_hooks_and_user_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user config that would run a command on checkout (a global hooksPath) is not read."""
+    marker = tmp_path / "hooked"
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "post-checkout").write_text(f"#!/bin/sh\ntouch {marker}\n")
+    (hooks / "post-checkout").chmod(0o755)
+    gitconfig = tmp_path / "gitconfig"
+    gitconfig.write_text(f"[core]\n\thooksPath = {hooks}\n")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
+    commit = _repo(tmp_path / "repo", {"a": "1"})
+    Git(allow_file=True).checkout(f"file://{tmp_path / 'repo'}", commit, tmp_path / "out")
+    assert not marker.exists()

@@ -1,0 +1,122 @@
+"""git, run only by the worker and only with a hardened configuration.
+
+The URL and ref were checked by `service.gitpolicy` when the request was made; here git itself is
+held down as well, so a hostile repository or URL cannot reach past the fetch: no system or user
+configuration, no hooks, no credential helpers, no transports but https and ssh (and file where
+the settings allow it, for submodules too), no prompts, and every URL after `--`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from service.errors import FetchError, SourceNotFoundError
+from service.gitpolicy import check_git_ref, check_git_url
+
+#: Environment variables git may keep from the worker's: reaching the network and ssh keys.
+KEPT_ENV = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "SSH_AUTH_SOCK",
+)
+GIT_TIMEOUT_S = 1800
+
+
+def git_environment(allow_file: bool, ca_bundle: Path | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in KEPT_ENV}
+    env |= {
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_ASKPASS": "/bin/false",
+        "SSH_ASKPASS": "/bin/false",
+        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes",
+        "GIT_ALLOW_PROTOCOL": "https:ssh" + (":file" if allow_file else ""),
+        "GIT_PROTOCOL_FROM_USER": "0",
+        "GIT_LFS_SKIP_SMUDGE": "1",
+    }
+    if ca_bundle is not None:
+        env["GIT_SSL_CAINFO"] = str(ca_bundle)
+    return env
+
+
+def git_config(allow_file: bool) -> list[str]:
+    settings = {
+        "core.hooksPath": os.devnull,
+        "core.fsmonitor": "false",
+        "credential.helper": "",
+        "protocol.allow": "never",
+        "protocol.https.allow": "always",
+        "protocol.ssh.allow": "always",
+        "protocol.file.allow": "always" if allow_file else "never",
+        "protocol.ext.allow": "never",
+        "protocol.fd.allow": "never",
+        "submodule.recurse": "false",
+        "http.followRedirects": "initial",
+    }
+    return [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
+
+
+class Git:
+    """One hardened git for one fetch."""
+
+    def __init__(self, *, allow_file: bool, ca_bundle: Path | None = None) -> None:
+        self.allow_file = allow_file
+        self.env = git_environment(allow_file, ca_bundle)
+        self.config = git_config(allow_file)
+
+    def run(self, *args: str, cwd: Path | None = None) -> str:
+        argv = ["git", *self.config, *args]
+        try:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                check=True,
+                env=self.env,
+                cwd=cwd,
+                timeout=GIT_TIMEOUT_S,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.CalledProcessError as exc:
+            detail = (exc.stderr or exc.stdout).strip().splitlines()
+            raise SourceNotFoundError(
+                f"git {args[0]} failed: {detail[-1] if detail else exc}"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise FetchError(f"git {args[0]} took longer than {GIT_TIMEOUT_S} s") from None
+        return done.stdout
+
+    def resolve_ref(self, url: str, ref: str) -> str:
+        """The full commit hash a branch, tag or HEAD of `url` points to."""
+        check_git_url(url)
+        check_git_ref(ref)
+        out = self.run("ls-remote", "--", url, ref, f"refs/tags/{ref}^{{}}")
+        hashes = {}
+        for line in out.splitlines():
+            sha, _, name = line.partition("\t")
+            hashes[name] = sha
+        for name in (f"refs/tags/{ref}^{{}}", ref, f"refs/heads/{ref}", f"refs/tags/{ref}"):
+            if name in hashes:
+                return hashes[name]
+        if hashes:
+            return next(iter(hashes.values()))
+        raise SourceNotFoundError(f"git ref {ref!r} not found in {url}")
+
+    def checkout(self, url: str, commit: str, dest: Path) -> None:
+        """Clone `url` into `dest` at `commit`, with its submodules (same rules for them)."""
+        check_git_url(url)
+        if len(commit) not in (40, 64) or not all(c in "0123456789abcdef" for c in commit):
+            raise SourceNotFoundError(f"commit {commit!r} is not a full commit hash")
+        self.run("clone", "--quiet", "--no-checkout", "--", url, str(dest))
+        self.run("checkout", "--quiet", commit, "--", cwd=dest)
+        self.run("submodule", "update", "--quiet", "--init", "--recursive", cwd=dest)
