@@ -36,4 +36,7 @@ def apply_environment(request: BuildRequest, settings: Settings) -> BuildRequest
             f"environment {request.environment!r} decides {', '.join(clashes)}; "
             "leave them out of the request"
         )
-    return request.model_copy(update={name: getattr(spec, name) for name in DECIDED_BY_ENVIRONMENT})
+    update = {name: getattr(spec, name) for name in DECIDED_BY_ENVIRONMENT}
+    # an environment may turn the compiler cache off; a request may only turn it off too
+    update["compiler_cache"] = request.compiler_cache and spec.compiler_cache
+    return request.model_copy(update=update)

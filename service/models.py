@@ -241,6 +241,7 @@ class EnvironmentSpec(_Frozen):
     build_env: dict[str, str] = Field(default_factory=dict)
     index: IndexSettings = IndexSettings()
     local_label: str | None = None
+    compiler_cache: bool = Field(default=True, description="builds use the compiler cache")
 
     _label = field_validator("local_label")(_local_label)
 
@@ -264,6 +265,10 @@ class BuildRequest(_Frozen):
     )
     timeout_s: int | None = Field(
         default=None, ge=10, le=48 * 3600, description="build deadline; default: the service's"
+    )
+    compiler_cache: bool = Field(
+        default=True,
+        description="use the project's compiler cache (it changes how long, never what, is built)",
     )
 
     _label = field_validator("local_label")(_local_label)

@@ -112,5 +112,7 @@ def build_and_publish(
         )
 
     build_id = build_id or new_build_id()
-    artifact = run_build(resolved, settings, executor, on_wheel, build_id=build_id, hooks=hooks)
+    artifact = run_build(
+        resolved, settings, executor, on_wheel, build_id=build_id, hooks=hooks, store=store
+    )
     return Outcome(artifact=artifact, cached=False, build_id=build_id)
