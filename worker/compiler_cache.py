@@ -76,13 +76,13 @@ class Brought:
     seconds: float = 0.0
 
     def facts(self) -> dict[str, Any]:
-        return {
-            "scope": self.scope,
+        brought = {
             "generation": self.generation,
             "files": self.files,
             "bytes": self.bytes,
             "seconds": self.seconds,
         }
+        return {"scope": self.scope, "brought": brought}
 
 
 def generations(store: WheelStore, prefix: str) -> list[tuple[int, str]]:

@@ -109,6 +109,7 @@ def build_and_publish(
             local_label=local_label(built.request, label_pins),
             expected=built.expected,
             limits=wheel_limits(settings),
+            source_date_epoch=built.manifest.get("source_date_epoch"),
         )
 
     build_id = build_id or new_build_id()

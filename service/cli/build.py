@@ -77,6 +77,9 @@ def build(
         int | None, typer.Option(help="deadline of the whole build, seconds")
     ] = None,
     executor: Annotated[str | None, typer.Option(help="docker or host")] = None,
+    no_compiler_cache: Annotated[
+        bool, typer.Option("--no-compiler-cache", help="build without the compiler cache")
+    ] = False,
     output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
 ) -> None:
@@ -124,6 +127,7 @@ def build(
                     "environment": environment,
                     "verify_imports": verify_import or None,
                     "timeout_s": timeout,
+                    **({"compiler_cache": False} if no_compiler_cache else {}),
                     **{name: value for name, value in given.items() if value},
                 }
             ),
