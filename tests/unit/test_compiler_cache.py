@@ -14,6 +14,8 @@ import pytest
 from service.artifacts.checks import Expected
 from service.config import load_settings
 from service.environments import apply_environment
+from service.jobs.memory import MemoryJobs
+from service.metrics import record_compiler_cache, render
 from service.models import BuildRequest, EnvironmentSpec, parse_request
 from service.store import LocalStore
 from service.store.base import check_key
@@ -233,3 +235,16 @@ def test_driver_wrappers_put_sccache_in_front_of_compilers_and_nvcc(tmp_path: Pa
 def test_no_cache_config_starts_nothing(config: dict[str, object] | None) -> None:
     assert driver.start(config) is None
     assert driver.stop(None) is None
+
+
+def test_metrics_add_up_each_builds_counts() -> None:
+    jobs = MemoryJobs()
+    counts = cc.figures(STATS)
+    record_compiler_cache(jobs, {"compiler_cache": {"enabled": True, "counts": counts}})
+    record_compiler_cache(jobs, {"compiler_cache": {"enabled": True, "counts": counts}})
+    record_compiler_cache(jobs, {"compiler_cache": {"enabled": False, "reason": "off"}})
+    text = render(jobs, None).decode()
+    assert 'wheelwright_compiler_cache_compiles_total{result="hits"} 18.0' in text
+    assert 'wheelwright_compiler_cache_compiles_total{result="misses"} 2.0' in text
+    assert 'wheelwright_compiler_cache_compiles_total{result="not_cacheable"} 4.0' in text
+    assert "wheelwright_compiler_cache_builds_total 2.0" in text
