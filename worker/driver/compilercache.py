@@ -39,7 +39,7 @@ COMPILERS = (
     "aarch64-linux-gnu-gcc",
     "aarch64-linux-gnu-g++",
 )
-SCCACHE_CANDIDATES = ("/usr/local/bin/sccache", "/opt/sccache/bin/sccache")
+SCCACHE_CANDIDATES = ("/opt/sccache/bin/sccache", "/usr/local/bin/sccache")
 
 
 @dataclass(frozen=True)
