@@ -91,6 +91,7 @@ def test_a_bug_in_the_runner_fails_the_build_with_its_cause(
     assert "internal error (RuntimeError: simulated bug in the executor)" in (ended.error or "")
     logged = capsys.readouterr().out
     assert "build.crashed" in logged and "Traceback" in logged  # with its traceback
+    (tmp_path / "b").mkdir()
     _again, created = jobs.create(
         _uploaded(store, make_sdist("modern-ext", tmp_path / "b", "modern_ext", "2.0.0"))
     )

@@ -7,7 +7,7 @@ import time
 
 from service.config import Settings
 from service.redact import MASK, Redactor, environment_secrets
-from worker.executors.docker import named_limit
+from worker.executors.limits import named_limit
 from worker.executors.lines import LineSplitter
 
 

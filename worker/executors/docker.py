@@ -43,6 +43,7 @@ from worker.executors.base import (
     write_stage_request,
 )
 from worker.executors.bundle import driver_bundle
+from worker.executors.limits import named_limit
 from worker.executors.lines import LineSplitter
 from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
@@ -181,24 +182,6 @@ class DockerSession:
             if limit is None:
                 raise
             raise BuildFailedError(stage.name, f"{limit} ({exc.cause})", exc.log_tail) from None
-
-
-#: What a process sees when it may start no more processes or threads (the pids limit).
-PIDS_SIGNS = (
-    "Resource temporarily unavailable",
-    "can't start new thread",
-    "BlockingIOError: [Errno 11]",
-    "fork: retry",
-)
-
-
-def named_limit(oom_killed: bool, log_tail: str, memory_bytes: int, pids_limit: int) -> str | None:
-    """Which container limit a failed stage hit, as the error should name it; None if none."""
-    if oom_killed:
-        return f"the build hit the memory limit ({memory_bytes} bytes) and was killed"
-    if any(sign in log_tail for sign in PIDS_SIGNS):
-        return f"the build hit the process limit (pids_limit {pids_limit}: no more processes)"
-    return None
 
 
 def _oom_killed(container: Container) -> bool:
