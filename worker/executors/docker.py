@@ -51,8 +51,7 @@ from worker.plan import Layout, Machine, StagePlan
 LABEL = "org.wheelwright.managed"
 BUILD_LABEL = "org.wheelwright.build-id"
 WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
-#: The project's compiler cache, seen (writable) by the build stage alone.
-COMPILER_CACHE = "/ww/compiler-cache"
+COMPILER_CACHE = "/ww/compiler-cache"  # the project's, writable by the build stage alone
 DEFAULT_USER = "1000:1000"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 POLL_S = 1.0
@@ -292,8 +291,8 @@ class DockerExecutor:
         if os.getuid() != 0:
             return f"{os.getuid()}:{os.getgid()}"
         uid, gid = (int(x) for x in DEFAULT_USER.split(":"))
-        extra = [compiler_cache, *compiler_cache.rglob("*")] if compiler_cache else []
-        for path in (workspace, *workspace.rglob("*"), cache, *extra):
+        cached = [compiler_cache, *compiler_cache.rglob("*")] if compiler_cache else []
+        for path in (workspace, *workspace.rglob("*"), cache, *cached):
             os.lchown(path, uid, gid)
         return DEFAULT_USER
 
@@ -317,8 +316,6 @@ class DockerExecutor:
         for sub in ("home", "tmp", "io", "out", "runtime"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         cache.mkdir(parents=True, exist_ok=True)
-        if compiler_cache is not None:
-            compiler_cache.mkdir(parents=True, exist_ok=True)
         user = self._user(workspace, cache, compiler_cache)
         bundle = driver_bundle(self.settings.home / "driver")
         mounts = [
@@ -341,14 +338,9 @@ class DockerExecutor:
                 find_links.append(target)
             else:
                 find_links.append(location)
-        layout = Layout(
-            work=WORK,
-            driver=DRIVER,
-            python="python3",
-            uv="uv",
-            find_links=tuple(find_links),
-            compiler_cache=COMPILER_CACHE if compiler_cache is not None else None,
-        )
+        seen_cache = COMPILER_CACHE if compiler_cache is not None else None
+        links = tuple(find_links)
+        layout = Layout(WORK, DRIVER, "python3", "uv", find_links=links, compiler_cache=seen_cache)
         session = DockerSession(
             client=self.client,
             image=image_id,
