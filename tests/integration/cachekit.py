@@ -9,7 +9,7 @@ from pathlib import Path
 
 import docker
 
-from worker.images import _build, find_image, resolve_ca_bundle
+from worker.images import _build, cpu_base_image, resolve_ca_bundle
 
 #: Tags of the build images as this checkout's docker/ folder makes them (sccache included),
 #: apart from the shared tags so that images built from other checkouts never replace them.
@@ -49,15 +49,14 @@ def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 
 def sccache_image(client: docker.DockerClient, kind: str) -> str:
-    """The CPU or CUDA build image of this checkout's Dockerfiles, under its own tag (Docker's
-    layer cache makes this quick once built)."""
+    """The CPU or CUDA build image of this checkout's Dockerfiles, under its own tag, built each
+    session (Docker's layer cache makes that seconds when nothing changed)."""
     ca = resolve_ca_bundle(None)
-    cpu_args = {"BASE": "wheelwright/base:bookworm", "PYTHON": "3.11"}
-    if find_image(client, CPU_TAG) is None:
-        _build(client, "build-cpu", CPU_TAG, cpu_args, ca=ca, progress=lambda _line: None)
+    base = cpu_base_image(client, "3.11", None, None, lambda _line: None)  # as ensure_image
+    cpu_args = {"BASE": base, "PYTHON": "3.11"}
+    _build(client, "build-cpu", CPU_TAG, cpu_args, ca=ca, progress=lambda _line: None)
     if kind == "cpu":
         return CPU_TAG
-    if find_image(client, CUDA_TAG) is None:
-        args = {"BASE": CPU_TAG, "CUDA": "13.0"}
-        _build(client, "build-cuda", CUDA_TAG, args, ca=ca, progress=lambda _line: None)
+    args = {"BASE": CPU_TAG, "CUDA": "13.0"}
+    _build(client, "build-cuda", CUDA_TAG, args, ca=ca, progress=lambda _line: None)
     return CUDA_TAG
