@@ -237,3 +237,21 @@ def test_the_same_request_from_two_empty_stores_is_the_same_wheel(
     assert built[0].filename == built[1].filename
     assert built[0].sha256 == built[1].sha256
     assert built[0].manifest["reproducibility"]["source_date_epoch"] == 315532800  # tar: 1970
+
+
+def test_cmake_builds_through_scikit_build_core_hit_too(tmp_path: Path, cpu_sccache: str) -> None:
+    store = LocalStore(tmp_path / "store")
+    settings = _settings(tmp_path / "home")
+
+    def request(tag: str, changes: Any = None) -> BuildRequest:
+        archive = sdist_of(FIXTURES / "cmake-ext", tmp_path / tag, "cmake_ext", "0.1.0", changes)
+        return request_for(archive, target={"image": cpu_sccache}, verify_imports=["cmake_ext"])
+
+    cold, _ = _build(request("a"), settings, store)
+    cold_counts = _cache(cold)["counts"]
+    assert cold_counts["misses"] >= 3, cold_counts  # the three sources, at least
+    warm, _ = _build(request("b", {"csrc/offset.c": ("OFFSET 1", "OFFSET 2")}), settings, store)
+    counts = _cache(warm)["counts"]
+    # everything but the changed file hits: the sources and CMake's own compiler checks
+    assert counts["misses"] == 1, counts
+    assert counts["hits"] == cold_counts["misses"] - 1, counts

@@ -7,7 +7,9 @@ sccache's own counts when the build is done. Backends are reached through what t
   ...) first on PATH: setuptools, torch's ninja files (`c++`), CMake and meson find them there;
 - `PYTORCH_NVCC`: torch.utils.cpp_extension's ninja files take nvcc from it;
 - a shadow CUDA_HOME whose `bin/nvcc` is the wrapper (everything else links to the real toolkit),
-  for builds that run `$CUDA_HOME/bin/nvcc` themselves.
+  for builds that run `$CUDA_HOME/bin/nvcc` themselves;
+- scikit-build-core's build folder at a fixed path (`SKBUILD_BUILD_DIR`), where it would
+  otherwise make a temporary one.
 torch's own wrapping (it puts `sccache` in front when it finds one on PATH) is turned off
 (`TORCH_NO_COMPILER_WRAPPER`), so no compile goes through sccache twice. The nvcc wrapper takes
 the compiler wrappers off PATH: sccache splits nvcc into its phases and caches each itself.
@@ -122,6 +124,8 @@ def start(config: Mapping[str, Any] | None) -> Active | None:
         _say("compiler cache: this image has no sccache; building without it")
         return None
     env = {
+        # scikit-build-core builds in a temporary folder unless told: a fixed one, for hits
+        "SKBUILD_BUILD_DIR": str(Path(config["wrappers"]).parent / "skbuild"),
         "SCCACHE_DIR": str(config["dir"]),
         "SCCACHE_CACHE_SIZE": f"{int(config['max_bytes'])}",
         "SCCACHE_IDLE_TIMEOUT": "0",
