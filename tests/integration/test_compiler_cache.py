@@ -5,6 +5,10 @@ nvcc's phases are cached; the same request gives the same bytes."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +33,7 @@ from worker.pipeline import Outcome, build_and_publish
 
 pytestmark = pytest.mark.docker
 MOTO_KEY = "testing"
+WHEELWRIGHT = str(Path(sys.executable).with_name("wheelwright"))
 CHANGED = {"src/torchmulti/csrc/op_scaled.cpp": ("SCALE 2.0", "SCALE 3.0")}
 RUN = (
     "import torch, torchmulti; x = torch.tensor([1.0, -4.0, 2.0]);"
@@ -255,3 +260,24 @@ def test_cmake_builds_through_scikit_build_core_hit_too(tmp_path: Path, cpu_scca
     # everything but the changed file hits: the sources and CMake's own compiler checks
     assert counts["misses"] == 1, counts
     assert counts["hits"] == cold_counts["misses"] - 1, counts
+
+
+def test_no_compiler_cache_on_the_command_line(tmp_path: Path, cpu_sccache: str) -> None:
+    archive = sdist_of(FIXTURES / "modern-ext", tmp_path / "src", "modern_ext", "2.0.0")
+    env = {**os.environ, "WHEELWRIGHT_HOME": str(tmp_path / "home")}
+    done = subprocess.run(
+        [WHEELWRIGHT, "build", str(archive), "--image", cpu_sccache, "--no-compiler-cache", "-v"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "compiler cache: off (turned off by the request or its environment)" in done.stderr
+    assert "sccache in front of" not in done.stderr
+    store = LocalStore(tmp_path / "home" / "store")
+    manifests = [o.key for o in store.list("builds/")]
+    assert len(manifests) == 1
+    section = json.loads(store.get(manifests[0]))["compiler_cache"]
+    assert section == {"enabled": False, "reason": "turned off by the request or its environment"}
+    assert list(store.list("compiler-cache/")) == []
