@@ -169,7 +169,8 @@ def run_build(
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("w", encoding="utf-8", buffering=1)
-    shutil.rmtree(workspace, ignore_errors=True)  # what a lost earlier delivery left
+    for left in (workspace, cache_dir):  # what a lost earlier delivery left
+        shutil.rmtree(left, ignore_errors=True)
     workspace.mkdir(parents=True)
     redact = Redactor.for_service(settings)
     rec = _Recorder(build_id, log_file, hooks, redact, settings.limits.max_log_bytes)
