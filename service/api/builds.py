@@ -21,7 +21,7 @@ from service.auth import require
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
-from service.jobs import JobBackend
+from service.jobs import JobBackend, settled
 from service.models import ArchiveSource, BuildRecord, BuildRequest, BuildState, parse_request
 from service.store import WheelStore
 from service.submit import Submitted, submit
@@ -180,7 +180,7 @@ def list_builds(
 @router.get("/{build_id}", dependencies=[Depends(require("read"))])
 def get_build(request: Request, build_id: str) -> BuildView:
     """State, stages with timings, the artifact and where it is served, or the error."""
-    return view(request, _jobs(request).get(build_id))
+    return view(request, settled(_jobs(request), build_id))
 
 
 @router.post("/{build_id}/cancel", status_code=202, dependencies=[Depends(require("build"))])
@@ -218,7 +218,7 @@ def _log_lines(jobs: JobBackend, store: WheelStore, build_id: str, follow: bool)
         yield from (line + "\n" for line in lines)
         if last or not follow or time.monotonic() > deadline:
             break
-        if not lines and jobs.get(build_id).terminal:
+        if not lines and settled(jobs, build_id).terminal:
             last = True  # one more read: lines written just before the end
     if not seen:
         key = f"logs/builds/{build_id}.log"

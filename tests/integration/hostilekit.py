@@ -56,6 +56,11 @@ for attack in plan["attacks"]:
         for _ in range(int(attack.split(":", 1)[1])):
             print(line)
         sys.stdout.flush()
+    elif attack == "needs_network" and "egg_info" in sys.argv:  # asked for its requirements
+        import socket
+
+        socket.create_connection(("pypi.org", 443), timeout=10).close()
+        print("probe network: reached pypi.org", flush=True)
     elif attack == "threads" and "bdist_wheel" in sys.argv:
         while True:
             threading.Thread(target=time.sleep, args=(60,), daemon=True).start()

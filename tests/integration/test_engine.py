@@ -21,6 +21,7 @@ from enginekit import (
     run_in_image,
     torch_find_links,
 )
+from hostilekit import hostile_sdist
 
 from service.config import Settings, load_settings
 from service.keys import canonical_json
@@ -158,3 +159,18 @@ def test_same_request_twice_gives_identical_inputs_and_key(
     assert first.environment == second.environment
     assert canonical_json(first.manifest["inputs"]) == canonical_json(second.manifest["inputs"])
     assert json.loads(canonical_json(first.manifest["inputs"]))["source"]["path"] == sdist.name
+
+
+def test_a_backend_that_needs_the_network_to_answer_is_asked_again_online(
+    builder: Builder, tmp_path: Path
+) -> None:
+    """The package's code is asked offline first; only when that fails, online (still without
+    the shared cache), and the manifest says so."""
+    sdist = hostile_sdist(tmp_path, ["needs_network"], name="online", version="1.0")
+    built = builder.build(request_for(sdist))
+    assert built.manifest["isolation"]["requires_network"] is True
+    log = built.log_path.read_text() if built.log_path.exists() else "\n".join(builder.lines)
+    assert "failed offline; asking the backend again with the network on" in log
+    assert "probe network: reached pypi.org" in log
+    plain = builder.build(request_for(make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0")))
+    assert plain.manifest["isolation"]["requires_network"] is False

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from service.errors import BuildNotFoundError, JobStateError
-from service.jobs import JobBackend, MemoryJobs, RedisJobs
+from service.jobs import JobBackend, MemoryJobs, RedisJobs, settled
 from service.jobs.transitions import STALE_S
 from service.keys import new_build_id
 from service.models import BuildRecord, StageTiming, parse_request
@@ -158,3 +158,15 @@ def _force_started_at(jobs: JobBackend, build_id: str, when: float) -> None:
     else:
         assert isinstance(jobs, RedisJobs)
         jobs.r.set(f"ww:build:{build_id}", record.model_dump_json())
+
+
+def test_a_reader_never_sees_a_build_left_running_by_a_lost_worker(jobs: JobBackend) -> None:
+    record, _ = jobs.create(_record("settle-key"))
+    jobs.start(record.id)
+    jobs.heartbeat(record.id)
+    assert settled(jobs, record.id).state == "running"  # alive
+    _force_started_at(jobs, record.id, time.time() - 10 * STALE_S)
+    ended = settled(jobs, record.id)
+    assert ended.state == "failed"
+    assert "gave no sign of life" in (ended.error or "")
+    assert jobs.create(_record("settle-key"))[1], "its request key is free again"
