@@ -248,3 +248,37 @@ def test_metrics_add_up_each_builds_counts() -> None:
     assert 'wheelwright_compiler_cache_compiles_total{result="misses"} 2.0' in text
     assert 'wheelwright_compiler_cache_compiles_total{result="not_cacheable"} 4.0' in text
     assert "wheelwright_compiler_cache_builds_total 2.0" in text
+
+
+@pytest.mark.parametrize("starts", [True, False])
+def test_driver_start_and_stop_with_a_fake_sccache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, starts: bool
+) -> None:
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    (tools / "gcc").write_text("#!/bin/sh\n")
+    (tools / "gcc").chmod(0o755)
+    stats = '{"stats": {"compile_requests": 1, "cache_hits": {"counts": {"C/C++": 1}}}}'
+    fake = tools / "sccache"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'case "$1" in --start-server) exit {0 if starts else 1};;'
+        f" --show-stats) echo '{stats}';; esac\n"
+    )
+    fake.chmod(0o755)
+    monkeypatch.setattr(driver, "SCCACHE_CANDIDATES", (str(fake),))
+    monkeypatch.setattr(os, "environ", {**os.environ, "PATH": str(tools)})
+    monkeypatch.delitem(os.environ, "CUDA_HOME", raising=False)
+    config = {"dir": str(tmp_path / "cache"), "max_bytes": 1 << 20, "wrappers": str(tmp_path / "w")}
+    active = driver.start(config)
+    if not starts:
+        assert active is None
+        assert os.environ["PATH"] == str(tools)  # the compilers as they were
+        return
+    assert active is not None
+    assert os.environ["PATH"] == f"{tmp_path / 'w'}{os.pathsep}{tools}"
+    assert os.environ["SCCACHE_DIR"] == str(tmp_path / "cache")
+    assert os.environ["SKBUILD_BUILD_DIR"] == str(tmp_path / "skbuild")
+    counts = cc.figures(driver.stop(active))
+    assert counts is not None
+    assert counts["hits"] == 1

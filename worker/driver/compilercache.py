@@ -135,12 +135,16 @@ def start(config: Mapping[str, Any] | None) -> Active | None:
     wrappers = make_wrappers(
         sccache, Path(config["wrappers"]), os.environ.get("PATH", ""), os.environ.get("CUDA_HOME")
     )
+    before = {name: os.environ.get(name) for name in wrappers}
     os.environ.update(wrappers)
     code = subprocess.call([sccache, "--start-server"])
     if code != 0:
         _say(f"compiler cache: sccache --start-server failed (exit code {code}); not used")
-        for name in wrappers:
-            os.environ.pop(name, None)
+        for name, value in before.items():  # the compilers as they were
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         return None
     subprocess.call([sccache, "--zero-stats"], stdout=subprocess.DEVNULL)
     return Active(sccache=sccache, env={**env, **wrappers})
