@@ -203,7 +203,9 @@ def run_build(
             plan = make_plan(
                 fetched.request, session.layout, session.machine, source_root=root, inputs=inputs
             )
-            results, wheel = _run_stages(rec, session, plan.stages, ctx, kept)
+            results, wheel = _run_stages(
+                rec, session, plan.stages, ctx, workspace=workspace, kept=kept
+            )
             facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
                 "memory_bytes": session.machine.memory_bytes,
@@ -252,10 +254,11 @@ def _run_stages(
     session: ExecSession,
     stages: tuple[StagePlan, ...],
     ctx: StageContext,
+    *,
+    workspace: Path,
     kept: Path,
 ) -> tuple[dict[str, dict[str, Any]], Path | None]:
     """Run the planned stages in order; the wheel is taken out right after the build."""
-    workspace = kept.parent / ctx.build_id
     results: dict[str, dict[str, Any]] = {}
     wheel: Path | None = None
     for planned in stages:
