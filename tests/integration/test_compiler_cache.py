@@ -26,7 +26,7 @@ from service.config import Settings, StoreSettings, load_settings
 from service.errors import BuildFailedError
 from service.models import BuildRequest
 from service.store import LocalStore, WheelStore, open_store
-from worker.compiler_cache import generations, scope_prefix
+from worker.compiler_cache import bring, generations, save, scope_prefix
 from worker.engine import Hooks
 from worker.executors.docker import DockerExecutor
 from worker.pipeline import Outcome, build_and_publish
@@ -281,3 +281,21 @@ def test_no_compiler_cache_on_the_command_line(tmp_path: Path, cpu_sccache: str)
     section = json.loads(store.get(manifests[0]))["compiler_cache"]
     assert section == {"enabled": False, "reason": "turned off by the request or its environment"}
     assert list(store.list("compiler-cache/")) == []
+
+
+def test_two_workers_saving_one_generation_in_s3_one_wins(
+    tmp_path: Path, s3_settings: StoreSettings
+) -> None:
+    store = open_store(_settings(tmp_path / "home").model_copy(update={"store": s3_settings}))
+    scope = f"index:race-{uuid.uuid4().hex[:8]}"
+    brought = [bring(store, scope, tmp_path / name, 1 << 20) for name in ("a", "b")]
+    for name, brought_one in zip(("a", "b"), brought, strict=True):
+        (tmp_path / name / "entry").write_bytes(name.encode())
+        assert brought_one.generation == 0
+    first = save(store, brought[0], tmp_path / "a", 1 << 20, tmp_path)
+    second = save(store, brought[1], tmp_path / "b", 1 << 20, tmp_path)
+    assert (first["saved"], second["saved"]) == (True, False)
+    assert second["reason"] == "another build saved generation 1 first"
+    after = bring(store, scope, tmp_path / "c", 1 << 20)
+    assert after.generation == 1
+    assert (tmp_path / "c" / "entry").read_bytes() == b"a"  # whole, and the winner's
