@@ -180,7 +180,8 @@ def list_builds(
 @router.get("/{build_id}", dependencies=[Depends(require("read"))])
 def get_build(request: Request, build_id: str) -> BuildView:
     """State, stages with timings, the artifact and where it is served, or the error."""
-    return view(request, settled(_jobs(request), build_id))
+    redelivery = request.app.state.settings.visibility_timeout_s
+    return view(request, settled(_jobs(request), build_id, redelivery))
 
 
 @router.post("/{build_id}/cancel", status_code=202, dependencies=[Depends(require("build"))])
@@ -204,12 +205,20 @@ def build_log(
     jobs = _jobs(request)
     jobs.get(build_id)  # 404 for an unknown build
     return StreamingResponse(
-        _log_lines(jobs, request.app.state.store, build_id, follow),
+        _log_lines(
+            jobs,
+            request.app.state.store,
+            build_id,
+            follow,
+            request.app.state.settings.visibility_timeout_s,
+        ),
         media_type="text/plain; charset=utf-8",
     )
 
 
-def _log_lines(jobs: JobBackend, store: WheelStore, build_id: str, follow: bool) -> Iterator[str]:
+def _log_lines(
+    jobs: JobBackend, store: WheelStore, build_id: str, follow: bool, redelivery_s: float
+) -> Iterator[str]:
     cursor, seen, last = "0", False, False
     deadline = time.monotonic() + 48 * 3600
     while True:
@@ -218,7 +227,7 @@ def _log_lines(jobs: JobBackend, store: WheelStore, build_id: str, follow: bool)
         yield from (line + "\n" for line in lines)
         if last or not follow or time.monotonic() > deadline:
             break
-        if not lines and settled(jobs, build_id).terminal:
+        if not lines and settled(jobs, build_id, redelivery_s).terminal:
             last = True  # one more read: lines written just before the end
     if not seen:
         key = f"logs/builds/{build_id}.log"

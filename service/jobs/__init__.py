@@ -10,12 +10,14 @@ from service.jobs.redis import RedisJobs
 from service.models import BuildRecord
 
 
-def settled(jobs: JobBackend, build_id: str) -> BuildRecord:
-    """The build, failed first if it is running nowhere (its worker stopped beating): what a
-    reader sees is never a build left running by a lost worker or broker."""
+def settled(jobs: JobBackend, build_id: str, redelivery_s: float) -> BuildRecord:
+    """The build, failed first if it runs nowhere: no heartbeat for longer than the queue
+    takes to redeliver a lost worker's build (`redelivery_s`) plus `STALE_S`. What a reader
+    sees is never a build left running for good by a lost worker or broker."""
     record = jobs.get(build_id)
-    if transitions.stale(record):
-        return jobs.finish(build_id, "failed", error=transitions.lost(record).error)
+    if transitions.stale(record, after_s=redelivery_s + transitions.STALE_S):
+        error = f"lost: no worker gave a sign of life for {int(redelivery_s)} s and more"
+        return jobs.finish(build_id, "failed", error=error)
     return record
 
 

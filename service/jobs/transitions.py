@@ -56,12 +56,12 @@ def beat(record: BuildRecord) -> BuildRecord:
     return record.model_copy(update={"heartbeat_at": time.time()})
 
 
-def stale(record: BuildRecord, now: float | None = None) -> bool:
-    """A running build whose worker gave no sign of life for `STALE_S`: running nowhere."""
+def stale(record: BuildRecord, now: float | None = None, after_s: float = STALE_S) -> bool:
+    """A running build whose worker gave no sign of life for `after_s`: running nowhere."""
     if record.state != "running":
         return False
     last = record.heartbeat_at or record.started_at or record.created_at
-    return (now or time.time()) - last > STALE_S
+    return (now or time.time()) - last > after_s
 
 
 def cancel_requested(record: BuildRecord) -> BuildRecord:
