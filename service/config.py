@@ -95,6 +95,17 @@ class LimitSettings(BaseModel):
     )
 
 
+class CompilerCacheSettings(BaseModel):
+    """sccache's cache of each project, brought from the store before a build and saved after."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(default=True, description="off: no build uses a compiler cache")
+    max_bytes: int = Field(
+        default=2 * 1024**3, ge=16 * 1024**2, description="one project's cache; LRU beyond"
+    )
+
+
 class StoreSettings(BaseModel):
     """Where wheels, metadata, manifests and logs last: a local directory or an S3 bucket."""
 
@@ -191,6 +202,7 @@ class Settings(BaseSettings):
     projects: tuple[ProjectConfig, ...] = ()
     sources: SourceSettings = SourceSettings()
     limits: LimitSettings = LimitSettings()
+    compiler_cache: CompilerCacheSettings = CompilerCacheSettings()
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False

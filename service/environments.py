@@ -39,4 +39,6 @@ def apply_environment(request: BuildRequest, settings: Settings) -> BuildRequest
     decided = {name: getattr(spec, name) for name in DECIDED_BY_ENVIRONMENT}
     if request.verify_smoke is None:  # the request's own smoke test wins over the environment's
         decided["verify_smoke"] = spec.verify_smoke
+    # an environment may turn the compiler cache off; a request may only turn it off too
+    decided["compiler_cache"] = request.compiler_cache and spec.compiler_cache
     return request.model_copy(update=decided)

@@ -7,7 +7,8 @@ histogram), builds by outcome, and the depth of each queue.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -26,6 +27,20 @@ def record_stage(jobs: JobBackend, stage: str, seconds: float) -> None:
     for bound in STAGE_BUCKETS:
         if seconds <= bound:
             jobs.count(f"stage_bucket:{stage}:{bound}")
+
+
+COMPILE_RESULTS = ("hits", "misses", "not_cacheable")
+
+
+def record_compiler_cache(jobs: JobBackend, manifest: Mapping[str, Any]) -> None:
+    """Add one build's sccache counts (from its manifest) to the shared counters."""
+    section = manifest.get("compiler_cache")
+    counts = section.get("counts") if isinstance(section, Mapping) else None
+    if not isinstance(counts, Mapping):
+        return
+    for result in COMPILE_RESULTS:
+        jobs.count(f"compiler_cache:{result}", float(counts.get(result, 0)))
+    jobs.count("compiler_cache:builds")
 
 
 class SharedCollector(Collector):
@@ -47,6 +62,19 @@ class SharedCollector(Collector):
         for state in ("succeeded", "failed", "cancelled"):
             outcomes.add_metric([state], counters.get(f"builds_{state}", 0.0))
         yield outcomes
+        compiles = CounterMetricFamily(
+            "wheelwright_compiler_cache_compiles",
+            "Compiles of built requests by sccache's result",
+            labels=["result"],
+        )
+        for result in COMPILE_RESULTS:
+            compiles.add_metric([result], counters.get(f"compiler_cache:{result}", 0.0))
+        yield compiles
+        yield CounterMetricFamily(
+            "wheelwright_compiler_cache_builds",
+            "Builds that used the compiler cache",
+            value=counters.get("compiler_cache:builds", 0.0),
+        )
         stages = HistogramMetricFamily(
             "wheelwright_stage_duration_seconds", "Build stage durations", labels=["stage"]
         )

@@ -248,6 +248,7 @@ class EnvironmentSpec(_Frozen):
     verify_smoke: str | None = Field(
         default=None, description="Python code verify runs on a GPU, when the build has one"
     )
+    compiler_cache: bool = Field(default=True, description="builds use the compiler cache")
 
     _label = field_validator("local_label")(_local_label)
 
@@ -277,6 +278,10 @@ class BuildRequest(_Frozen):
     )
     timeout_s: int | None = Field(
         default=None, ge=10, le=48 * 3600, description="build deadline; default: the service's"
+    )
+    compiler_cache: bool = Field(
+        default=True,
+        description="use the project's compiler cache (it changes how long, never what, is built)",
     )
 
     _label = field_validator("local_label")(_local_label)

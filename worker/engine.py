@@ -34,6 +34,8 @@ from service.keys import environment_name, new_build_id, request_key
 from service.models import BuildRequest
 from service.redact import Redactor
 from service.sources import file_sha256
+from service.store import WheelStore
+from worker.cache_use import CacheUse
 from worker.executors import Executor, StageContext
 from worker.executors.base import ExecSession
 from worker.fetch import Fetched, fetch, git_for, pin_source
@@ -151,17 +153,24 @@ def run_build(
     *,
     build_id: str | None = None,
     hooks: Hooks | None = None,
+    store: WheelStore | None = None,
 ) -> T:
-    """Build `request` and hand the result to `on_wheel` before the workspace goes away."""
+    """Build `request` and hand the result to `on_wheel` before the workspace goes away.
+
+    With a `store`, the project's compiler cache is brought from it before the build and saved
+    back to it once `on_wheel` (the publish) succeeded.
+    """
     build_id = build_id or new_build_id()
     hooks = hooks or Hooks()
     deadline = time.monotonic() + (request.timeout_s or settings.build_timeout_s)
     workspace = settings.work_dir / build_id
     kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
+    cache_dir = settings.work_dir / f"{build_id}.ccache"  # the build stage's alone
     log_path = settings.home / "logs" / f"{build_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file = log_path.open("w", encoding="utf-8", buffering=1)
-    shutil.rmtree(workspace, ignore_errors=True)  # what a lost earlier delivery left
+    for left in (workspace, cache_dir):  # what a lost earlier delivery left
+        shutil.rmtree(left, ignore_errors=True)
     workspace.mkdir(parents=True)
     redact = Redactor.for_service(settings)
     rec = _Recorder(build_id, log_file, hooks, redact, settings.limits.max_log_bytes)
@@ -177,6 +186,8 @@ def run_build(
         key = request_key(fetched.request, image)
         environment = environment_name(fetched.request, image)
         rec.line(f"request key {key}, environment {environment}")
+        cache = CacheUse.decide(fetched, settings, executor, store)
+        inputs = cache.prepare(rec, fetched, workspace, cache_dir, settings)
         ctx = StageContext(
             build_id,
             deadline,
@@ -185,20 +196,16 @@ def run_build(
             clean=redact,
             max_line_chars=settings.limits.max_log_line_chars,
         )
-        with executor.session(fetched.request, workspace, rec.line) as session:
+        with executor.session(
+            fetched.request, workspace, rec.line, compiler_cache=cache.folder(cache_dir)
+        ) as session:
             root = fetched.root.relative_to(workspace).as_posix()
-            plan = make_plan(fetched.request, session.layout, session.machine, source_root=root)
-            results: dict[str, dict[str, Any]] = {}
-            wheel: Path | None = None
-            for planned in plan.stages:
-                stage = planned
-                if stage.name == "verify" and wheel is not None:
-                    stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel.name}")
-                if stage.name == "requires_install":
-                    stage = stage.with_inputs(requires=results["requires"]["dynamic"])
-                results[stage.name] = _run_stage(rec, session, stage, ctx)
-                if stage.name == "build":  # before verify runs the package's code again
-                    wheel = take_wheel(workspace, results["build"].get("wheel"), kept)
+            plan = make_plan(
+                fetched.request, session.layout, session.machine, source_root=root, inputs=inputs
+            )
+            results, wheel = _run_stages(
+                rec, session, plan.stages, ctx, workspace=workspace, kept=kept
+            )
             facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
                 "memory_bytes": session.machine.memory_bytes,
@@ -212,27 +219,58 @@ def run_build(
             build_env=plan.build_env,
             results=results,
         )
-        manifest["wheel"] = {
-            "filename": wheel.name,
-            "sha256": file_sha256(wheel),
-            "size": wheel.stat().st_size,
-        }
-        manifest["stages"] = list(rec.stages)
-        manifest["expected"] = {
-            "project": fetched.expected.project,
-            "version": fetched.expected.version,
-            "from": fetched.expected.origin,
+        manifest |= {
+            "wheel": {
+                "filename": wheel.name,
+                "sha256": file_sha256(wheel),
+                "size": wheel.stat().st_size,
+            },
+            "source_date_epoch": inputs.source_date_epoch,
+            "compiler_cache": cache.report(results["build"].get("compiler_cache"), rec.line),
+            "stages": list(rec.stages),
+            "expected": {
+                "project": fetched.expected.project,
+                "version": fetched.expected.version,
+                "from": fetched.expected.origin,
+            },
         }
         built = Built(
             build_id, fetched.request, key, environment, wheel, manifest, log_path, fetched.expected
         )
-        return rec.run("publish", True, lambda: on_wheel(built))  # the worker talks to the store
+        published = rec.run("publish", True, lambda: on_wheel(built))  # the worker, the store
+        cache.save(rec, cache_dir, settings, manifest["compiler_cache"].get("counts"))
+        return published
     finally:
         structlog.contextvars.unbind_contextvars("build_id")
         rec.close()
         shutil.rmtree(kept, ignore_errors=True)
+        shutil.rmtree(cache_dir, ignore_errors=True)
         if not settings.keep_workspace:
             shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _run_stages(
+    rec: _Recorder,
+    session: ExecSession,
+    stages: tuple[StagePlan, ...],
+    ctx: StageContext,
+    *,
+    workspace: Path,
+    kept: Path,
+) -> tuple[dict[str, dict[str, Any]], Path | None]:
+    """Run the planned stages in order; the wheel is taken out right after the build."""
+    results: dict[str, dict[str, Any]] = {}
+    wheel: Path | None = None
+    for planned in stages:
+        stage = planned
+        if stage.name == "verify" and wheel is not None:
+            stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel.name}")
+        if stage.name == "requires_install":
+            stage = stage.with_inputs(requires=results["requires"]["dynamic"])
+        results[stage.name] = _run_stage(rec, session, stage, ctx)
+        if stage.name == "build":  # before verify runs the package's code again
+            wheel = take_wheel(workspace, results["build"].get("wheel"), kept)
+    return results, wheel
 
 
 def _run_stage(

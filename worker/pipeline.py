@@ -109,8 +109,11 @@ def build_and_publish(
             local_label=local_label(built.request, label_pins),
             expected=built.expected,
             limits=wheel_limits(settings),
+            source_date_epoch=built.manifest.get("source_date_epoch"),
         )
 
     build_id = build_id or new_build_id()
-    artifact = run_build(resolved, settings, executor, on_wheel, build_id=build_id, hooks=hooks)
+    artifact = run_build(
+        resolved, settings, executor, on_wheel, build_id=build_id, hooks=hooks, store=store
+    )
     return Outcome(artifact=artifact, cached=False, build_id=build_id)

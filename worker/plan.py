@@ -45,6 +45,8 @@ class Layout:
     #: The venv sees the packages of `python` (host executor on an offline node): requirements
     #: they satisfy are not installed.
     host_packages: bool = False
+    #: where the build stage sees the project's compiler cache; None: this executor has none
+    compiler_cache: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("work", "driver"):
@@ -74,6 +76,15 @@ class Machine:
 
     cpus: int
     memory_bytes: int
+
+
+@dataclass(frozen=True)
+class BuildInputs:
+    """What the worker decided for this build beyond the request: its fixed timestamp and
+    whether (and how large) the compiler cache is."""
+
+    source_date_epoch: int | None = None
+    compiler_cache_bytes: int | None = None  # None: no compiler cache for this build
 
 
 @dataclass(frozen=True)
@@ -116,12 +127,28 @@ def max_jobs(machine: Machine) -> int:
     return max(1, min(machine.cpus, machine.memory_bytes // MEMORY_PER_JOB))
 
 
-def build_env(request: BuildRequest, machine: Machine) -> dict[str, str]:
+def build_env(
+    request: BuildRequest, machine: Machine, source_date_epoch: int | None = None
+) -> dict[str, str]:
     """Defaults for the backend, overridden by the request's allow-listed variables."""
     env = {"MAX_JOBS": str(max_jobs(machine))}
     if request.target.kind == "cuda":
         env |= {"TORCH_CUDA_ARCH_LIST": DEFAULT_CUDA_ARCHS, "FORCE_CUDA": "1"}
+    if source_date_epoch is not None:  # what reproducible-builds tools stamp instead of "now"
+        env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
     return env | dict(request.build_env)
+
+
+def compiler_cache(layout: Layout, inputs: BuildInputs) -> dict[str, Any] | None:
+    """The build stage's compiler cache: sccache's folder, its size and the wrappers' place,
+    all at fixed paths (hits need the same paths in every build)."""
+    if layout.compiler_cache is None or inputs.compiler_cache_bytes is None:
+        return None
+    return {
+        "dir": layout.compiler_cache,
+        "max_bytes": inputs.compiler_cache_bytes,
+        "wrappers": f"{layout.work}/tmp/compiler-cache/bin",
+    }
 
 
 def index_args(request: BuildRequest, layout: Layout) -> list[str]:
@@ -138,11 +165,17 @@ def index_args(request: BuildRequest, layout: Layout) -> list[str]:
 
 
 def make_plan(
-    request: BuildRequest, layout: Layout, machine: Machine, *, source_root: str = "src"
+    request: BuildRequest,
+    layout: Layout,
+    machine: Machine,
+    *,
+    source_root: str = "src",
+    inputs: BuildInputs | None = None,
 ) -> BuildPlan:
     """The executor stages of one build (fetch and publish happen in the worker)."""
+    inputs = inputs or BuildInputs()
     source = f"{layout.work}/{source_root}"
-    env = build_env(request, machine)
+    env = build_env(request, machine, inputs.source_date_epoch)
     common = {
         "uv": layout.uv,
         "index_args": index_args(request, layout),
@@ -185,7 +218,13 @@ def make_plan(
         StagePlan(
             "build",
             network=False,
-            request={**common, "source": source, "outdir": layout.outdir, "config": config},
+            request={
+                **common,
+                "source": source,
+                "outdir": layout.outdir,
+                "config": config,
+                "compiler_cache": compiler_cache(layout, inputs),
+            },
             env=MappingProxyType(env),
         ),
         StagePlan(

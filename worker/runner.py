@@ -22,7 +22,7 @@ from service.config import Settings
 from service.errors import BuildCancelledError, WheelwrightError
 from service.jobs import JobBackend
 from service.jobs.transitions import HEARTBEAT_S
-from service.metrics import record_stage
+from service.metrics import record_compiler_cache, record_stage
 from service.models import ArchiveSource, BuildRequest, StageTiming
 from service.redact import Redactor
 from service.store import WheelStore
@@ -90,6 +90,8 @@ def run_job(build_id: str, svc: Services, *, may_retry: bool = False) -> str:
             error = f"internal error ({type(exc).__name__}: {exc}); the worker log has details"
             state = jobs.finish(build_id, "failed", error=error).state
         else:
+            if not outcome.cached:
+                record_compiler_cache(jobs, outcome.artifact.manifest)
             state = jobs.finish(build_id, "succeeded", artifact=outcome.artifact.summary()).state
         jobs.count(f"builds_{state}")
         _keep_log(build_id, svc)

@@ -6,6 +6,10 @@ logs/<request_key>.log                the build log
 builds/<environment>/<request_key>.json
                                       the manifest: written last and only if absent, it is
                                       the commit point; the index lists only what it names
+history/<request_key>/<sha256>        an empty mark per wheel ever published for the request:
+                                      a rebuild's manifest says if it reproduced those bytes
+compiler-cache/<scope>/<generation>.tar
+                                      a project's compiler cache (worker/compiler_cache.py)
 """
 
 from __future__ import annotations
@@ -48,6 +52,10 @@ def metadata_key(sha256: str, filename: str) -> str:
 
 def log_key(request_key: str) -> str:
     return f"logs/{check_request_key(request_key)}.log"
+
+
+def history_prefix(request_key: str) -> str:
+    return f"history/{check_request_key(request_key)}/"
 
 
 def manifest_prefix(environment: str) -> str:

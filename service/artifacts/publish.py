@@ -9,6 +9,7 @@ behind unlisted, under its own hash). See `layout.py` for the keys.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import tempfile
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 
 from service.artifacts import layout
 from service.artifacts.checks import Expected, WheelLimits, check_wheel
+from service.artifacts.normalize import normalize_wheel
 from service.artifacts.pins import pin_wheel
 from service.artifacts.relabel import relabel_wheel
 from service.artifacts.wheelfile import inspect_wheel
@@ -122,6 +124,7 @@ def publish(
     local_label: str | None = None,
     expected: Expected | None = None,
     limits: WheelLimits | None = None,
+    source_date_epoch: int | None = None,
 ) -> Artifact:
     """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata, `log` and the
     manifest.
@@ -150,7 +153,10 @@ def publish(
         if abi_pins:
             wheel = pin_wheel(wheel, abi_pins, Path(tmp) / "pinned")
             info = inspect_wheel(wheel)
+        # same request, same bytes: fixed times, modes and member order
+        wheel = normalize_wheel(wheel, Path(tmp) / "normal" / info.filename, source_date_epoch)
         sha256, size = _file_digest(wheel)
+        earlier = earlier_builds(store, request_key)
         with wheel.open("rb") as stream:
             _put_content(store, layout.wheel_key(sha256, info.filename), stream, sha256, WHEEL_TYPE)
     metadata_sha256 = hashlib.sha256(info.metadata).hexdigest()
@@ -173,7 +179,14 @@ def publish(
             "published_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         },
         "log": {"key": stored_log.key, "sha256": stored_log.sha256, "size": stored_log.size},
+        "reproducibility": {
+            "source_date_epoch": source_date_epoch,
+            "earlier_sha256": earlier,
+            # None: no earlier build of this request to compare with
+            "reproduced": (sha256 in earlier) if earlier else None,
+        },
     }
+    remember_build(store, request_key, sha256)
     body = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
     try:
         store.put(key, body, content_type=JSON_TYPE, if_absent=True)
@@ -183,6 +196,18 @@ def publish(
             raise StoreError(f"{key!r} was taken and then removed while publishing") from None
         return winner
     return Artifact.from_manifest(document)
+
+
+def earlier_builds(store: WheelStore, request_key: str) -> list[str]:
+    """The sha256 of every wheel published before for this request key (a manifest that was
+    removed, a store that lost its index: the request built again)."""
+    prefix = layout.history_prefix(request_key)
+    return sorted(obj.key.removeprefix(prefix) for obj in store.list(prefix))
+
+
+def remember_build(store: WheelStore, request_key: str, sha256: str) -> None:
+    with contextlib.suppress(ObjectExistsError):  # built before with these very bytes
+        store.put(f"{layout.history_prefix(request_key)}{sha256}", b"", if_absent=True)
 
 
 def lookup(store: WheelStore, environment: str, request_key: str) -> Artifact | None:

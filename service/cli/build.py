@@ -88,6 +88,9 @@ def build(
         Path | None,
         typer.Option("--out", "-o", help="also copy the wheel into this folder, like pip wheel -w"),
     ] = None,
+    no_compiler_cache: Annotated[
+        bool, typer.Option("--no-compiler-cache", help="build without the compiler cache")
+    ] = False,
     output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
 ) -> None:
@@ -137,6 +140,7 @@ def build(
                     "verify_imports": verify_import or None,
                     "verify_smoke": smoke_code(smoke_test),
                     "timeout_s": timeout,
+                    **({"compiler_cache": False} if no_compiler_cache else {}),
                     **{name: value for name, value in given.items() if value},
                 }
             ),

@@ -36,6 +36,9 @@ def submit(
         str | None, typer.Option(help="a named environment of the service (it decides the rest)")
     ] = None,
     timeout: Annotated[int | None, typer.Option(help="deadline of the build, seconds")] = None,
+    no_compiler_cache: Annotated[
+        bool, typer.Option("--no-compiler-cache", help="build without the compiler cache")
+    ] = False,
     wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
     wait_margin: Annotated[
         int, typer.Option(help="seconds --wait waits past the build's deadline")
@@ -53,6 +56,8 @@ def submit(
         "local_label": local_label,
         "timeout_s": timeout,
     }
+    if no_compiler_cache:
+        fields["compiler_cache"] = False
     if environment:  # the service's named environment decides the rest
         fields["environment"] = environment
     else:

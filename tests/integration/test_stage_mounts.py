@@ -10,10 +10,12 @@ from typing import Any
 
 import docker
 import pytest
-from enginekit import Builder, make_sdist, managed_containers, request_for
+from enginekit import make_sdist, managed_containers, request_for
 
 from service.config import Settings, load_settings
+from service.store import LocalStore
 from worker.executors.docker import DockerExecutor
+from worker.pipeline import build_and_publish
 
 pytestmark = pytest.mark.docker
 STAGES = ("runtime", "build_deps", "requires", "requires_install", "build", "verify")
@@ -74,6 +76,8 @@ def allow_list(settings: Settings, build_id: str, wheels: Path) -> list[Allowed]
         ),
         Allowed("/ww/find-links/0", wheels, writable=False),
         *(Allowed("/ww/work/io", work / "io" / stage, True, (stage,)) for stage in STAGES),
+        # the project's compiler cache (brought from the store): writable, by the build alone
+        Allowed("/ww/compiler-cache", settings.work_dir / f"{build_id}.ccache", True, ("build",)),
     ]
     if settings.ca_bundle is not None:
         allowed.append(Allowed("/ww/ca.pem", settings.ca_bundle.resolve(), writable=False))
@@ -91,13 +95,15 @@ def test_every_stage_mount_is_on_the_allow_list(
     client = RecordingClient(docker.from_env())
     executor = DockerExecutor(settings, client_factory=lambda: client)
     sdist = make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0")
-    built = Builder(settings, executor).build(
-        request_for(sdist, index={"find_links": [str(wheels)]})
-    )
+    request = request_for(sdist, index={"find_links": [str(wheels)]})
+    outcome = build_and_publish(request, settings, LocalStore(tmp_path / "store"), executor)
+    assert outcome.build_id is not None
+    cache = outcome.artifact.manifest["compiler_cache"]
+    assert (cache["enabled"], cache["scope"]) == (True, "upload:modern-ext")  # one project's
 
     by_stage = {c["Config"]["Labels"]["org.wheelwright.stage"]: c for c in client.seen}
     assert sorted(by_stage) == sorted(STAGES)
-    allowed = allow_list(settings, built.build_id, wheels)
+    allowed = allow_list(settings, outcome.build_id, wheels)
     for stage, container in by_stage.items():
         mounts = container["Mounts"]
         for mount in mounts:
@@ -120,6 +126,9 @@ def test_every_stage_mount_is_on_the_allow_list(
         assert host["PidsLimit"] == settings.docker.pids_limit
         assert not host.get("Privileged")
         assert not any("docker.sock" in m["Source"] for m in mounts)
+        if "/ww/compiler-cache" in destinations:  # never the shared package cache
+            compiler = next(m for m in mounts if m["Destination"] == "/ww/compiler-cache")
+            assert not Path(compiler["Source"]).is_relative_to(settings.cache_dir), where
         if stage in PACKAGE_CODE_STAGES:
             assert "/ww/cache" not in destinations, f"{stage} runs package code"
             assert host["NetworkMode"] == "none", f"{stage} runs package code offline"

@@ -20,6 +20,7 @@ from service.artifacts import (
     read_manifest,
 )
 from service.artifacts.layout import parse_manifest_key
+from service.artifacts.normalize import normalize_wheel
 from service.errors import InvalidArtifactError, InvalidRequestError, ObjectExistsError
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel, record_hash
@@ -226,7 +227,8 @@ def test_publish_refuses_bad_inputs_before_writing(
 def test_publish_refuses_a_content_address_holding_other_bytes(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     wheel = make_wheel(tmp_path / "in", "ext", "1.0")
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    stored = normalize_wheel(wheel, tmp_path / "normal" / wheel.name, None)  # what publish stores
+    digest = hashlib.sha256(stored.read_bytes()).hexdigest()
     store.put(f"wheels/{digest}/{wheel.name}", b"tampered")
     with pytest.raises(ObjectExistsError, match="other content"):
         publish(store, environment=ENV, request_key="req", wheel=wheel, manifest={}, log=b"")

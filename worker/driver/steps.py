@@ -19,7 +19,7 @@ import sysconfig
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from packaging.requirements import Requirement
 from packaging.tags import sys_tags
@@ -35,6 +35,11 @@ try:
     import tomllib
 except ImportError:  # Python < 3.11 in the build image: pip carries a copy of tomli
     from pip._vendor import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
+
+if TYPE_CHECKING or __package__:
+    from worker.driver import compilercache
+else:  # the flat bundle in the build container
+    import compilercache
 
 DEFAULT_BUILD_SYSTEM = {
     "requires": ["setuptools>=40.8.0"],
@@ -295,11 +300,14 @@ def build(request: Mapping[str, Any]) -> dict[str, Any]:
     outdir = request["outdir"]
     Path(outdir).mkdir(parents=True, exist_ok=True)
     say("build_wheel (no isolation)")
+    cache = compilercache.start(request.get("compiler_cache"))
     try:
         name = hook_caller(request).build_wheel(outdir, request["config"])
     except HookMissing as exc:
         raise StageFailure("backend", f"the backend has no {exc.hook_name} hook") from None
-    return {"wheel": name}
+    finally:
+        stats = compilercache.stop(cache)
+    return {"wheel": name, "compiler_cache": stats}
 
 
 def top_level_modules(wheel: str) -> list[str]:

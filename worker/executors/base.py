@@ -67,15 +67,27 @@ class Executor(Protocol):
     """Where builds run: `docker` (default) or `host`."""
 
     name: str
+    #: whether `session` can give the build stage a compiler cache at a fixed path
+    compiler_cache: bool
 
     def image_ref(self, target: Target) -> str:
         """The reference that names the build image of `target` in keys and environments."""
         ...
 
     def session(
-        self, request: BuildRequest, workspace: Path, progress: Callable[[str], None]
+        self,
+        request: BuildRequest,
+        workspace: Path,
+        progress: Callable[[str], None],
+        *,
+        compiler_cache: Path | None = None,
     ) -> AbstractContextManager[ExecSession]:
-        """Prepare one build's image and workspace; leave nothing running on exit."""
+        """Prepare one build's image and workspace; leave nothing running on exit.
+
+        `compiler_cache` is a host folder the build stage alone may write (the project's
+        compiler cache); the layout names where the stage sees it, or None where this executor
+        cannot give the build one at a fixed path.
+        """
         ...
 
     def reap(self, build_id: str | None = None) -> int:

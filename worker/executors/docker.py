@@ -51,6 +51,7 @@ from worker.plan import Layout, Machine, StagePlan
 LABEL = "org.wheelwright.managed"
 BUILD_LABEL = "org.wheelwright.build-id"
 WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
+COMPILER_CACHE = "/ww/compiler-cache"  # the project's, writable by the build stage alone
 DEFAULT_USER = "1000:1000"
 PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 POLL_S = 1.0
@@ -84,6 +85,7 @@ class DockerSession:
     facts: Mapping[str, Any]
     ca: bool
     pids_limit: int = 4096
+    compiler_cache: Path | None = None
     containers: list[Container] = field(default_factory=list)
 
     def environment(self, stage: StagePlan) -> dict[str, str]:
@@ -121,6 +123,8 @@ class DockerSession:
         if stage.name in SNAPSHOT_READ_ONLY:
             snapshot = str(self.workspace / "runtime")
             mounts.append(Mount(self.layout.snapshot, snapshot, type="bind", read_only=True))
+        if stage.name == "build" and self.compiler_cache is not None:
+            mounts.append(Mount(COMPILER_CACHE, str(self.compiler_cache), type="bind"))
         mounts.append(Mount(self.layout.io, str(self.io_dir(stage)), type="bind"))
         return mounts
 
@@ -228,6 +232,7 @@ class DockerExecutor:
     """Builds in containers of `wheelwright/build-*` images (made on first use)."""
 
     name = "docker"
+    compiler_cache = True  # builds can see a compiler cache at a fixed path
 
     def __init__(self, settings: Settings, client_factory: Callable[[], Any] | None = None) -> None:
         self.settings = settings
@@ -280,19 +285,25 @@ class DockerExecutor:
             return "nvidia" in (self.client.info().get("Runtimes") or {})
         return mode == "all"
 
-    def _user(self, workspace: Path, cache: Path) -> str:
+    def _user(self, workspace: Path, cache: Path, compiler_cache: Path | None = None) -> str:
         if self.settings.docker.user:
             return self.settings.docker.user
         if os.getuid() != 0:
             return f"{os.getuid()}:{os.getgid()}"
         uid, gid = (int(x) for x in DEFAULT_USER.split(":"))
-        for path in (workspace, *workspace.rglob("*"), cache):
+        cached = [compiler_cache, *compiler_cache.rglob("*")] if compiler_cache else []
+        for path in (workspace, *workspace.rglob("*"), cache, *cached):
             os.lchown(path, uid, gid)
         return DEFAULT_USER
 
     @contextmanager
     def session(
-        self, request: BuildRequest, workspace: Path, progress: Callable[[str], None]
+        self,
+        request: BuildRequest,
+        workspace: Path,
+        progress: Callable[[str], None],
+        *,
+        compiler_cache: Path | None = None,
     ) -> Iterator[DockerSession]:
         self.reap()
         image_id = self._image(request.target, progress)
@@ -305,7 +316,7 @@ class DockerExecutor:
         for sub in ("home", "tmp", "io", "out", "runtime"):
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         cache.mkdir(parents=True, exist_ok=True)
-        user = self._user(workspace, cache)
+        user = self._user(workspace, cache, compiler_cache)
         bundle = driver_bundle(self.settings.home / "driver")
         mounts = [
             Mount(WORK, str(workspace), type="bind"),
@@ -327,9 +338,9 @@ class DockerExecutor:
                 find_links.append(target)
             else:
                 find_links.append(location)
-        layout = Layout(
-            work=WORK, driver=DRIVER, python="python3", uv="uv", find_links=tuple(find_links)
-        )
+        seen_cache = COMPILER_CACHE if compiler_cache is not None else None
+        links = tuple(find_links)
+        layout = Layout(WORK, DRIVER, "python3", "uv", find_links=links, compiler_cache=seen_cache)
         session = DockerSession(
             client=self.client,
             image=image_id,
@@ -350,6 +361,7 @@ class DockerExecutor:
             },
             ca=ca,
             pids_limit=self.settings.docker.pids_limit,
+            compiler_cache=compiler_cache,
         )
         try:
             yield session

@@ -157,6 +157,7 @@ class HostExecutor:
     """Builds with the host's own Python, compilers and CUDA, in a throwaway venv."""
 
     name = "host"
+    compiler_cache = False  # builds can see a compiler cache at a fixed path
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -166,8 +167,16 @@ class HostExecutor:
 
     @contextmanager
     def session(
-        self, request: BuildRequest, workspace: Path, progress: Callable[[str], None]
+        self,
+        request: BuildRequest,
+        workspace: Path,
+        progress: Callable[[str], None],
+        *,
+        compiler_cache: Path | None = None,
     ) -> Iterator[HostSession]:
+        # No compiler cache here: each build's workspace has its own path, and cache hits need
+        # the same paths in every build.
+        del compiler_cache
         self.reap()
         python = find_python(request.target.python)
         if request.target.kind == "cuda" and not os.environ.get("CUDA_HOME"):

@@ -1,0 +1,150 @@
+"""How one build uses its project's compiler cache: decided, brought, reported, saved.
+
+The engine calls these around the executor's stages; the store work is `compiler_cache.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import structlog
+
+from service.config import Settings
+from service.errors import WheelwrightError
+from service.store import WheelStore
+from worker import compiler_cache
+from worker.epoch import source_date_epoch
+from worker.executors import Executor
+from worker.fetch import Fetched, git_for
+from worker.plan import BuildInputs
+
+T = TypeVar("T")
+log = structlog.get_logger("wheelwright.engine")
+
+
+class Sections(Protocol):
+    """The engine's log: lines, and timed sections."""
+
+    def line(self, text: str) -> None: ...
+
+    def run(self, stage: str, network: bool, action: Callable[[], T]) -> T: ...
+
+
+@dataclass
+class CacheUse:
+    """Whether this build uses the compiler cache, whose, and what was brought."""
+
+    reason: str
+    store: WheelStore | None = None
+    scope: str | None = None
+    brought: compiler_cache.Brought | None = None
+
+    @classmethod
+    def decide(
+        cls, fetched: Fetched, settings: Settings, executor: Executor, store: WheelStore | None
+    ) -> CacheUse:
+        reason = compiler_cache.why_off(
+            fetched.request,
+            settings.compiler_cache.enabled,
+            getattr(executor, "compiler_cache", False),
+            store is not None,
+        )
+        if reason:
+            return cls(reason)
+        scope = compiler_cache.project_scope(fetched.request, fetched.expected)
+        if scope is None:
+            return cls("the project has no name before its code runs")
+        return cls("", store, scope)
+
+    def prepare(
+        self, rec: Sections, fetched: Fetched, workspace: Path, folder: Path, settings: Settings
+    ) -> BuildInputs:
+        """The build's fixed time (SOURCE_DATE_EPOCH) and its compiler cache, brought."""
+        epoch = source_date_epoch(fetched, workspace, git_for(settings))
+        rec.line(f"SOURCE_DATE_EPOCH={epoch} (from the source)")
+        self.bring(rec, folder, settings)
+        limit = settings.compiler_cache.max_bytes if self.brought else None
+        return BuildInputs(source_date_epoch=epoch, compiler_cache_bytes=limit)
+
+    def folder(self, folder: Path) -> Path | None:
+        return folder if self.brought is not None else None
+
+    def bring(self, rec: Sections, folder: Path, settings: Settings) -> None:
+        if self.reason:
+            rec.line(f"compiler cache: off ({self.reason})")
+            return
+        store, scope, limit = self.store, self.scope, settings.compiler_cache.max_bytes
+        if store is None or scope is None:
+            return
+        self.brought = rec.run(
+            "compiler_cache_in",
+            True,
+            lambda: compiler_cache.bring_or_cold(store, scope, folder, limit, rec.line),
+        )
+
+    def save(
+        self, rec: Sections, folder: Path, settings: Settings, counts: dict[str, Any] | None
+    ) -> None:
+        """Save the cache of a published build; a failure to save never fails the build."""
+        store, brought = self.store, self.brought
+        if store is None or brought is None:
+            return
+        rec.run(
+            "compiler_cache_out",
+            True,
+            lambda: _save_cache(store, brought, counts, folder, settings, say=rec.line),
+        )
+
+    def report(self, stats: Any, say: Callable[[str], None]) -> dict[str, Any]:
+        """The manifest's `compiler_cache` section; the figures go to the log too."""
+        if self.brought is None:
+            return {"enabled": False, "reason": self.reason}
+        counts = compiler_cache.figures(stats)
+        if counts is None:
+            say("compiler cache: sccache reported no statistics")
+        else:
+            reasons = ", ".join(f"{k}: {v}" for k, v in counts["not_cacheable_reasons"].items())
+            say(
+                f"compiler cache: {counts['compiles']} compiles, {counts['hits']} hits,"
+                f" {counts['misses']} misses, {counts['not_cacheable']} not cacheable"
+                + (f" ({reasons})" if reasons else "")
+            )
+            log.info("compiler_cache.stats", scope=self.scope, **_flat(counts))
+        return {"enabled": True, **self.brought.facts(), "counts": counts}
+
+
+def _flat(counts: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in counts.items() if not isinstance(v, dict)}
+
+
+def _save_cache(
+    store: WheelStore,
+    brought: compiler_cache.Brought,
+    counts: dict[str, Any] | None,
+    folder: Path,
+    settings: Settings,
+    *,
+    say: Callable[[str], None],
+) -> None:
+    reason = compiler_cache.save_reason(brought, counts)
+    if reason:
+        say(f"compiler cache: not saved ({reason})")
+        return
+    try:
+        saved = compiler_cache.save(
+            store, brought, folder, settings.compiler_cache.max_bytes, settings.work_dir
+        )
+    except (WheelwrightError, OSError) as exc:
+        say(f"--- compiler cache: not saved ({type(exc).__name__}: {exc})")
+        return
+    if saved["saved"]:
+        say(
+            f"compiler cache: saved generation {saved['generation']} ({saved['files']} files,"
+            f" {saved['bytes']} bytes, {saved['evicted_files']} evicted) in {saved['seconds']:.1f}s"
+        )
+    else:
+        say(f"compiler cache: not saved ({saved['reason']})")
+    log.info("compiler_cache.save", scope=brought.scope, **saved)
