@@ -230,6 +230,7 @@ def test_publish_layout_and_lookup(store: WheelStore, tmp_path: Path) -> None:
     assert keys == sorted(
         [
             f"builds/{ENV}/{REQUEST}.json",
+            f"history/{REQUEST}/{artifact.sha256}",  # what a rebuild's bytes are compared with
             f"logs/{REQUEST}.log",
             f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl",
             f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl.metadata",
