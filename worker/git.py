@@ -14,18 +14,14 @@ from pathlib import Path
 
 from service.errors import FetchError, SourceNotFoundError
 from service.gitpolicy import check_git_ref, check_git_url
+from worker.proxy import PROXY_VARS
 
 #: Environment variables git may keep from the worker's: reaching the network and ssh keys.
 KEPT_ENV = (
     "PATH",
     "HOME",
     "LANG",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
+    *PROXY_VARS,
     "SSH_AUTH_SOCK",
 )
 GIT_TIMEOUT_S = 1800

@@ -26,6 +26,7 @@ import docker
 import docker.errors
 
 from service.errors import ImageError
+from worker.proxy import PROXY_VARS
 
 ImageKind = Literal["cpu", "cuda"]
 Progress = Callable[[str], None]
@@ -35,7 +36,6 @@ OFFLINE_PYTHON = "3.11"  # Debian bookworm's python3
 LABEL_PREFIX = "org.wheelwright."
 _VERSION_RE = re.compile(r"^\d+\.\d+$")
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
-PROXY_ARGS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 _BUILD_TIMEOUT_S = 3600  # one HTTP read may wait this long for a quiet build step
 _LOG_TAIL = 25
 RECIPE_LAYERS = {"build-cuda": ("build-cpu", "build-cuda")}
@@ -262,7 +262,7 @@ def _build(
 
 
 def proxy_buildargs() -> dict[str, str]:
-    return {k: v for k in PROXY_ARGS if (v := os.environ.get(k))}
+    return {k: v for k in PROXY_VARS if (v := os.environ.get(k))}
 
 
 def docker_build(client: docker.DockerClient, tag: str, progress: Progress, **build: Any) -> str:

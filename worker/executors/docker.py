@@ -47,13 +47,13 @@ from worker.executors.limits import named_limit
 from worker.executors.lines import LineSplitter
 from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
+from worker.proxy import PROXY_VARS
 
 LABEL = "org.wheelwright.managed"
 BUILD_LABEL = "org.wheelwright.build-id"
 WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
 COMPILER_CACHE = "/ww/compiler-cache"  # the project's, writable by the build stage alone
 DEFAULT_USER = "1000:1000"
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 POLL_S = 1.0
 REAP_GRACE_S = 120
 #: Stages that see the runtime snapshot read-only: it is what verify installs into and trusts.

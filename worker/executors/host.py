@@ -32,6 +32,7 @@ from worker.executors.base import StageContext, check_stop, read_stage_result, w
 from worker.executors.bundle import driver_bundle
 from worker.executors.lines import LineSplitter
 from worker.plan import Layout, Machine, StagePlan
+from worker.proxy import PROXY_VARS
 
 PASS_THROUGH = (
     "PATH",
@@ -45,12 +46,7 @@ PASS_THROUGH = (
     "PIP_CERT",
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "no_proxy",
+    *PROXY_VARS,
 )
 
 
