@@ -82,16 +82,19 @@ class NoDispatcher:
 
 
 class InProcessDispatcher:
-    """One build at a time in a background thread: `wheelwright serve` with no broker."""
+    """Builds in background threads, `workers` at a time (`wheelwright serve` with no broker
+    runs one; `wheelwright project build --workers N` runs a wave's builds side by side)."""
 
     def __init__(
         self,
         run: Callable[[str], object],
         on_crash: Callable[[str, Exception], object] | None = None,
+        *,
+        workers: int = 1,
     ) -> None:
         self._run = run
         self._on_crash = on_crash
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="build")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="build")
         self._waiting: Counter[str] = Counter()
         self._lock = threading.Lock()
 
@@ -113,3 +116,7 @@ class InProcessDispatcher:
     def queue_length(self, queue: str) -> int | None:
         with self._lock:
             return self._waiting[queue]
+
+    def shutdown(self) -> None:
+        """Wait for the builds already handed over, then stop the threads."""
+        self._pool.shutdown(wait=True)

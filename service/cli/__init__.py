@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sys
 
-from service.cli import admin, build, project, serve, submit
+from service.cli import admin, build, project, project_build, serve, submit
 from service.cli.common import app, err
 
-__all__ = ["admin", "app", "build", "main", "project", "serve", "submit"]
+__all__ = ["admin", "app", "build", "main", "project", "project_build", "serve", "submit"]
 
 
 def main() -> None:

@@ -1,0 +1,125 @@
+"""The service in this process, for commands that need more than one build: the embedded
+default of `wheelwright serve` (memory job state, an in-process dispatcher with N workers, the
+configured store) and, while they run, the index served on a loopback address so that build
+containers (host network for installs) can install what earlier builds published."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from service.config import Settings
+from service.dispatch import InProcessDispatcher
+from service.errors import ConfigError
+from service.jobs import JobBackend, MemoryJobs
+from service.models import BuildRequest, Requester
+from service.store import WheelStore, open_store
+from service.submit import Submitted, submit
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass
+class Embedded:
+    settings: Settings
+    store: WheelStore
+    jobs: JobBackend
+    dispatcher: InProcessDispatcher
+
+    def submit(self, request: BuildRequest) -> Submitted:
+        return submit(
+            request,
+            self.settings,
+            self.store,
+            self.jobs,
+            self.dispatcher,
+            requested_by=Requester(via="cli"),
+        )
+
+
+@contextmanager
+def embedded_service(settings: Settings, *, workers: int) -> Iterator[Embedded]:
+    """Store, job state and `workers` build threads; waits for running builds on the way out."""
+    from worker.executors import make_executor
+    from worker.runner import Services, run_job
+
+    settings.home.mkdir(parents=True, exist_ok=True)
+    svc = Services(settings, open_store(settings), MemoryJobs(), make_executor(settings))
+
+    def crashed(build_id: str, exc: Exception) -> None:
+        svc.jobs.finish(build_id, "failed", error=f"the build runner failed: {exc}")
+
+    def run(build_id: str) -> str:
+        return run_job(build_id, svc)
+
+    dispatcher = InProcessDispatcher(run, crashed, workers=workers)
+    try:
+        yield Embedded(settings, svc.store, svc.jobs, dispatcher)
+    finally:
+        dispatcher.shutdown()
+
+
+@contextmanager
+def served_index(embedded: Embedded, base_url: str) -> Iterator[None]:
+    """The API and index at `base_url` while the block runs; where a service answers there
+    already (`wheelwright serve` over the same store), it is used as it is."""
+    parts = urlsplit(base_url)
+    host, port = parts.hostname or "", parts.port or 80
+    if _answers(base_url):
+        yield
+        return
+    if host not in LOOPBACK:
+        raise ConfigError(
+            f"nothing answers at {base_url}, and only a loopback address is served here"
+        )
+    import uvicorn
+
+    from service.api.app import create_app
+
+    app = create_app(
+        embedded.settings,
+        store=embedded.store,
+        jobs=embedded.jobs,
+        dispatcher=embedded.dispatcher,
+        index_ttl_s=0.0,
+    )
+    with _bound(host, port):
+        pass  # free now; uvicorn binds it next
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="index", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise ConfigError(f"could not serve the index at {base_url}")
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        return httpx.get(f"{base_url.rstrip('/')}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextmanager
+def _bound(host: str, port: int) -> Iterator[None]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(f"cannot serve the index on {host}:{port}: {exc}") from None
+        yield

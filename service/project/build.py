@@ -1,0 +1,176 @@
+"""A whole project built for one environment: lock (a fixpoint where uv must wait for a build),
+plan, then the plan's waves through the ordinary build submission.
+
+Without a uv.lock, uv locks with building forbidden and our environment's page in front; a
+package it cannot lock without building is built first (alone, as its own wave), then uv locks
+again, each round a package further, at most `MAX_ROUNDS` times. With a uv.lock the versions are
+decided already: the lock must match pyproject.toml, and only the plan is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from service.errors import InvalidRequestError
+from service.jobs import JobBackend
+from service.models import BuildRequest, RequirementSource
+from service.project.environment import ProjectEnvironment
+from service.project.lock import parse_lock
+from service.project.plan import BuildNode, ProjectPlan, plan_project
+from service.project.resolve import project_lock
+from service.project.run import ProjectProgress, ProjectRun
+from service.project.settings import ProjectBuildSettings, read_project_settings
+from service.submit import Submitted
+
+MAX_ROUNDS = 20
+
+
+@dataclass(frozen=True)
+class ProjectResult:
+    progress: ProjectProgress
+    plan: ProjectPlan
+
+    @property
+    def built(self) -> list[str]:
+        """Every package this project takes from our index (built now or found in the store)."""
+        return [node.name for node in self.progress.built]
+
+
+class ProjectBuild:
+    """One project build; `submit` is `service.submit.submit` bound to a service's parts."""
+
+    def __init__(
+        self,
+        folder: Path,
+        env: ProjectEnvironment,
+        submit: Callable[[BuildRequest], Submitted],
+        jobs: JobBackend,
+        *,
+        abi_pins: dict[str, str],
+        on_change: Callable[[], object] | None = None,
+        poll_s: float = 0.2,
+    ) -> None:
+        self.folder = folder
+        self.env = env
+        self.progress = ProjectProgress()
+        self._submit = submit
+        self._jobs = jobs
+        self._abi = abi_pins
+        self._on_change = on_change
+        self._poll_s = poll_s
+        self._project = read_project_settings(
+            (folder / "pyproject.toml").read_text(encoding="utf-8"),
+            where=str(folder / "pyproject.toml"),
+        )
+
+    def run(self) -> ProjectResult:
+        text = self._lock()
+        lock = parse_lock(text, where=str(self.folder / "uv.lock"))
+        plan = plan_project(lock, self._project, self.env.spec.target, abi_pins=tuple(self._abi))
+        self._run(plan)
+        return ProjectResult(self.progress, plan)
+
+    def _lock(self) -> str:
+        has_lock = (self.folder / "uv.lock").is_file()
+        for _ in range(MAX_ROUNDS):
+            locked = project_lock(self.folder, index=None if has_lock else self.env.index_url)
+            if locked.text is not None:
+                return locked.text
+            blocker = canonicalize_name((locked.blocked_by or "").split("==")[0])
+            if blocker in self.progress.nodes:
+                raise InvalidRequestError(
+                    f"uv still cannot lock the project without building {locked.blocked_by}, "
+                    f"though it was built for {self.env.name}: check that the index "
+                    f"{self.env.index_url} serves it"
+                )
+            node = self._blocker_node(str(locked.blocked_by))
+            done = self._run(_one_node_plan(node, self.env))
+            failed = done.nodes[node.name]
+            if not failed.ok:
+                raise InvalidRequestError(
+                    f"uv cannot lock the project without {node.pin}, and its build "
+                    f"{failed.error or 'failed'}"
+                )
+        raise InvalidRequestError(
+            f"uv could not lock the project after building {MAX_ROUNDS} packages one by one"
+        )
+
+    def _blocker_node(self, pin: str) -> BuildNode:
+        """The package uv must have built before it can lock; its runtime from the project."""
+        name, _, version = pin.partition("==")
+        name = canonicalize_name(name)
+        runtime = _runtime(name, self._project, self._abi, self.progress)
+        after = tuple(
+            r
+            for r in (canonicalize_name(Requirement(p).name) for p in runtime)
+            if r in self.progress.nodes
+        )
+        return BuildNode(name, version, "uv cannot lock it without building it", runtime, after)
+
+    def _run(self, plan: ProjectPlan) -> ProjectProgress:
+        run = ProjectRun(
+            plan,
+            self._submit_node,
+            self._jobs,
+            progress=self.progress,
+            on_change=self._on_change,
+            poll_s=self._poll_s,
+        )
+        return run.run()
+
+    def _submit_node(self, node: BuildNode) -> Submitted:
+        return self._submit(node_request(node, self.env))
+
+
+def node_request(node: BuildNode, env: ProjectEnvironment) -> BuildRequest:
+    """The ordinary build request of one node: its sdist by pin, in the project's environment,
+    its runtime the environment's plus what its own build needs besides."""
+    pinned = {canonicalize_name(Requirement(p).name): p for p in env.spec.runtime}
+    added: list[str] = []
+    for text in node.runtime:
+        req = Requirement(text)
+        own = pinned.get(canonicalize_name(req.name))
+        if own is None:
+            added.append(text)
+        elif str(req.specifier) and not Requirement(own).specifier.contains(
+            next(iter(req.specifier)).version, prereleases=True
+        ):
+            raise InvalidRequestError(
+                f"the build of {node.name} needs {text}, but environment {env.name} pins {own}"
+            )
+    fields: dict[str, object] = {
+        "source": RequirementSource(requirement=node.pin),
+        "environment": env.name,
+    }
+    if added:
+        fields["runtime"] = tuple(added)
+    return BuildRequest.model_validate(fields)
+
+
+def _runtime(
+    name: str,
+    project: ProjectBuildSettings,
+    abi: dict[str, str],
+    progress: ProjectProgress,
+) -> tuple[str, ...]:
+    runtime: list[str] = []
+    for extra in project.extra_build_dependencies.get(name, ()):
+        built = progress.nodes.get(extra.name)
+        if built is not None:
+            runtime.append(f"{built.name}=={built.version}")
+        elif extra.match_runtime and extra.name in abi:
+            runtime.append(f"{extra.name}=={abi[extra.name]}")
+        else:
+            runtime.append(extra.requirement)
+    return tuple(runtime)
+
+
+def _one_node_plan(node: BuildNode, env: ProjectEnvironment) -> ProjectPlan:
+    return ProjectPlan(
+        target=env.spec.target, nodes={node.name: node}, generations=((node.name,),), installable=()
+    )

@@ -1,0 +1,187 @@
+"""A project's plan, built: wave after wave through the ordinary build submission.
+
+Each node is submitted as any build request is (`service.submit.submit`, bound by the caller), so
+the cache, single-flight, records, logs and the dashboard all apply. A wave's builds are all
+submitted before any is waited on, so as many run at once as there are workers. A node whose
+build needs a node that was not built is not submitted: it is reported "not built", naming the
+package it waited for. The others still build and publish; publishing is the one moment a wheel
+counts, so a failed build leaves nothing behind on the index.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import structlog
+
+from service.errors import WheelwrightError
+from service.jobs import JobBackend
+from service.project.plan import BuildNode, ProjectPlan
+from service.submit import Submitted
+
+log = structlog.get_logger("wheelwright.project")
+
+NodeState = Literal["waiting", "queued", "running", "built", "cached", "failed", "not built"]
+DONE: frozenset[str] = frozenset({"built", "cached"})
+ENDED: frozenset[str] = DONE | {"failed", "not built"}
+
+
+@dataclass
+class NodeProgress:
+    """One package of the project build, as the live table and the JSON answer show it."""
+
+    name: str
+    version: str
+    wave: int
+    state: NodeState = "waiting"
+    stage: str | None = None
+    build_id: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    error: str | None = None
+    wheel: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.state in DONE
+
+    def seconds(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished if self.finished is not None else now) - self.started
+
+    def as_json(self, now: float) -> dict[str, object]:
+        seconds = self.seconds(now)
+        return {
+            "name": self.name,
+            "version": self.version,
+            "wave": self.wave,
+            "state": self.state,
+            "stage": self.stage,
+            "build_id": self.build_id,
+            "seconds": round(seconds, 3) if seconds is not None else None,
+            "error": self.error,
+            "wheel": self.wheel,
+        }
+
+
+@dataclass
+class ProjectProgress:
+    """Every node's progress, in build order."""
+
+    nodes: dict[str, NodeProgress] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[NodeProgress]:
+        return [n for n in self.nodes.values() if n.state in ("failed", "not built")]
+
+    @property
+    def built(self) -> list[NodeProgress]:
+        return [n for n in self.nodes.values() if n.ok]
+
+    def as_json(self, now: float) -> list[dict[str, object]]:
+        return [node.as_json(now) for node in self.nodes.values()]
+
+
+class ProjectRun:
+    """Runs `plan`'s waves in order; `submit_node` turns a node into a submitted build."""
+
+    def __init__(
+        self,
+        plan: ProjectPlan,
+        submit_node: Callable[[BuildNode], Submitted],
+        jobs: JobBackend,
+        *,
+        progress: ProjectProgress | None = None,
+        poll_s: float = 0.2,
+        on_change: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan = plan
+        self._submit = submit_node
+        self._jobs = jobs
+        self._poll_s = poll_s
+        self._on_change = on_change or (lambda: None)
+        self._clock = clock
+        self.progress = progress or ProjectProgress()
+        first_wave = 1 + max((n.wave for n in self.progress.nodes.values()), default=0)
+        for number, wave in enumerate(plan.generations, start=first_wave):
+            for name in wave:
+                node = plan.nodes[name]
+                self.progress.nodes[name] = NodeProgress(node.name, node.version, number)
+
+    def run(self) -> ProjectProgress:
+        for wave in self.plan.generations:
+            waiting = {}
+            for name in wave:
+                build_id = self._start(self.plan.nodes[name])
+                if build_id is not None:
+                    waiting[name] = build_id
+            self._on_change()
+            self._wait(waiting)
+        return self.progress
+
+    def _start(self, node: BuildNode) -> str | None:
+        """Submit `node`; its build id when a build runs, None when it ended already."""
+        entry = self.progress.nodes[node.name]
+        missing = [a for a in node.after if not self._ok(a)]
+        if missing:
+            entry.state = "not built"
+            entry.error = f"not built: its build needs {', '.join(missing)}, which was not built"
+            return None
+        entry.started = self._clock()
+        try:
+            submitted = self._submit(node)
+        except WheelwrightError as exc:
+            self._end(entry, "failed", error=str(exc))
+            return None
+        if submitted.artifact is not None:
+            entry.wheel = submitted.artifact.filename
+            self._end(entry, "cached")
+            return None
+        if submitted.record is None:  # submit answers with an artifact or a record
+            self._end(entry, "failed", error="the service returned neither a wheel nor a build")
+            return None
+        entry.build_id = submitted.record.id
+        entry.state = "queued"
+        log.info("project.node_submitted", package=node.name, build_id=entry.build_id)
+        return entry.build_id
+
+    def _ok(self, name: str) -> bool:
+        entry = self.progress.nodes.get(name)
+        return entry is None or entry.ok  # a name outside this plan was built before it
+
+    def _wait(self, waiting: Mapping[str, str]) -> None:
+        left = dict(waiting)
+        while left:
+            changed = False
+            for name, build_id in list(left.items()):
+                entry = self.progress.nodes[name]
+                record = self._jobs.get(build_id)
+                stage = record.stages[-1].name if record.stages else None
+                if record.state == "running" and (entry.state, entry.stage) != ("running", stage):
+                    entry.state, entry.stage, changed = "running", stage, True
+                if not record.terminal:
+                    continue
+                del left[name]
+                changed = True
+                if record.state == "succeeded":
+                    wheel = (record.artifact or {}).get("filename")
+                    entry.wheel = str(wheel) if wheel else None
+                    self._end(entry, "built")
+                else:
+                    where = f" in stage {record.error_stage}" if record.error_stage else ""
+                    self._end(entry, "failed", error=f"failed{where}: {record.error}")
+            if changed:
+                self._on_change()
+            if left:
+                time.sleep(self._poll_s)
+
+    def _end(self, entry: NodeProgress, state: NodeState, *, error: str | None = None) -> None:
+        entry.state, entry.error, entry.finished = state, error, self._clock()
+        if entry.started is None:
+            entry.started = entry.finished
+        log.info("project.node_ended", package=entry.name, state=state, build_id=entry.build_id)

@@ -1,0 +1,200 @@
+"""Project builds, decided without Docker: waves in order through the real `submit` (memory job
+state, local store, an in-process dispatcher with two workers), failures reported on dependents,
+the node requests in the project's environment, the uv configuration written back."""
+
+from __future__ import annotations
+
+import threading
+import tomllib
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from service.config import Settings, load_settings
+from service.dispatch import InProcessDispatcher
+from service.environments import apply_environment
+from service.errors import InvalidRequestError
+from service.jobs import MemoryJobs
+from service.models import BuildRequest, StageTiming, Target
+from service.project.build import node_request
+from service.project.environment import (
+    ProjectEnvironment,
+    check_python,
+    declared_pins,
+    project_environment,
+)
+from service.project.plan import BuildNode, ProjectPlan
+from service.project.run import ProjectRun
+from service.project.uvconfig import uv_config_text, write_uv_config
+from service.store import open_store
+from service.submit import Submitted, submit
+
+CPU = Target(kind="cpu", python="3.11")
+PYPROJECT = """\
+[project]
+name = "demo"
+version = "0.1.0"
+requires-python = ">=3.11"
+dependencies = ["torch==2.13.0", "beta", "pure"]
+
+[[tool.uv.index]]
+name = "fixtures"
+url = "http://127.0.0.1:9/simple/"
+default = true
+"""
+
+
+def node(name: str, *after: str, runtime: tuple[str, ...] = ("torch==2.13.0",)) -> BuildNode:
+    pins = (*runtime, *(f"{a}==1.0" for a in after))
+    return BuildNode(name, "1.0", "sdist only", pins, tuple(after))
+
+
+def plan_of(*nodes: BuildNode, waves: tuple[tuple[str, ...], ...]) -> ProjectPlan:
+    return ProjectPlan(CPU, {n.name: n for n in nodes}, waves, ())
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> tuple[Settings, ProjectEnvironment]:
+    (tmp_path / "pyproject.toml").write_text(PYPROJECT)
+    settings = load_settings(home=tmp_path / "home")
+    env = project_environment(
+        settings,
+        tmp_path / "pyproject.toml",
+        target=CPU,
+        environment=None,
+        base_url="http://127.0.0.1:8123",
+        abi_pins={"torch": "2.13.0"},
+    )
+    return env.settings(settings), env
+
+
+class Service:
+    """The real submit path; `outcome` decides each build's end (the worker's part)."""
+
+    def __init__(self, settings: Settings, outcome: Callable[[str], str | None]) -> None:
+        self.settings, self.jobs = settings, MemoryJobs()
+        self.store = open_store(settings)
+        self.running: set[str] = set()
+        self.overlap = 0
+        self.order: list[str] = []
+        self._lock = threading.Lock()
+        self._outcome = outcome
+        self.dispatcher = InProcessDispatcher(self._run, workers=2)
+
+    def _run(self, build_id: str) -> None:
+        record = self.jobs.start(build_id)
+        name = record.project
+        with self._lock:
+            self.running.add(name)
+            self.overlap = max(self.overlap, len(self.running))
+            self.order.append(name)
+        self.jobs.record_stage(build_id, StageTiming(name="build", network=False))
+        time.sleep(0.3)
+        error = self._outcome(name)
+        with self._lock:
+            self.running.discard(name)
+        if error is None:
+            self.jobs.finish(build_id, "succeeded", artifact={"filename": f"{name}-1.0.whl"})
+        else:
+            self.jobs.finish(build_id, "failed", error=error, error_stage="build")
+
+    def submit(self, request: BuildRequest) -> Submitted:
+        return submit(request, self.settings, self.store, self.jobs, self.dispatcher)
+
+
+def test_waves_run_in_order_and_a_waves_builds_at_once(env) -> None:  # type: ignore[no-untyped-def]
+    settings, project_env = env
+    service = Service(settings, lambda name: None)
+    plan = plan_of(
+        node("alpha"), node("pure"), node("beta", "alpha"), waves=(("alpha", "pure"), ("beta",))
+    )
+    progress = ProjectRun(
+        plan, lambda n: service.submit(node_request(n, project_env)), service.jobs, poll_s=0.02
+    ).run()
+    assert [n.state for n in progress.nodes.values()] == ["built", "built", "built"]
+    assert service.order[-1] == "beta" and set(service.order[:2]) == {"alpha", "pure"}
+    assert service.overlap == 2  # alpha and pure built side by side
+    assert progress.nodes["beta"].wheel == "beta-1.0.whl"
+    record = service.jobs.get(str(progress.nodes["beta"].build_id))
+    assert record.environment == project_env.name
+    assert record.request.runtime == ("torch==2.13.0", "alpha==1.0")
+    assert record.request.index.extra_index_urls[0] == project_env.index_url
+
+
+def test_a_failed_package_fails_its_dependents_naming_it(env) -> None:  # type: ignore[no-untyped-def]
+    settings, project_env = env
+    service = Service(settings, lambda name: "setup.py exploded" if name == "alpha" else None)
+    plan = plan_of(
+        node("alpha"),
+        node("pure"),
+        node("beta", "alpha"),
+        node("gamma", "beta"),
+        waves=(("alpha", "pure"), ("beta",), ("gamma",)),
+    )
+    progress = ProjectRun(
+        plan, lambda n: service.submit(node_request(n, project_env)), service.jobs, poll_s=0.02
+    ).run()
+    states = {n.name: n.state for n in progress.nodes.values()}
+    assert states == {"alpha": "failed", "pure": "built", "beta": "not built", "gamma": "not built"}
+    assert progress.nodes["alpha"].error == "failed in stage build: setup.py exploded"
+    assert "needs alpha, which was not built" in str(progress.nodes["beta"].error)
+    assert "needs beta" in str(progress.nodes["gamma"].error)
+    assert sorted(service.order) == ["alpha", "pure"]  # nothing of beta or gamma was queued
+    assert [n.name for n in progress.failed] == ["alpha", "beta", "gamma"]
+
+
+def test_a_refused_submission_fails_that_package_only(env) -> None:  # type: ignore[no-untyped-def]
+    settings, project_env = env
+    service = Service(settings, lambda name: None)
+    bad = node("alpha", runtime=("torch==2.4.0",))  # the environment pins torch 2.13.0
+    plan = plan_of(bad, node("pure"), waves=(("alpha", "pure"),))
+    progress = ProjectRun(
+        plan, lambda n: service.submit(node_request(n, project_env)), service.jobs, poll_s=0.02
+    ).run()
+    assert progress.nodes["pure"].state == "built"
+    assert progress.nodes["alpha"].state == "failed"
+    assert "needs torch==2.4.0, but environment" in str(progress.nodes["alpha"].error)
+
+
+def test_the_project_environment_is_one_page_for_every_package(env) -> None:  # type: ignore[no-untyped-def]
+    settings, project_env = env
+    assert project_env.name.startswith("cpu-py311-torch2.13.0-")
+    assert project_env.index_url == f"http://127.0.0.1:8123/simple/{project_env.name}/"
+    assert project_env.spec.index.index_url == "http://127.0.0.1:9/simple/"
+    alpha = apply_environment(node_request(node("alpha"), project_env), settings)
+    beta = apply_environment(node_request(node("beta", "alpha"), project_env), settings)
+    assert alpha.runtime == ("torch==2.13.0",)
+    assert beta.runtime == ("torch==2.13.0", "alpha==1.0")
+    assert alpha.index == beta.index
+
+
+def test_a_python_the_target_lacks_is_refused(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    with pytest.raises(InvalidRequestError, match=r"requires Python >=3.12, but the target cpu"):
+        check_python({"project": {"requires-python": ">=3.12"}}, CPU, pyproject)
+    check_python({"project": {"requires-python": ">=3.11,<3.13"}}, CPU, pyproject)
+    pyproject.write_text(PYPROJECT)
+    assert declared_pins(pyproject, ["torch"]) == {"torch": "2.13.0"}
+
+
+def test_the_uv_configuration_is_merged_keeping_comments(tmp_path: Path) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        "# my project\n[project]\nname = 'demo'  # keep me\n\n"
+        "[tool.uv.sources]\nlocal-thing = { path = '../x' }\n"
+    )
+    url = "http://host:8000/simple/cpu-py311-torch2.13.0-abcd1234/"
+    write_uv_config(pyproject, url, ["Beta", "alpha"])
+    text = write_uv_config(pyproject, url, ["beta", "alpha"])  # twice: one index, not two
+    assert text.startswith("# my project\n[project]\nname = 'demo'  # keep me\n")
+    assert text.count("[[tool.uv.index]]") == 1
+    assert "local-thing = { path = '../x' }" in text
+    assert 'alpha = {index = "wheelwright"}\nbeta = {index = "wheelwright"}\n' in text
+    assert tomllib.loads(text)["tool"]["uv"]["index"] == [
+        {"name": "wheelwright", "url": url, "explicit": True}
+    ]
+    printed = uv_config_text(url, ["beta", "alpha"])
+    assert f'url = "{url}"' in printed and "explicit = true" in printed
+    assert printed.index("alpha =") < printed.index("beta =")
