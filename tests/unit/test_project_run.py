@@ -5,8 +5,8 @@ the node requests in the project's environment, the uv configuration written bac
 from __future__ import annotations
 
 import threading
-import tomllib
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
