@@ -22,7 +22,7 @@ from service.models import BuildRequest, RequirementSource
 from service.project.environment import ProjectEnvironment
 from service.project.lock import parse_lock
 from service.project.plan import BuildNode, ProjectPlan, plan_project
-from service.project.resolve import project_lock
+from service.project.resolve import project_lock, runtime_blocker
 from service.project.run import ProjectProgress, ProjectRun
 from service.project.settings import ProjectBuildSettings, read_project_settings
 from service.submit import Submitted
@@ -81,24 +81,40 @@ class ProjectBuild:
             locked = project_lock(self.folder, index=None if has_lock else self.env.index_url)
             if locked.text is not None:
                 return locked.text
-            blocker = canonicalize_name((locked.blocked_by or "").split("==")[0])
-            if blocker in self.progress.nodes:
-                raise InvalidRequestError(
-                    f"uv still cannot lock the project without building {locked.blocked_by}, "
-                    f"though it was built for {self.env.name}: check that the index "
-                    f"{self.env.index_url} serves it"
-                )
-            node = self._blocker_node(str(locked.blocked_by))
-            done = self._run(_one_node_plan(node, self.env))
-            failed = done.nodes[node.name]
-            if not failed.ok:
-                raise InvalidRequestError(
-                    f"uv cannot lock the project without {node.pin}, and its build "
-                    f"{failed.error or 'failed'}"
-                )
+            self._build_first(str(locked.blocked_by), depth=0)
         raise InvalidRequestError(
             f"uv could not lock the project after building {MAX_ROUNDS} packages one by one"
         )
+
+    def _build_first(self, pin: str, *, depth: int) -> None:
+        """Build `pin`, which uv cannot lock without, after what its own build's runtime
+        needs built (asked of uv the same way); each a wave of its own."""
+        name = canonicalize_name(pin.split("==", maxsplit=1)[0])
+        if name in self.progress.nodes:
+            raise InvalidRequestError(
+                f"uv still cannot resolve without building {pin}, though it was built for "
+                f"{self.env.name}: check that {self.env.index_url} serves it"
+            )
+        if depth > MAX_ROUNDS:
+            raise InvalidRequestError(f"more than {MAX_ROUNDS} builds must come before {pin}")
+        node = self._blocker_node(pin)
+        while node.runtime:
+            needed = runtime_blocker(
+                self.folder / "pyproject.toml",
+                node.runtime,
+                python=self.env.spec.target.python,
+                index=self.env.index_url,
+            )
+            if needed is None:
+                break
+            self._build_first(needed, depth=depth + 1)
+            node = self._blocker_node(pin)
+        done = self._run(_one_node_plan(node, self.env)).nodes[node.name]
+        if not done.ok:
+            raise InvalidRequestError(
+                f"uv cannot resolve the project without {node.pin}, and its build "
+                f"{done.error or 'failed'}"
+            )
 
     def _blocker_node(self, pin: str) -> BuildNode:
         """The package uv must have built before it can lock; its runtime from the project."""

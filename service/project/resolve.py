@@ -18,9 +18,11 @@ import re
 import shutil
 import subprocess
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import tomlkit
 import uv
 
 from service.errors import InvalidRequestError
@@ -62,7 +64,15 @@ def project_lock(folder: Path, *, index: str | None = None) -> ProjectLock:
 
 def _uv(work: Path, *flags: str, what: str) -> tuple[str, str] | None:
     """Run `uv lock`; None when it locked, or the (name, version) that needs a build."""
-    env = {**os.environ, "UV_NO_CONFIG": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    # The project's own [tool.uv] (its indexes, find-links) applies; the user's and the system's
+    # uv.toml do not: their folders point into the scratch copy. (UV_NO_CONFIG would also drop
+    # the project's [tool.uv], and with it the indexes the project names.)
+    env = {
+        **os.environ,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "XDG_CONFIG_HOME": str(work),
+        "XDG_CONFIG_DIRS": str(work),
+    }
     try:
         done = subprocess.run(
             [uv.find_uv_bin(), "lock", "--no-build", "--directory", str(work), *flags],
@@ -81,3 +91,40 @@ def _uv(work: Path, *flags: str, what: str) -> tuple[str, str] | None:
         return blocker.group(1), blocker.group(2)
     detail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
     raise InvalidRequestError(f"{what}: {detail}")
+
+
+#: What a probe of a build's runtime keeps of the project's [tool.uv]: where packages come from.
+INDEX_KEYS = ("index", "index-url", "extra-index-url", "find-links", "no-index", "index-strategy")
+
+
+def runtime_blocker(
+    pyproject: Path, requirements: tuple[str, ...], *, python: str, index: str | None
+) -> str | None:
+    """The package (`name==version`) that must be built before `requirements` (a build's
+    runtime) can be installed for `python`, or None when uv resolves them from wheels alone.
+
+    uv locks a scratch project of just those requirements, with the project's indexes and
+    `index` in front, building forbidden, as `project_lock` does for the project itself."""
+    try:
+        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidRequestError(f"cannot read {pyproject}: {exc}") from None
+    uv_table = data.get("tool", {}).get("uv", {})
+    probe = {
+        "project": {
+            "name": "wheelwright-runtime-probe",
+            "version": "0",
+            "requires-python": f"=={python}.*",
+            "dependencies": list(requirements),
+        },
+        "tool": {"uv": {key: uv_table[key] for key in INDEX_KEYS if key in uv_table}},
+    }
+    with tempfile.TemporaryDirectory(prefix="wheelwright-probe-") as scratch:
+        (Path(scratch) / "pyproject.toml").write_text(tomlkit.dumps(probe), encoding="utf-8")
+        front = ("--index", index) if index else ()
+        blocker = _uv(
+            Path(scratch),
+            *front,
+            what=f"uv could not resolve the build runtime {', '.join(requirements)}",
+        )
+    return f"{blocker[0]}=={blocker[1]}" if blocker else None
