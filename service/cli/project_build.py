@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -12,12 +13,14 @@ import typer
 from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from service.cli.common import err, fail, settings_for
 from service.cli.embedded import embedded_service, served_index
 from service.cli.project import _target, project_app
 from service.config import Settings
 from service.errors import BuildFailedError, InvalidRequestError, WheelwrightError
+from service.logging import configure_logging
 from service.models import Target
 from service.project.build import ProjectBuild, ProjectResult
 from service.project.environment import (
@@ -28,7 +31,7 @@ from service.project.environment import (
 from service.project.lock import parse_lock
 from service.project.plan import reachable
 from service.project.run import ProjectProgress
-from service.project.uvconfig import uv_config_text, write_uv_config
+from service.project.uvconfig import direct_dependencies, uv_config_text, write_uv_config
 
 STATE_STYLE = {"built": "green", "cached": "green", "failed": "red", "not built": "red"}
 
@@ -51,10 +54,12 @@ def build(
         bool, typer.Option("--write", help="write the uv configuration into pyproject.toml")
     ] = False,
     output_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="log each stage")] = False,
 ) -> None:
     """Build every package the project has no wheel for (in order: a package after those its
     build installs) and print the uv configuration that takes them from our index."""
     started = time.monotonic()
+    configure_logging(json_logs=False, quiet=not verbose)
     try:
         settings = settings_for(executor)
         folder = path.expanduser().resolve()
@@ -75,7 +80,8 @@ def build(
     except WheelwrightError as exc:
         raise fail(exc) from None
     built = result.built
-    config = uv_config_text(env.index_url, built) if built else ""
+    direct = direct_dependencies(tomllib.loads(pyproject.read_text(encoding="utf-8")))
+    config = uv_config_text(env.index_url, built, direct=direct) if built else ""
     if write and built:
         write_uv_config(pyproject, env.index_url, built)
     seconds = time.monotonic() - started
@@ -109,7 +115,7 @@ def _run(
     with embedded_service(settings, workers=workers) as service:
         project: ProjectBuild | None = None
 
-        def table() -> Table:
+        def table() -> Table | Text:
             return progress_table(project.progress if project else ProjectProgress(), env.name)
 
         with (
@@ -122,7 +128,9 @@ def _run(
             return project.run()
 
 
-def progress_table(progress: ProjectProgress, environment: str) -> Table:
+def progress_table(progress: ProjectProgress, environment: str) -> Table | Text:
+    if not progress.nodes:
+        return Text("locking with building forbidden ...", style="dim")
     now = time.monotonic()
     table = Table(title=f"project build for {environment}", title_justify="left")
     for column in ("wave", "package", "state", "stage", "time", "note"):
@@ -136,7 +144,7 @@ def progress_table(progress: ProjectProgress, environment: str) -> Table:
             f"[{style}]{node.state}[/]",
             escape(node.stage or "-"),
             f"{seconds:.1f} s" if seconds is not None else "-",
-            escape(node.error or node.wheel or ""),
+            escape(node.error or node.wheel or node.note or ""),
         )
     return table
 
@@ -153,11 +161,17 @@ def _report(
         return
     for node in progress.failed:
         err.print(f"[bold red]{escape(node.name)}:[/] {escape(node.error or node.state)}")
-    built = progress.built
-    err.print(
-        f"{len(built)} of {len(progress.nodes)} packages on {environment}; "
-        f"{len(progress.failed)} not built ({seconds:.2f} s)"
-    )
+    built, new = progress.built, progress.new
+    if not new and not progress.failed:
+        err.print(
+            f"nothing new to build: the {len(built)} packages the project takes from "
+            f"{environment} are there already ({seconds:.2f} s)"
+        )
+    else:
+        err.print(
+            f"{len(new)} built, {len(built) - len(new)} there already, "
+            f"{len(progress.failed)} not built, on {environment} ({seconds:.2f} s)"
+        )
     if config:
         if write:
             err.print("pyproject.toml now takes them from our index:")

@@ -20,10 +20,10 @@ from service.errors import InvalidRequestError
 from service.jobs import JobBackend
 from service.models import BuildRequest, RequirementSource
 from service.project.environment import ProjectEnvironment
-from service.project.lock import parse_lock
-from service.project.plan import BuildNode, ProjectPlan, plan_project
+from service.project.lock import Lock, parse_lock
+from service.project.plan import BuildNode, ProjectPlan, plan_project, reachable
 from service.project.resolve import project_lock, runtime_blocker
-from service.project.run import ProjectProgress, ProjectRun
+from service.project.run import NodeProgress, ProjectProgress, ProjectRun
 from service.project.settings import ProjectBuildSettings, read_project_settings
 from service.submit import Submitted
 
@@ -71,14 +71,18 @@ class ProjectBuild:
     def run(self) -> ProjectResult:
         text = self._lock()
         lock = parse_lock(text, where=str(self.folder / "uv.lock"))
-        plan = plan_project(lock, self._project, self.env.spec.target, abi_pins=tuple(self._abi))
+        target = self.env.spec.target
+        plan = plan_project(lock, self._project, target, abi_pins=tuple(self._abi))
+        self._note_served(lock, plan)
         self._run(plan)
         return ProjectResult(self.progress, plan)
 
     def _lock(self) -> str:
         has_lock = (self.folder / "uv.lock").is_file()
         for _ in range(MAX_ROUNDS):
-            locked = project_lock(self.folder, index=None if has_lock else self.env.index_url)
+            locked = project_lock(
+                self.folder, index=None if has_lock else self.env.index_url, fresh=self._fresh()
+            )
             if locked.text is not None:
                 return locked.text
             self._build_first(str(locked.blocked_by), depth=0)
@@ -104,6 +108,7 @@ class ProjectBuild:
                 node.runtime,
                 python=self.env.spec.target.python,
                 index=self.env.index_url,
+                fresh=self._fresh(),
             )
             if needed is None:
                 break
@@ -115,6 +120,19 @@ class ProjectBuild:
                 f"uv cannot resolve the project without {node.pin}, and its build "
                 f"{done.error or 'failed'}"
             )
+
+    def _note_served(self, lock: Lock, plan: ProjectPlan) -> None:
+        """Packages the lock takes from our index (built by an earlier run): in the result."""
+        ours = self.env.index_url.rstrip("/")
+        for name, package in sorted(reachable(lock, self.env.spec.target).items()):
+            served = (package.registry or "").rstrip("/") == ours
+            if served and name not in self.progress.nodes and name not in plan.nodes:
+                self.progress.nodes[name] = NodeProgress(
+                    name, package.version, 0, state="cached", note="on our index already"
+                )
+
+    def _fresh(self) -> tuple[str, ...]:
+        return tuple(node.name for node in self.progress.built)
 
     def _blocker_node(self, pin: str) -> BuildNode:
         """The package uv must have built before it can lock; its runtime from the project."""

@@ -39,10 +39,13 @@ class ProjectLock:
     blocked_by: str | None = None
 
 
-def project_lock(folder: Path, *, index: str | None = None) -> ProjectLock:
+def project_lock(
+    folder: Path, *, index: str | None = None, fresh: tuple[str, ...] = ()
+) -> ProjectLock:
     """`folder`'s uv.lock, checked against its pyproject.toml, or made by uv; `index` (the
-    environment's page on this service) in front of the project's own indexes."""
-    front = ("--index", index) if index else ()
+    environment's page on this service) in front of the project's own indexes; `fresh`: the
+    packages published there since uv last looked (its cache may remember them missing)."""
+    front = _front(index, fresh)
     pyproject = folder / "pyproject.toml"
     if not pyproject.is_file():
         raise InvalidRequestError(f"{folder} has no pyproject.toml")
@@ -60,6 +63,13 @@ def project_lock(folder: Path, *, index: str | None = None) -> ProjectLock:
             if blocker is not None:
                 return ProjectLock(None, f"{blocker[0]}=={blocker[1]}")
         return ProjectLock((work / "uv.lock").read_text(encoding="utf-8"))
+
+
+def _front(index: str | None, fresh: tuple[str, ...]) -> tuple[str, ...]:
+    if not index:
+        return ()
+    refresh = (arg for name in fresh for arg in ("--refresh-package", name))
+    return ("--index", index, *refresh)
 
 
 def _uv(work: Path, *flags: str, what: str) -> tuple[str, str] | None:
@@ -98,7 +108,12 @@ INDEX_KEYS = ("index", "index-url", "extra-index-url", "find-links", "no-index",
 
 
 def runtime_blocker(
-    pyproject: Path, requirements: tuple[str, ...], *, python: str, index: str | None
+    pyproject: Path,
+    requirements: tuple[str, ...],
+    *,
+    python: str,
+    index: str | None,
+    fresh: tuple[str, ...] = (),
 ) -> str | None:
     """The package (`name==version`) that must be built before `requirements` (a build's
     runtime) can be installed for `python`, or None when uv resolves them from wheels alone.
@@ -121,7 +136,7 @@ def runtime_blocker(
     }
     with tempfile.TemporaryDirectory(prefix="wheelwright-probe-") as scratch:
         (Path(scratch) / "pyproject.toml").write_text(tomlkit.dumps(probe), encoding="utf-8")
-        front = ("--index", index) if index else ()
+        front = _front(index, fresh)
         blocker = _uv(
             Path(scratch),
             *front,

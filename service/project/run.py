@@ -43,6 +43,7 @@ class NodeProgress:
     finished: float | None = None
     error: str | None = None
     wheel: str | None = None
+    note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -65,6 +66,7 @@ class NodeProgress:
             "seconds": round(seconds, 3) if seconds is not None else None,
             "error": self.error,
             "wheel": self.wheel,
+            "note": self.note,
         }
 
 
@@ -81,6 +83,11 @@ class ProjectProgress:
     @property
     def built(self) -> list[NodeProgress]:
         return [n for n in self.nodes.values() if n.ok]
+
+    @property
+    def new(self) -> list[NodeProgress]:
+        """The packages this run built (not found in the store or on our index)."""
+        return [n for n in self.nodes.values() if n.state == "built"]
 
     def as_json(self, now: float) -> list[dict[str, object]]:
         return [node.as_json(now) for node in self.nodes.values()]

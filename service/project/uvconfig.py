@@ -1,41 +1,79 @@
 """The result of a project build: the uv configuration for exactly the packages built here.
 
-One explicit `[[tool.uv.index]]` (this environment's page on the service) and one
-`[tool.uv.sources]` entry per built package pointing at it, so uv takes those packages from our
-index and nothing else from it. Printed, or written into the project's pyproject.toml with
-tomlkit, which keeps the user's formatting and comments; an index of the same name and the
-sources of the built packages are replaced, everything else is left as it was.
+One `[[tool.uv.index]]` (this environment's page on the service), first among the project's
+indexes, and one `[tool.uv.sources]` entry per built package pointing at it. uv applies sources
+to the project's direct dependencies only, so the index is `explicit = true` (used for nothing
+but those sources) only when every built package is a direct dependency; when one is a
+dependency of a dependency, the index is left searchable, and being first, uv's default
+first-index strategy takes that package from it (it serves nothing else). Printed, or written
+into the project's pyproject.toml with tomlkit, which keeps the user's formatting and comments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import tomlkit
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Table
 
 from service.errors import InvalidRequestError
-from service.index_config import INDEX_NAME, render_uv_config
+from service.index_config import INDEX_NAME
+
+TRANSITIVE_NOTE = "not explicit: [tool.uv.sources] routes direct dependencies only, not {names}"
 
 
-def uv_config_text(index_url: str, packages: Sequence[str], *, name: str = INDEX_NAME) -> str:
-    """The block to paste: the same text `wheelwright index-config` prints."""
-    base, _, environment = index_url.rstrip("/").rpartition("/simple/")
-    text = render_uv_config(base, environment, packages)
-    return text.replace(f'"{INDEX_NAME}"', f'"{name}"') if name != INDEX_NAME else text
+def direct_dependencies(data: Mapping[str, Any]) -> set[str]:
+    """The names the project itself requires: dependencies, extras and dependency groups."""
+    project = data.get("project", {})
+    texts: list[Any] = list(project.get("dependencies", []))
+    for extra in dict(project.get("optional-dependencies", {})).values():
+        texts += list(extra)
+    for group in dict(data.get("dependency-groups", {})).values():
+        texts += [t for t in group if isinstance(t, str)]
+    names: set[str] = set()
+    for text in texts:
+        try:
+            names.add(canonicalize_name(Requirement(str(text)).name))
+        except InvalidRequirement:
+            continue
+    return names
+
+
+def uv_config_text(
+    index_url: str, packages: Sequence[str], *, direct: Iterable[str], name: str = INDEX_NAME
+) -> str:
+    """The block to paste into pyproject.toml (first among its indexes)."""
+    names = sorted({canonicalize_name(p) for p in packages})
+    transitive = sorted(set(names) - set(direct))
+    lines = ["[[tool.uv.index]]", f'name = "{name}"', f'url = "{index_url}"']
+    if transitive:
+        lines += [f"# {TRANSITIVE_NOTE.format(names=', '.join(transitive))}", "explicit = false"]
+    else:
+        lines.append("explicit = true")
+    lines += ["", "[tool.uv.sources]", *(f'{n} = {{ index = "{name}" }}' for n in names)]
+    return "\n".join(lines) + "\n"
 
 
 def write_uv_config(
     pyproject: Path, index_url: str, packages: Sequence[str], *, name: str = INDEX_NAME
 ) -> str:
-    """Merge the configuration into `pyproject` (written in place, atomically); its new text."""
+    """Merge the configuration into `pyproject` (written in place, atomically); its new text.
+
+    Our index goes first among the project's indexes (an index of the same name is replaced);
+    the built packages' sources are set; everything else is left as it was."""
     try:
-        document = tomlkit.parse(pyproject.read_text(encoding="utf-8"))
+        text = pyproject.read_text(encoding="utf-8")
+        document = tomlkit.parse(text)
     except (OSError, TOMLKitError) as exc:
         raise InvalidRequestError(f"cannot read {pyproject}: {exc}") from None
+    names = sorted({canonicalize_name(p) for p in packages})
+    transitive = sorted(set(names) - direct_dependencies(tomllib.loads(text)))
     tool = _table(document, "tool", where=pyproject)
     uv = _table(tool, "uv", where=pyproject)
     indexes = uv.get("index")
@@ -45,18 +83,21 @@ def write_uv_config(
     if not isinstance(indexes, AoT):
         raise InvalidRequestError(f"{pyproject}: tool.uv.index must be an array of tables")
     entry = tomlkit.table()
-    entry.update({"name": name, "url": index_url, "explicit": True})
-    same = [i for i, table in enumerate(indexes) if table.get("name") == name]
-    if same:
-        indexes[same[0]] = entry
-    else:
-        indexes.append(entry)
+    entry.update({"name": name, "url": index_url})
+    if transitive:
+        entry.add(tomlkit.comment(TRANSITIVE_NOTE.format(names=", ".join(transitive))))
+    entry.add("explicit", not transitive)
+    entry.add(tomlkit.nl())
+    kept = [table for table in indexes if table.get("name") != name]
+    indexes.clear()
+    for table in (entry, *kept):
+        indexes.append(table)
     sources = _table(uv, "sources", where=pyproject)
-    for package in sorted({canonicalize_name(p) for p in packages}):
+    for package in names:
         inline = tomlkit.inline_table()
         inline.update({"index": name})
         sources[package] = inline
-    text = tomlkit.dumps(document)
+    text = tomlkit.dumps(document).rstrip("\n") + "\n"
     if "\n[[tool.uv.index]]" in text and "\n\n[[tool.uv.index]]" not in text:
         text = text.replace("\n[[tool.uv.index]]", "\n\n[[tool.uv.index]]", 1)
     scratch = pyproject.with_name(f".{pyproject.name}.wheelwright")

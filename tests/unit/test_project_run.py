@@ -182,19 +182,37 @@ def test_a_python_the_target_lacks_is_refused(tmp_path: Path) -> None:
 def test_the_uv_configuration_is_merged_keeping_comments(tmp_path: Path) -> None:
     pyproject = tmp_path / "pyproject.toml"
     pyproject.write_text(
-        "# my project\n[project]\nname = 'demo'  # keep me\n\n"
+        "# my project\n[project]\nname = 'demo'  # keep me\ndependencies = ['beta', 'alpha']\n\n"
+        "[[tool.uv.index]]\nname = 'mirror'\nurl = 'http://mirror/simple/'\n\n"
         "[tool.uv.sources]\nlocal-thing = { path = '../x' }\n"
     )
     url = "http://host:8000/simple/cpu-py311-torch2.13.0-abcd1234/"
     write_uv_config(pyproject, url, ["Beta", "alpha"])
     text = write_uv_config(pyproject, url, ["beta", "alpha"])  # twice: one index, not two
     assert text.startswith("# my project\n[project]\nname = 'demo'  # keep me\n")
-    assert text.count("[[tool.uv.index]]") == 1
     assert "local-thing = { path = '../x' }" in text
     assert 'alpha = {index = "wheelwright"}\nbeta = {index = "wheelwright"}\n' in text
-    assert tomllib.loads(text)["tool"]["uv"]["index"] == [
-        {"name": "wheelwright", "url": url, "explicit": True}
+    indexes = tomllib.loads(text)["tool"]["uv"]["index"]
+    assert indexes == [  # ours first, explicit: both are the project's own dependencies
+        {"name": "wheelwright", "url": url, "explicit": True},
+        {"name": "mirror", "url": "http://mirror/simple/"},
     ]
-    printed = uv_config_text(url, ["beta", "alpha"])
+    printed = uv_config_text(url, ["beta", "alpha"], direct={"alpha", "beta"})
     assert f'url = "{url}"' in printed and "explicit = true" in printed
     assert printed.index("alpha =") < printed.index("beta =")
+
+
+def test_a_package_built_for_a_dependency_keeps_the_index_searchable(tmp_path: Path) -> None:
+    # uv routes [tool.uv.sources] for direct dependencies only: alpha, a dependency of beta,
+    # is found because our index comes first and is not explicit
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text("[project]\nname = 'demo'\ndependencies = ['beta==1.0']\n")
+    url = "http://host:8000/simple/env/"
+    data = tomllib.loads(write_uv_config(pyproject, url, ["beta", "alpha"]))
+    assert data["tool"]["uv"]["index"] == [{"name": "wheelwright", "url": url, "explicit": False}]
+    assert data["tool"]["uv"]["sources"] == {
+        "alpha": {"index": "wheelwright"},
+        "beta": {"index": "wheelwright"},
+    }
+    printed = uv_config_text(url, ["beta", "alpha"], direct={"beta"})
+    assert "explicit = false" in printed and "not alpha" in printed
