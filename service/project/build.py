@@ -85,21 +85,28 @@ class ProjectBuild:
             )
             if locked.text is not None:
                 return locked.text
-            self._build_first(str(locked.blocked_by), depth=0)
+            self._build_first(str(locked.blocked_by), chain=())
         raise InvalidRequestError(
             f"uv could not lock the project after building {MAX_ROUNDS} packages one by one"
         )
 
-    def _build_first(self, pin: str, *, depth: int) -> None:
+    def _build_first(self, pin: str, *, chain: tuple[str, ...]) -> None:
         """Build `pin`, which uv cannot lock without, after what its own build's runtime
-        needs built (asked of uv the same way); each a wave of its own."""
+        needs built (asked of uv the same way); each a wave of its own. `chain`: the builds
+        waiting for this one, where a cycle shows."""
         name = canonicalize_name(pin.split("==", maxsplit=1)[0])
+        if name in chain:
+            cycle = " -> ".join((*chain[chain.index(name) :], name))
+            raise InvalidRequestError(
+                f"the build graph has a cycle: {cycle} (each build needs the one after it "
+                "installed); none of it can be built"
+            )
         if name in self.progress.nodes:
             raise InvalidRequestError(
                 f"uv still cannot resolve without building {pin}, though it was built for "
                 f"{self.env.name}: check that {self.env.index_url} serves it"
             )
-        if depth > MAX_ROUNDS:
+        if len(chain) > MAX_ROUNDS:
             raise InvalidRequestError(f"more than {MAX_ROUNDS} builds must come before {pin}")
         node = self._blocker_node(pin)
         while node.runtime:
@@ -112,7 +119,7 @@ class ProjectBuild:
             )
             if needed is None:
                 break
-            self._build_first(needed, depth=depth + 1)
+            self._build_first(needed, chain=(*chain, name))
             node = self._blocker_node(pin)
         done = self._run(_one_node_plan(node, self.env)).nodes[node.name]
         if not done.ok:

@@ -79,7 +79,7 @@ def fixture_index(root: Path, fixtures: Mapping[str, tuple[str, str]] = PACKAGES
 
 
 class _Quiet(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 
@@ -119,7 +119,9 @@ def project_env(home: Path) -> dict[str, str]:
     }
 
 
-def wheelwright(env: dict[str, str], *args: str, timeout: int = 1800) -> subprocess.CompletedProcess[str]:
+def wheelwright(
+    env: dict[str, str], *args: str, timeout: int = 1800
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "service.cli", *args],
         capture_output=True,
