@@ -77,13 +77,13 @@ def build(
             abi_pins=pins,
         )
         result = _run(folder, env.settings(settings), env, pins, url, workers, output_json)
+        built = result.built
+        direct = direct_dependencies(tomllib.loads(pyproject.read_text(encoding="utf-8")))
+        config = uv_config_text(env.index_url, built, direct=direct) if built else ""
+        if write and built:
+            write_uv_config(pyproject, env.index_url, built)
     except WheelwrightError as exc:
         raise fail(exc) from None
-    built = result.built
-    direct = direct_dependencies(tomllib.loads(pyproject.read_text(encoding="utf-8")))
-    config = uv_config_text(env.index_url, built, direct=direct) if built else ""
-    if write and built:
-        write_uv_config(pyproject, env.index_url, built)
     seconds = time.monotonic() - started
     if output_json:
         print(json.dumps(_as_json(result, env.name, env.index_url, config, seconds), indent=2))

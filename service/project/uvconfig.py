@@ -19,6 +19,7 @@ from typing import Any
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+from tomlkit.container import OutOfOrderTableProxy
 from tomlkit.exceptions import TOMLKitError
 from tomlkit.items import AoT, Table
 
@@ -78,8 +79,8 @@ def write_uv_config(
     uv = _table(tool, "uv", where=pyproject)
     indexes = uv.get("index")
     if indexes is None:
-        indexes = tomlkit.aot()
-        uv.append("index", indexes)
+        uv["index"] = tomlkit.aot()
+        indexes = uv["index"]
     if not isinstance(indexes, AoT):
         raise InvalidRequestError(f"{pyproject}: tool.uv.index must be an array of tables")
     entry = tomlkit.table()
@@ -92,11 +93,14 @@ def write_uv_config(
     indexes.clear()
     for table in (entry, *kept):
         indexes.append(table)
+    new_sources = "sources" not in uv
     sources = _table(uv, "sources", where=pyproject)
     for package in names:
         inline = tomlkit.inline_table()
         inline.update({"index": name})
         sources[package] = inline
+    if new_sources and isinstance(sources, Table):
+        sources.add(tomlkit.nl())
     text = tomlkit.dumps(document).rstrip("\n") + "\n"
     if "\n[[tool.uv.index]]" in text and "\n\n[[tool.uv.index]]" not in text:
         text = text.replace("\n[[tool.uv.index]]", "\n\n[[tool.uv.index]]", 1)
@@ -106,11 +110,15 @@ def write_uv_config(
     return text
 
 
-def _table(parent: tomlkit.TOMLDocument | Table, key: str, *, where: Path) -> Table:
+Section = Table | OutOfOrderTableProxy  # a table split in pieces ([[tool.uv.index]], [tool.uv])
+
+
+def _table(parent: tomlkit.TOMLDocument | Section, key: str, *, where: Path) -> Section:
     found = parent.get(key)
     if found is None:
         found = tomlkit.table(is_super_table=key in ("tool", "uv"))
-        parent.append(key, found)
-    if not isinstance(found, Table):
+        parent[key] = found
+        found = parent[key]
+    if not isinstance(found, Table | OutOfOrderTableProxy):
         raise InvalidRequestError(f"{where}: {key} must be a table")
     return found

@@ -1,0 +1,78 @@
+"""Project builds (issue 9): makespan with 2 in-process workers against 1, and a cached repeat.
+
+The graph: a locked project with two sdist-only packages (fixtures project-pure and
+project-needs-broken, static metadata, so uv locks them without building) in one wave, built in
+the CPU image with torch 2.13.0 in their runtime. Each worker count builds into a fresh home (a
+cold store), same images, same fixture index; the ratio is makespan(2) / makespan(1) from one
+run. Then `project build` again on the 2-worker home: everything answered from the store.
+Goal for the repeat: under 1 s. Run: .venv/bin/python bench/project_build.py
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+
+from projectkit import fixture_index, project_env, wheelwright, write_project  # noqa: E402
+from s3_server import free_port  # noqa: E402
+
+GRAPH = {
+    "project-pure": ("wheelwright_pure", "1.0"),
+    "project-needs-broken": ("needs_broken", "1.0"),
+}
+
+
+def timed_build(home: Path, project: Path, url: str, workers: int) -> tuple[float, dict[str, str]]:
+    started = time.monotonic()
+    done = wheelwright(
+        project_env(home),
+        "project",
+        "build",
+        str(project),
+        "--url",
+        url,
+        "--workers",
+        str(workers),
+        "--json",
+    )
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise SystemExit(f"project build failed:\n{done.stderr[-3000:]}")
+    states = {p["name"]: p["state"] for p in json.loads(done.stdout)["packages"]}
+    return seconds, states
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-project-") as tmp:
+        root = Path(tmp)
+        with fixture_index(root / "index", GRAPH) as index:
+            project = write_project(
+                root / "project", index, dependencies=("wheelwright-pure==1.0", "needs-broken==1.0")
+            )
+            subprocess.run(
+                [sys.executable, "-m", "uv", "lock", "--directory", str(project)],
+                check=True,
+                capture_output=True,
+            )
+            url = f"http://127.0.0.1:{free_port()}"
+            one, states = timed_build(root / "home1", project, url, 1)
+            print(f"1 worker:  {one:6.1f} s  {states}")
+            two, states = timed_build(root / "home2", project, url, 2)
+            print(f"2 workers: {two:6.1f} s  {states}")
+            print(f"makespan ratio (2 workers / 1 worker): {two / one:.2f}")
+            repeats = []
+            for _ in range(3):
+                seconds, states = timed_build(root / "home2", project, url, 2)
+                repeats.append(seconds)
+            print(f"repeat, all cached: best {min(repeats):.2f} s of 3 (whole command)  {states}")
+
+
+if __name__ == "__main__":
+    main()
