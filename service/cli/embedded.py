@@ -20,6 +20,7 @@ from service.dispatch import InProcessDispatcher
 from service.errors import ConfigError
 from service.jobs import JobBackend, MemoryJobs
 from service.models import BuildRequest, Requester
+from service.project.wave import WaveDispatcher
 from service.store import WheelStore, open_store
 from service.submit import Submitted, submit
 
@@ -32,14 +33,16 @@ class Embedded:
     store: WheelStore
     jobs: JobBackend
     dispatcher: InProcessDispatcher
+    wave: WaveDispatcher
 
     def submit(self, request: BuildRequest) -> Submitted:
+        """Submit as the API does; the build is sent with its wave (`wave.flush`)."""
         return submit(
             request,
             self.settings,
             self.store,
             self.jobs,
-            self.dispatcher,
+            self.wave,
             requested_by=Requester(via="cli"),
         )
 
@@ -61,7 +64,8 @@ def embedded_service(settings: Settings, *, workers: int) -> Iterator[Embedded]:
 
     dispatcher = InProcessDispatcher(run, crashed, workers=workers)
     try:
-        yield Embedded(settings, svc.store, svc.jobs, dispatcher)
+        wave = WaveDispatcher(dispatcher, svc.jobs)
+        yield Embedded(settings, svc.store, svc.jobs, dispatcher, wave)
     finally:
         dispatcher.shutdown()
 

@@ -123,7 +123,13 @@ def _run(
             Live(get_renderable=table, console=err, refresh_per_second=4, transient=quiet) as live,
         ):
             project = ProjectBuild(
-                folder, env, service.submit, service.jobs, abi_pins=pins, on_change=live.refresh
+                folder,
+                env,
+                service.submit,
+                service.jobs,
+                abi_pins=pins,
+                on_change=live.refresh,
+                on_wave=service.wave.flush,
             )
             return project.run()
 

@@ -53,6 +53,7 @@ class ProjectBuild:
         *,
         abi_pins: dict[str, str],
         on_change: Callable[[], object] | None = None,
+        on_wave: Callable[[], object] | None = None,
         poll_s: float = 0.2,
     ) -> None:
         self.folder = folder
@@ -62,6 +63,7 @@ class ProjectBuild:
         self._jobs = jobs
         self._abi = abi_pins
         self._on_change = on_change
+        self._on_wave = on_wave
         self._poll_s = poll_s
         self._project = read_project_settings(
             (folder / "pyproject.toml").read_text(encoding="utf-8"),
@@ -160,6 +162,7 @@ class ProjectBuild:
             self._jobs,
             progress=self.progress,
             on_change=self._on_change,
+            on_wave=self._on_wave,
             poll_s=self._poll_s,
         )
         return run.run()

@@ -94,7 +94,8 @@ class ProjectProgress:
 
 
 class ProjectRun:
-    """Runs `plan`'s waves in order; `submit_node` turns a node into a submitted build."""
+    """Runs `plan`'s waves in order; `submit_node` turns a node into a submitted build;
+    `on_wave` is called once a wave's builds are all submitted (a `WaveDispatcher.flush`)."""
 
     def __init__(
         self,
@@ -105,6 +106,7 @@ class ProjectRun:
         progress: ProjectProgress | None = None,
         poll_s: float = 0.2,
         on_change: Callable[[], object] | None = None,
+        on_wave: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.plan = plan
@@ -112,6 +114,7 @@ class ProjectRun:
         self._jobs = jobs
         self._poll_s = poll_s
         self._on_change = on_change or (lambda: None)
+        self._on_wave = on_wave or (lambda: None)
         self._clock = clock
         self.progress = progress or ProjectProgress()
         first_wave = 1 + max((n.wave for n in self.progress.nodes.values()), default=0)
@@ -127,6 +130,7 @@ class ProjectRun:
                 build_id = self._start(self.plan.nodes[name])
                 if build_id is not None:
                     waiting[name] = build_id
+            self._on_wave()  # the wave's builds are all submitted: send them as one group
             self._on_change()
             self._wait(waiting)
         return self.progress
