@@ -8,7 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -25,6 +25,7 @@ from service.store import WheelStore, open_store
 from service.submit import Submitted, submit
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+REFRESHED_BY_HAND_S = 24 * 3600.0
 
 
 @dataclass
@@ -71,13 +72,17 @@ def embedded_service(settings: Settings, *, workers: int) -> Iterator[Embedded]:
 
 
 @contextmanager
-def served_index(embedded: Embedded, base_url: str) -> Iterator[None]:
+def served_index(embedded: Embedded, base_url: str) -> Iterator[Callable[[], None]]:
     """The API and index at `base_url` while the block runs; where a service answers there
-    already (`wheelwright serve` over the same store), it is used as it is."""
+    already (`wheelwright serve` over the same store), it is used as it is.
+
+    Yields `refresh`: the index reads the store again now, before uv or a build asks it for
+    what was just published (between refreshes it serves one snapshot, so that the many
+    requests of one `uv lock` all see the same index)."""
     parts = urlsplit(base_url)
     host, port = parts.hostname or "", parts.port or 80
     if _answers(base_url):
-        yield
+        yield lambda: None
         return
     if host not in LOOPBACK:
         raise ConfigError(
@@ -92,8 +97,14 @@ def served_index(embedded: Embedded, base_url: str) -> Iterator[None]:
         store=embedded.store,
         jobs=embedded.jobs,
         dispatcher=embedded.dispatcher,
-        index_ttl_s=0.0,
+        index_ttl_s=REFRESHED_BY_HAND_S,
     )
+    catalog = app.state.index_catalog
+
+    def refresh() -> None:
+        catalog.invalidate()
+        catalog.environment_names()  # reads the store here, not in the middle of a lock
+
     with _bound(host, port):
         pass  # free now; uvicorn binds it next
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
@@ -105,7 +116,7 @@ def served_index(embedded: Embedded, base_url: str) -> Iterator[None]:
             raise ConfigError(f"could not serve the index at {base_url}")
         time.sleep(0.05)
     try:
-        yield
+        yield refresh
     finally:
         server.should_exit = True
         thread.join(timeout=10)

@@ -42,7 +42,9 @@ class ProjectResult:
 
 
 class ProjectBuild:
-    """One project build; `submit` is `service.submit.submit` bound to a service's parts."""
+    """One project build; `submit` is `service.submit.submit` bound to a service's parts;
+    `on_wave` sends a submitted wave to the workers; `before_lock` refreshes our index before
+    uv or a wave's builds read it."""
 
     def __init__(
         self,
@@ -54,6 +56,7 @@ class ProjectBuild:
         abi_pins: dict[str, str],
         on_change: Callable[[], object] | None = None,
         on_wave: Callable[[], object] | None = None,
+        before_lock: Callable[[], object] | None = None,
         poll_s: float = 0.2,
     ) -> None:
         self.folder = folder
@@ -64,6 +67,7 @@ class ProjectBuild:
         self._abi = abi_pins
         self._on_change = on_change
         self._on_wave = on_wave
+        self._before_lock = before_lock or (lambda: None)
         self._poll_s = poll_s
         self._project = read_project_settings(
             (folder / "pyproject.toml").read_text(encoding="utf-8"),
@@ -82,6 +86,7 @@ class ProjectBuild:
     def _lock(self) -> str:
         has_lock = (self.folder / "uv.lock").is_file()
         for _ in range(MAX_ROUNDS):
+            self._before_lock()
             locked = project_lock(
                 self.folder, index=None if has_lock else self.env.index_url, fresh=self._fresh()
             )
@@ -112,6 +117,7 @@ class ProjectBuild:
             raise InvalidRequestError(f"more than {MAX_ROUNDS} builds must come before {pin}")
         node = self._blocker_node(pin)
         while node.runtime:
+            self._before_lock()
             needed = runtime_blocker(
                 self.folder / "pyproject.toml",
                 node.runtime,
@@ -140,6 +146,13 @@ class ProjectBuild:
                     name, package.version, 0, state="cached", note="on our index already"
                 )
 
+    def _wave_ready(self) -> None:
+        """A wave is submitted: the index shows what the waves before it published, then the
+        wave goes to the workers (its builds install those)."""
+        self._before_lock()
+        if self._on_wave is not None:
+            self._on_wave()
+
     def _fresh(self) -> tuple[str, ...]:
         return tuple(node.name for node in self.progress.built)
 
@@ -162,7 +175,7 @@ class ProjectBuild:
             self._jobs,
             progress=self.progress,
             on_change=self._on_change,
-            on_wave=self._on_wave,
+            on_wave=self._wave_ready,
             poll_s=self._poll_s,
         )
         return run.run()
