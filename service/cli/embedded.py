@@ -133,6 +133,7 @@ def _answers(base_url: str) -> bool:
 def _bound(host: str, port: int) -> Iterator[None]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
         try:
             probe.bind((host, port))
         except OSError as exc:
