@@ -66,7 +66,8 @@ def project_environment(
         name = environment
     else:
         runtime = tuple(f"{n}=={v}" for n, v in sorted(abi_pins.items()))
-        spec = EnvironmentSpec(target=target, runtime=runtime, index=project_index(data, settings))
+        index = project_index(data, settings, ours=base_url)
+        spec = EnvironmentSpec(target=target, runtime=runtime, index=index)
         probe = BuildRequest(
             source=RequirementSource(requirement="project==0"),
             target=target,
@@ -83,21 +84,26 @@ def project_environment(
     return ProjectEnvironment(name, spec.model_copy(update={"index": index}), url)
 
 
-def project_index(data: Mapping[str, Any], settings: Settings) -> IndexSettings:
+def project_index(data: Mapping[str, Any], settings: Settings, *, ours: str) -> IndexSettings:
     """The indexes the project names (`[[tool.uv.index]]`, `index-url`, `extra-index-url`,
-    `find-links`, `no-index`) over the service's own; checked by the allow-lists at submit."""
+    `find-links`, `no-index`) over the service's own; checked by the allow-lists at submit.
+    Our own pages on the service at `ours` (what `--write` added) are left out: the
+    environment is the same before and after the project points at it."""
     uv = data.get("tool", {}).get("uv", {})
+    own = f"{ours.rstrip('/')}/simple/"
     default = settings.index.index_url
     extras: list[str] = []
     for entry in uv.get("index", []):
         if not isinstance(entry, Mapping) or not isinstance(entry.get("url"), str):
             raise InvalidRequestError("pyproject.toml: each [[tool.uv.index]] needs a url")
+        if entry["url"].startswith(own):
+            continue
         if entry.get("default"):
             default = entry["url"]
         else:
             extras.append(entry["url"])
     default = str(uv.get("index-url", default))
-    extras += [str(u) for u in uv.get("extra-index-url", [])]
+    extras += [str(u) for u in uv.get("extra-index-url", []) if not str(u).startswith(own)]
     links = [str(u) for u in uv.get("find-links", [])]
     try:
         return IndexSettings(
