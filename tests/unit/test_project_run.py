@@ -216,3 +216,25 @@ def test_a_package_built_for_a_dependency_keeps_the_index_searchable(tmp_path: P
     }
     printed = uv_config_text(url, ["beta", "alpha"], direct={"beta"})
     assert "explicit = false" in printed and "not alpha" in printed
+
+
+def test_the_environment_is_the_same_after_the_project_points_at_it(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(PYPROJECT)
+
+    def name() -> str:
+        return project_environment(
+            settings,
+            pyproject,
+            target=CPU,
+            environment=None,
+            base_url="http://127.0.0.1:8123",
+            abi_pins={"torch": "2.13.0"},
+        ).name
+
+    before = name()
+    write_uv_config(pyproject, f"http://127.0.0.1:8123/simple/{before}/", ["beta"])
+    assert name() == before
+    pyproject.write_text(PYPROJECT.replace("127.0.0.1:9", "127.0.0.1:10"))
+    assert name() != before  # another index is another environment
