@@ -8,9 +8,10 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -71,55 +72,80 @@ def embedded_service(settings: Settings, *, workers: int) -> Iterator[Embedded]:
         dispatcher.shutdown()
 
 
-@contextmanager
-def served_index(embedded: Embedded, base_url: str) -> Iterator[Callable[[], None]]:
-    """The API and index at `base_url` while the block runs; where a service answers there
-    already (`wheelwright serve` over the same store), it is used as it is.
+class ServedIndex:
+    """The API and index at `base_url`, started the first time something needs it (a lock with
+    our index in front, a wave about to build): a repeat run that finds everything in the store
+    starts no server. Where a service answers there already (`wheelwright serve` over the same
+    store), it is used as it is.
 
-    Yields `refresh`: the index reads the store again now, before uv or a build asks it for
-    what was just published (between refreshes it serves one snapshot, so that the many
-    requests of one `uv lock` all see the same index)."""
-    parts = urlsplit(base_url)
-    host, port = parts.hostname or "", parts.port or 80
-    if _answers(base_url):
-        yield lambda: None
-        return
-    if host not in LOOPBACK:
-        raise ConfigError(
-            f"nothing answers at {base_url}, and only a loopback address is served here"
+    `refresh()`: the index reads the store again now, before uv or a build asks it for what was
+    just published (between refreshes it serves one snapshot, so that the many requests of one
+    `uv lock` all see the same index)."""
+
+    def __init__(self, embedded: Embedded, base_url: str) -> None:
+        self._embedded = embedded
+        self._base_url = base_url
+        self._started = False
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+        self._catalog: Any = None
+
+    def refresh(self) -> None:
+        if not self._started:
+            self._start()
+        if self._catalog is not None:
+            self._catalog.invalidate()
+            self._catalog.environment_names()  # reads the store here, not mid-lock
+
+    def _start(self) -> None:
+        self._started = True
+        parts = urlsplit(self._base_url)
+        host, port = parts.hostname or "", parts.port or 80
+        if _answers(self._base_url):
+            return
+        if host not in LOOPBACK:
+            raise ConfigError(
+                f"nothing answers at {self._base_url}, and only a loopback address is served here"
+            )
+        import uvicorn
+
+        from service.api.app import create_app
+
+        embedded = self._embedded
+        app = create_app(
+            embedded.settings,
+            store=embedded.store,
+            jobs=embedded.jobs,
+            dispatcher=embedded.dispatcher,
+            index_ttl_s=REFRESHED_BY_HAND_S,
         )
-    import uvicorn
+        self._catalog = app.state.index_catalog
+        with _bound(host, port):
+            pass  # free now; uvicorn binds it next
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self._server = server
+        self._thread = threading.Thread(target=server.run, name="index", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise ConfigError(f"could not serve the index at {self._base_url}")
+            time.sleep(0.05)
 
-    from service.api.app import create_app
+    def close(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
 
-    app = create_app(
-        embedded.settings,
-        store=embedded.store,
-        jobs=embedded.jobs,
-        dispatcher=embedded.dispatcher,
-        index_ttl_s=REFRESHED_BY_HAND_S,
-    )
-    catalog = app.state.index_catalog
 
-    def refresh() -> None:
-        catalog.invalidate()
-        catalog.environment_names()  # reads the store here, not in the middle of a lock
-
-    with _bound(host, port):
-        pass  # free now; uvicorn binds it next
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="index", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise ConfigError(f"could not serve the index at {base_url}")
-        time.sleep(0.05)
+@contextmanager
+def served_index(embedded: Embedded, base_url: str) -> Iterator[ServedIndex]:
+    """A `ServedIndex` for the block; its server, if one started, stops at the end."""
+    index = ServedIndex(embedded, base_url)
     try:
-        yield refresh
+        yield index
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        index.close()
 
 
 def _answers(base_url: str) -> bool:

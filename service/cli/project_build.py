@@ -119,7 +119,7 @@ def _run(
             return progress_table(project.progress if project else ProjectProgress(), env.name)
 
         with (
-            served_index(service, url) as refresh,
+            served_index(service, url) as index,
             Live(get_renderable=table, console=err, refresh_per_second=4, transient=quiet) as live,
         ):
             project = ProjectBuild(
@@ -130,7 +130,7 @@ def _run(
                 abi_pins=pins,
                 on_change=live.refresh,
                 on_wave=service.wave.flush,
-                before_lock=refresh,
+                before_lock=index.refresh,
             )
             return project.run()
 

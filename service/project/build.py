@@ -86,7 +86,8 @@ class ProjectBuild:
     def _lock(self) -> str:
         has_lock = (self.folder / "uv.lock").is_file()
         for _ in range(MAX_ROUNDS):
-            self._before_lock()
+            if not has_lock:  # uv asks our index: it must answer, and with what is there now
+                self._before_lock()
             locked = project_lock(
                 self.folder, index=None if has_lock else self.env.index_url, fresh=self._fresh()
             )
@@ -146,10 +147,11 @@ class ProjectBuild:
                     name, package.version, 0, state="cached", note="on our index already"
                 )
 
-    def _wave_ready(self) -> None:
-        """A wave is submitted: the index shows what the waves before it published, then the
-        wave goes to the workers (its builds install those)."""
-        self._before_lock()
+    def _wave_ready(self, builds: int) -> None:
+        """A wave is submitted: where it has builds to run, the index shows what the waves
+        before it published, then the wave goes to the workers (its builds install those)."""
+        if builds:
+            self._before_lock()
         if self._on_wave is not None:
             self._on_wave()
 

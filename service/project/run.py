@@ -106,7 +106,7 @@ class ProjectRun:
         progress: ProjectProgress | None = None,
         poll_s: float = 0.2,
         on_change: Callable[[], object] | None = None,
-        on_wave: Callable[[], object] | None = None,
+        on_wave: Callable[[int], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.plan = plan
@@ -114,7 +114,7 @@ class ProjectRun:
         self._jobs = jobs
         self._poll_s = poll_s
         self._on_change = on_change or (lambda: None)
-        self._on_wave = on_wave or (lambda: None)
+        self._on_wave = on_wave or (lambda builds: None)
         self._clock = clock
         self.progress = progress or ProjectProgress()
         first_wave = 1 + max((n.wave for n in self.progress.nodes.values()), default=0)
@@ -130,7 +130,7 @@ class ProjectRun:
                 build_id = self._start(self.plan.nodes[name])
                 if build_id is not None:
                     waiting[name] = build_id
-            self._on_wave()  # the wave's builds are all submitted: send them as one group
+            self._on_wave(len(waiting))  # the wave is submitted: send its builds as one group
             self._on_change()
             self._wait(waiting)
         return self.progress
