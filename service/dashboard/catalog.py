@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from service.api.index import files as index_files
 from service.artifacts import lookup, read_manifest
-from service.artifacts.layout import manifest_prefix
+from service.layout import manifest_prefix
 from service.config import Settings
 from service.dashboard.overview import overview
 from service.dashboard.rendering import Seen, error_page, page

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.artifacts import is_environment, read_manifest
-from service.artifacts.layout import BUILDS, parse_manifest_key
+from service.layout import BUILDS, parse_manifest_key
 from service.errors import (
     InvalidArtifactError,
     ObjectNotFoundError,
