@@ -12,7 +12,6 @@ from rich.markup import escape
 
 from service.cli.common import SMOKE_HELP, app, err, fail, pairs, settings_for, smoke_code
 from service.config import Settings
-from service.environments import apply_environment
 from service.errors import WheelwrightError
 from service.keys import new_build_id
 from service.logging import configure_logging
@@ -132,19 +131,16 @@ def build(
             given["index"] = index
         elif given["target"] == {"kind": "cpu", "cuda": None, "python": "3.11", "image": None}:
             del given["target"]
-        request = apply_environment(
-            parse_request(
-                {
-                    "source": parse_spec(spec).model_dump(),
-                    "environment": environment,
-                    "verify_imports": verify_import or None,
-                    "verify_smoke": smoke_code(smoke_test),
-                    "timeout_s": timeout,
-                    **({"compiler_cache": False} if no_compiler_cache else {}),
-                    **{name: value for name, value in given.items() if value},
-                }
-            ),
-            settings,
+        request = parse_request(  # prepared (its environment applied) by build_and_publish
+            {
+                "source": parse_spec(spec).model_dump(),
+                "environment": environment,
+                "verify_imports": verify_import or None,
+                "verify_smoke": smoke_code(smoke_test),
+                "timeout_s": timeout,
+                **({"compiler_cache": False} if no_compiler_cache else {}),
+                **{name: value for name, value in given.items() if value},
+            }
         )
         progress = _Progress(verbose)
         hooks = Hooks(on_stage=progress.on_stage, on_line=progress.on_line)

@@ -19,9 +19,9 @@ from service.artifacts import (
     publish,
     read_manifest,
 )
-from service.layout import parse_manifest_key
 from service.artifacts.normalize import normalize_wheel
 from service.errors import InvalidArtifactError, InvalidRequestError, ObjectExistsError
+from service.layout import parse_manifest_key
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel, record_hash
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from service.artifacts import lookup, publish
 from service.artifacts.checks import Expected, check_wheel
-from service.layout import manifest_key
 from service.artifacts.normalize import normalize_wheel
+from service.layout import manifest_key
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel
 
