@@ -15,7 +15,9 @@ from service.config import load_settings
 from service.dispatch import InProcessDispatcher
 from service.jobs import MemoryJobs
 from service.keys import new_build_id
+from service.layout import upload_key
 from service.models import BuildRecord, parse_request
+from service.prepare import prepare
 from service.sources import file_sha256
 from service.store import LocalStore
 from worker.executors.docker import DockerExecutor
@@ -25,16 +27,18 @@ pytestmark = pytest.mark.docker
 
 
 def _uploaded(store: LocalStore, sdist: Path) -> BuildRecord:
+    """The record `submit` would queue for an uploaded sdist (prepared as the API does)."""
     sha = file_sha256(sdist)
-    key = f"uploads/{sha}/{sdist.name}"
+    key = upload_key(sha, sdist.name)
     store.put(key, sdist.read_bytes())
     source = {"kind": "archive", "path": sdist.name, "sha256": sha, "store_key": key}
-    request = parse_request({"source": source})
+    prepared = prepare(parse_request({"source": source}), load_settings())
     return BuildRecord(
         id=new_build_id(),
-        request=request,
-        request_key=sha,
-        environment="cpu-test",
+        request=prepared.request,
+        request_key=prepared.key,
+        environment=prepared.environment,
+        image=prepared.image,
         queue="cpu",
         created_at=time.time(),
     )
