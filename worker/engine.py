@@ -179,9 +179,9 @@ def run_build(
     workspace = settings.work_dir / build_id
     kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
     cache_dir = settings.work_dir / f"{build_id}.ccache"  # the build stage's alone
-    log_file_path = log_path(settings, build_id)
-    log_file_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = log_file_path.open("w", encoding="utf-8", buffering=1)
+    log_at = log_path(settings, build_id)
+    log_at.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log_at.open("w", encoding="utf-8", buffering=1)
     for left in (workspace, cache_dir):  # what a lost earlier delivery left
         shutil.rmtree(left, ignore_errors=True)
     workspace.mkdir(parents=True)
@@ -244,14 +244,7 @@ def run_build(
             },
         }
         built = Built(
-            build_id,
-            fetched.request,
-            key,
-            environment,
-            wheel,
-            manifest,
-            log_file_path,
-            fetched.expected,
+            build_id, fetched.request, key, environment, wheel, manifest, log_at, fetched.expected
         )
         published = rec.run("publish", True, lambda: on_wheel(built))  # the worker, the store
         cache.save(rec, cache_dir, settings, manifest["compiler_cache"].get("counts"))
