@@ -84,7 +84,7 @@ def stage_data(stage: StagePlan, session: FakeSession) -> dict[str, Any]:
             return {"freeze": ["setuptools==80.9.0"]}
         case "build":
             wheel = session.make_wheel()
-            return {"wheel": wheel.name, "compiler_cache": None}
+            return {"wheel": session.executor.wheel_file or wheel.name, "compiler_cache": None}
         case "verify":
             return {"imported": [session.module], "tags_ok": True}
     raise AssertionError(f"the fake executor has no stage {stage.name!r}")
@@ -164,6 +164,8 @@ class FakeExecutor:
     on_stage: Callable[[str], None] = lambda _stage: None
     #: the project the wheel claims to be (default: what the source says)
     wheel_name: str | None = None
+    #: the file name the build stage reports (default: the wheel it wrote)
+    wheel_file: str | None = None
     name: str = "fake"
     compiler_cache: bool = False
     #: (stage, network) in the order the stages ran

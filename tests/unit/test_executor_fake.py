@@ -19,16 +19,6 @@ from worker.engine import Hooks, run_build
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(home=tmp_path / "home")
-
-
-@pytest.fixture
-def fake(settings: Settings) -> FakeExecutor:
-    return FakeExecutor(settings)
-
-
-@pytest.fixture
 def builder(settings: Settings, fake: FakeExecutor) -> Iterator[Builder]:
     yield Builder(settings, fake)
     assert fake.open_sessions == 0, "a session was left open"
