@@ -13,6 +13,8 @@ from typing import Any
 
 from service.config import Settings
 from service.models import BuildRequest, parse_request
+from service.sources import file_sha256
+from service.store import WheelStore
 from worker.engine import Built, Hooks, run_build
 from worker.executors import Executor
 
@@ -91,3 +93,13 @@ class Builder:
 def leftover_workspaces(settings: Settings) -> list[str]:
     work = settings.work_dir
     return sorted(p.name for p in work.iterdir()) if work.exists() else []
+
+
+def uploaded_request(store: WheelStore, sdist: Path, **fields: Any) -> BuildRequest:
+    """A request for `sdist` as the API makes it of an upload: the archive kept in the store
+    under its own sha256."""
+    sha = file_sha256(sdist)
+    key = f"uploads/{sha}/{sdist.name}"
+    store.put(key, sdist.read_bytes())
+    source = {"kind": "archive", "path": sdist.name, "sha256": sha, "store_key": key}
+    return parse_request({"source": source, **fields})

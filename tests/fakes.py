@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 
 from service.config import Settings
 from service.keys import image_ref
-from service.models import BuildRequest, Target
+from service.models import BuildRecord, BuildRequest, Target
 from tests.fixtures.wheels import make_wheel
 from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
 from worker.identity import expected_identity
@@ -217,3 +217,20 @@ class FakeExecutor:
         """Nothing outlives a stage here (no container, no process): nothing to remove."""
         self.reaped.append(build_id)
         return 0
+
+
+@dataclass
+class RecordingDispatcher:
+    """A dispatcher that queues nothing: it keeps what it was given, or fails as a broker
+    out of reach would."""
+
+    fail: Exception | None = None
+    submitted: list[BuildRecord] = field(default_factory=list)
+
+    def submit(self, record: BuildRecord) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.submitted.append(record)
+
+    def queue_length(self, queue: str) -> int | None:
+        return sum(1 for record in self.submitted if record.queue == queue)
