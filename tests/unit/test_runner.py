@@ -4,11 +4,13 @@ cancel while queued or during a stage, retryable errors, a crash that still ends
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from service.config import Settings
+from service.dispatch import InProcessDispatcher
 from service.errors import ExecutorError, InvalidArtifactError
 from service.jobs import MemoryJobs
 from service.models import BuildRecord
@@ -181,3 +183,20 @@ def test_a_crash_still_ends_the_build_with_its_cause(
     assert "<=== [requires] FAILED" in stored_log(svc, record.id)
     again = queued(svc, tmp_path)
     assert again.id != record.id, "a new request must not join the failed build"
+
+
+def test_a_crash_in_a_build_run_by_serve_ends_it_too(
+    svc: Services, fake: FakeExecutor, tmp_path: Path
+) -> None:
+    """`wheelwright serve` with no broker: the in-process dispatcher runs the build in a thread."""
+    fake.script["runtime"] = Raise(RuntimeError("simulated bug in the executor"))
+    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc))
+    request = uploaded_request(svc.store, make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0"))
+    record = submit(request, svc.settings, svc.store, svc.jobs, dispatcher).record
+    assert record is not None
+    deadline = time.monotonic() + 30
+    while not svc.jobs.get(record.id).terminal and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ended = svc.jobs.get(record.id)
+    assert ended.state == "failed"
+    assert "internal error (RuntimeError: simulated bug in the executor)" in (ended.error or "")
