@@ -11,10 +11,11 @@ from pathlib import Path
 
 import docker
 import pytest
-from enginekit import Builder, leftover_workspaces, make_sdist, managed_containers, request_for
+from enginekit import managed_containers
 
 from service.config import Settings, load_settings
 from service.models import BuildRequest
+from tests.buildkit import Builder, leftover_workspaces, make_sdist, request_for
 from tests.executor_conformance import ExecutorConformance
 from worker.executors import make_executor
 

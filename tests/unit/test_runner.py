@@ -48,7 +48,9 @@ def wheels(svc: Services) -> list[str]:
     return [o.key for o in svc.store.list("") if o.key.endswith(".whl")]
 
 
-def test_a_build_runs_to_success_with_its_bookkeeping(svc: Services, tmp_path: Path) -> None:
+def test_a_build_runs_to_success_with_its_bookkeeping(
+    svc: Services, fake: FakeExecutor, tmp_path: Path
+) -> None:
     record = queued(svc, tmp_path)
     assert run_job(record.id, svc) == "succeeded"
     done = svc.jobs.get(record.id)
@@ -62,7 +64,7 @@ def test_a_build_runs_to_success_with_its_bookkeeping(svc: Services, tmp_path: P
     assert "<=== [verify] ok" in stored_log(svc, record.id)
     assert len(wheels(svc)) == 1
     assert svc.jobs.counters()["builds_succeeded"] == 1
-    assert svc.executor.reaped == []  # a first delivery has nothing to clear
+    assert fake.reaped == []  # a first delivery has nothing to clear
     assert leftover_workspaces(svc.settings) == []
     assert list((svc.settings.home / "logs").glob("*.log")) == [], "the log is in the store"
 
@@ -119,7 +121,12 @@ def test_cancelled_during_a_stage_stops_there(
 ) -> None:
     record = queued(svc, tmp_path)
     fake.script[stage] = Hang()
-    fake.on_stage = lambda now: svc.jobs.cancel(record.id) if now == stage else None
+
+    def cancel_at(now: str) -> None:
+        if now == stage:
+            svc.jobs.cancel(record.id)
+
+    fake.on_stage = cancel_at
     assert run_job(record.id, svc) == "cancelled"
     done = svc.jobs.get(record.id)
     assert f"cancelled during {stage}" in (done.error or "")
