@@ -207,3 +207,18 @@ def test_a_crash_in_a_build_run_by_serve_ends_it_too(
     ended = svc.jobs.get(record.id)
     assert ended.state == "failed"
     assert "internal error (RuntimeError: simulated bug in the executor)" in (ended.error or "")
+
+
+def test_a_wheel_that_is_not_the_request_is_not_published(
+    svc: Services, fake: FakeExecutor, tmp_path: Path
+) -> None:
+    """A build that produces another project's wheel (index poisoning) fails at publish."""
+    record = queued(svc, tmp_path)
+    fake.wheel_name = "numpy"
+    assert run_job(record.id, svc) == "failed"
+    done = svc.jobs.get(record.id)
+    assert done.error_stage == "publish"
+    assert "the wheel is for project 'numpy'" in (done.error or "")
+    assert wheels(svc) == []
+    assert [o.key for o in svc.store.list("") if o.key.endswith(".json")] == []
+    assert "<=== [publish] FAILED" in stored_log(svc, record.id)
