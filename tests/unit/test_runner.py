@@ -179,10 +179,18 @@ def test_a_lasting_error_fails_the_build_even_when_it_may_retry(
 def test_a_crash_still_ends_the_build_with_its_cause(
     svc: Services, fake: FakeExecutor, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = queued(svc, tmp_path)
+    """A bug (not a Wheelwright error) in a build that `wheelwright serve` runs in its thread
+    (the in-process dispatcher): the build still fails, with its cause and its traceback."""
     fake.script["requires"] = Raise(RuntimeError("simulated bug in the executor"))
-    assert run_job(record.id, svc, may_retry=True) == "failed"
+    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc, may_retry=True))
+    request = uploaded_request(svc.store, make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0"))
+    record = submit(request, svc.settings, svc.store, svc.jobs, dispatcher).record
+    assert record is not None
+    deadline = time.monotonic() + 30
+    while not svc.jobs.get(record.id).terminal and time.monotonic() < deadline:
+        time.sleep(0.05)
     done = svc.jobs.get(record.id)
+    assert done.state == "failed"
     assert "internal error (RuntimeError: simulated bug in the executor)" in (done.error or "")
     logged = capsys.readouterr().out
     assert "build.crashed" in logged and "Traceback" in logged
@@ -190,23 +198,6 @@ def test_a_crash_still_ends_the_build_with_its_cause(
     assert "<=== [requires] FAILED" in stored_log(svc, record.id)
     again = queued(svc, tmp_path)
     assert again.id != record.id, "a new request must not join the failed build"
-
-
-def test_a_crash_in_a_build_run_by_serve_ends_it_too(
-    svc: Services, fake: FakeExecutor, tmp_path: Path
-) -> None:
-    """`wheelwright serve` with no broker: the in-process dispatcher runs the build in a thread."""
-    fake.script["runtime"] = Raise(RuntimeError("simulated bug in the executor"))
-    dispatcher = InProcessDispatcher(lambda build_id: run_job(build_id, svc))
-    request = uploaded_request(svc.store, make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0"))
-    record = submit(request, svc.settings, svc.store, svc.jobs, dispatcher).record
-    assert record is not None
-    deadline = time.monotonic() + 30
-    while not svc.jobs.get(record.id).terminal and time.monotonic() < deadline:
-        time.sleep(0.05)
-    ended = svc.jobs.get(record.id)
-    assert ended.state == "failed"
-    assert "internal error (RuntimeError: simulated bug in the executor)" in (ended.error or "")
 
 
 def test_a_wheel_that_is_not_the_request_is_not_published(
