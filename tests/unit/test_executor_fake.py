@@ -31,7 +31,6 @@ class ScriptedProjects:
 
     folder: Path
     fake: FakeExecutor
-    settings: Settings
     deadline_bound_s: float = 5
 
     def compiled(self) -> BuildRequest:
@@ -48,8 +47,8 @@ class ScriptedProjects:
 
 class TestFakeExecutor(ExecutorConformance):
     @pytest.fixture
-    def scenario(self, tmp_path: Path, fake: FakeExecutor, settings: Settings) -> ScriptedProjects:
-        return ScriptedProjects(tmp_path, fake, settings)
+    def scenario(self, tmp_path: Path, fake: FakeExecutor) -> ScriptedProjects:
+        return ScriptedProjects(tmp_path, fake)
 
     @pytest.fixture
     def settings(self, tmp_path: Path) -> Settings:
