@@ -28,7 +28,7 @@ from packaging.utils import canonicalize_name
 
 from service.config import Settings
 from service.keys import image_ref
-from service.models import BuildRecord, BuildRequest, Target
+from service.models import BuildRecord, BuildRequest
 from tests.fixtures.wheels import make_wheel
 from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
 from worker.identity import expected_identity
@@ -175,11 +175,6 @@ class FakeExecutor:
     open_sessions: int = 0
     sessions: int = 0
 
-    def image_ref(self, target: Target) -> str:
-        """The fake stands in for the docker executor: same image names, so the API's keys
-        and the worker's agree."""
-        return image_ref(target, "docker")
-
     @contextmanager
     def session(
         self,
@@ -206,7 +201,7 @@ class FakeExecutor:
                 machine=Machine(cpus=2, memory_bytes=4 * 1024**3),
                 facts={
                     "executor": self.name,
-                    "image": self.image_ref(request.target),
+                    "image": image_ref(request.target, "docker"),  # as the docker executor names it
                     "image_id": "fake",
                 },
             )
