@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 from s3_server import free_port  # noqa: E402
 from servicekit import Service  # noqa: E402
 
+from service import layout  # noqa: E402
 from service.jobs import RedisJobs  # noqa: E402
 from service.models import BuildRecord, Requester, StageTiming, parse_request  # noqa: E402
 from service.store import LocalStore  # noqa: E402
@@ -110,7 +111,7 @@ def big_stored_log(store: LocalStore, build_id: str) -> int:
             while out.tell() < LOG_MB * 1024 * 1024:
                 out.write(chunk)
         with path.open("rb") as stream:
-            return store.put(f"logs/builds/{build_id}.log", stream).size
+            return store.put(layout.build_log_key(build_id), stream).size
     finally:
         path.unlink()
 

@@ -1,8 +1,8 @@
 """Getting a queued build to a worker: Celery on Redis, or a thread in this process.
 
-The service enqueues by task name (`wheelwright.build`) and never imports the worker package,
-so the API image stays small. `celery_config` is the one place the queue settings live; the
-worker's Celery app uses it too.
+The service enqueues by task name and never imports the worker package, so the API image stays
+small; the task name, queues and Celery settings live in `service.queues`, which the worker's
+Celery app imports too.
 """
 
 from __future__ import annotations
@@ -11,53 +11,32 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 from celery import Celery, group
-from kombu.entity import Queue
 
 from service.config import Settings
 from service.errors import QueueUnavailableError
 from service.models import BuildRecord
+from service.queues import TASK_NAME, celery_config
 
-TASK_NAME = "wheelwright.build"
 log = structlog.get_logger("wheelwright.dispatch")
-QUEUES = ("cpu", "cuda")
-
-
-def celery_config(settings: Settings) -> dict[str, Any]:
-    """Settings for builds that run for hours (see DESIGN.md, "Service and queue")."""
-    return {
-        "broker_url": settings.broker_url,
-        "broker_connection_retry_on_startup": True,
-        "broker_transport_options": {"visibility_timeout": settings.visibility_timeout_s},
-        "task_queues": [Queue(name) for name in QUEUES],  # type: ignore[no-untyped-call]
-        "task_default_queue": "cpu",
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
-        "task_acks_on_failure_or_timeout": True,
-        "worker_prefetch_multiplier": 1,
-        "task_soft_time_limit": settings.soft_time_limit_s,
-        "task_time_limit": settings.hard_time_limit_s,
-        "task_ignore_result": True,
-        "worker_hijack_root_logger": False,
-        "worker_send_task_events": False,
-        "task_serializer": "json",
-        "accept_content": ["json"],
-    }
 
 
 class Dispatcher(Protocol):
     def submit(self, record: BuildRecord) -> None: ...
 
-    def submit_group(self, records: Sequence[BuildRecord]) -> None:
-        """Builds that may all run at once (a wave of a project build), sent together."""
-        ...
-
     def queue_length(self, queue: str) -> int | None:
         """Builds waiting in `queue`, where the dispatcher can tell."""
         ...
+
+
+class GroupDispatcher(Dispatcher, Protocol):
+    """A dispatcher that can also send builds that may all run at once (a wave of a project
+    build) together: Celery as one `group`. Every dispatcher here is one."""
+
+    def submit_group(self, records: Sequence[BuildRecord]) -> None: ...
 
 
 class CeleryDispatcher:

@@ -102,6 +102,13 @@ class FetchError(WheelwrightError):
     exit_code = 15
 
 
+class SourceChangedError(WheelwrightError):
+    """The fetched source is not the one the request was keyed by (it changed after submit)."""
+
+    http_status = 409
+    exit_code = 16
+
+
 class StoreError(WheelwrightError):
     """The wheel store failed in a way that may pass (network, throttling)."""
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from packaging.utils import canonicalize_name
 
-from service.artifacts.layout import check_environment
+from service.layout import check_environment
 
 INDEX_NAME = "wheelwright"
 PYPI = "https://pypi.org/simple"

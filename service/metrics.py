@@ -15,9 +15,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from service.jobs import JobBackend
+from service.queues import QUEUES
 
 STAGE_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4 * 3600.0)
-QUEUES = ("cpu", "cuda")
 
 
 def record_stage(jobs: JobBackend, stage: str, seconds: float) -> None:

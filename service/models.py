@@ -368,6 +368,9 @@ class BuildRecord(BaseModel):
     request: BuildRequest
     request_key: str
     environment: str
+    image: str | None = Field(
+        default=None, description="the build image's name in the key (None: an older record)"
+    )
     queue: str
     project: str = ""
     created_at: float

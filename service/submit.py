@@ -5,7 +5,6 @@ Pure service logic (no FastAPI): the HTTP routes, webhooks and tests call `submi
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -15,10 +14,10 @@ from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 from service.artifacts import Artifact, lookup
 from service.config import Settings
 from service.dispatch import Dispatcher
-from service.environments import apply_environment
 from service.errors import InvalidRequestError, QueueUnavailableError, WheelwrightError
 from service.jobs import JobBackend
-from service.keys import environment_name, image_ref, new_build_id, request_key
+from service.keys import new_build_id
+from service.layout import is_upload_of
 from service.models import (
     ArchiveSource,
     BuildRecord,
@@ -28,12 +27,9 @@ from service.models import (
     Requester,
     RequirementSource,
 )
-from service.policy import check_request
-from service.sources import resolve_source
+from service.prepare import prepare
+from service.queues import queue_for
 from service.store import WheelStore
-
-#: Where an upload is kept: by its own sha256 and a plain file name (see api/builds.py).
-UPLOAD_KEY = re.compile(r"^uploads/[0-9a-f]{64}/[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
 
 
 @dataclass(frozen=True)
@@ -61,7 +57,7 @@ def project_name(request: BuildRequest) -> str:
     return ""
 
 
-def _check(request: BuildRequest, settings: Settings) -> None:
+def _check_source(request: BuildRequest) -> None:
     source = request.source
     if isinstance(source, DirectorySource):
         raise InvalidRequestError(
@@ -69,13 +65,12 @@ def _check(request: BuildRequest, settings: Settings) -> None:
             "send the service an sdist upload, a requirement or a git URL"
         )
     if isinstance(source, ArchiveSource) and not (
-        source.store_key
-        and source.sha256
-        and UPLOAD_KEY.match(source.store_key)
-        and source.store_key.split("/")[1] == source.sha256
+        source.store_key and source.sha256 and is_upload_of(source.store_key, source.sha256)
     ):
         raise InvalidRequestError("an archive source must be uploaded with the request")
-    check_request(request, settings)
+
+
+def _check_timeout(request: BuildRequest, settings: Settings) -> None:
     if request.timeout_s is not None and request.timeout_s > settings.build_timeout_s:
         raise InvalidRequestError(
             f"timeout_s {request.timeout_s} is above this service's limit of"
@@ -92,25 +87,21 @@ def submit(
     *,
     requested_by: Requester | None = None,
 ) -> Submitted:
-    request = apply_environment(request, settings)
-    _check(request, settings)
-    resolved = resolve_source(request)
-    image = image_ref(
-        resolved.target, settings.executor, host_packages=settings.host.inherit_packages
-    )
-    environment = environment_name(resolved, image)
-    key = request_key(resolved, image)
-    hit = lookup(store, environment, key)
+    _check_source(request)
+    prepared = prepare(request, settings)  # once: the record carries it to the worker
+    _check_timeout(prepared.request, settings)
+    hit = lookup(store, prepared.environment, prepared.key)
     if hit is not None:
         jobs.count("cache_hit")
         return Submitted(artifact=hit)
     record = BuildRecord(
         id=new_build_id(),
-        request=resolved,
-        request_key=key,
-        environment=environment,
-        queue=resolved.target.kind,
-        project=project_name(resolved),
+        request=prepared.request,
+        request_key=prepared.key,
+        environment=prepared.environment,
+        image=prepared.image,
+        queue=queue_for(prepared.request.target),
+        project=project_name(prepared.request),
         created_at=time.time(),
         requested_by=requested_by,
     )

@@ -19,7 +19,6 @@ another. The two newest generations are kept (a reader may still be fetching the
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import stat
@@ -32,15 +31,14 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
+from service import layout
 from service.artifacts.checks import Expected
 from service.errors import ObjectExistsError, ObjectNotFoundError, StoreError
 from service.models import ArchiveSource, BuildRequest, DirectorySource, GitSource
 from service.store import WheelStore
 
-PREFIX = "compiler-cache/"
 KEEP_GENERATIONS = 2
 _GENERATION_RE = re.compile(r"^(\d{10})\.tar$")
-_SLUG_RE = re.compile(r"[^a-z0-9]+")
 _CHUNK = 1024 * 1024
 
 
@@ -59,9 +57,8 @@ def project_scope(request: BuildRequest, expected: Expected) -> str | None:
 
 
 def scope_prefix(scope: str) -> str:
-    """`compiler-cache/<readable part>-<hash>/`: the hash keeps scopes apart, whatever the slug."""
-    slug = _SLUG_RE.sub("-", scope.lower()).strip("-")[:60] or "project"
-    return f"{PREFIX}{slug}-{hashlib.sha256(scope.encode()).hexdigest()[:16]}/"
+    """Where the scope's generations lie in the store (see `service.layout`)."""
+    return layout.compiler_cache_prefix(scope)
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,7 @@ def save(
     started = time.monotonic()
     evicted, evicted_bytes = trim(folder, max_bytes)
     generation = brought.generation + 1
-    key = f"{brought.prefix}{generation:010d}.tar"
+    key = layout.compiler_cache_key(brought.prefix, generation)
     with tempfile.TemporaryFile(dir=work) as spool:
         files, size = _pack(folder, spool)
         spool.seek(0)

@@ -30,8 +30,9 @@ from service.errors import (
     InvalidArtifactError,
     WheelwrightError,
 )
-from service.keys import environment_name, new_build_id, request_key
+from service.keys import new_build_id
 from service.models import BuildRequest
+from service.prepare import Prepared, prepare
 from service.redact import Redactor
 from service.sources import file_sha256
 from service.store import WheelStore
@@ -145,8 +146,13 @@ class _Recorder:
             log.info("stage.end", build_id=self.build_id, stage=stage, seconds=seconds, ok=ok)
 
 
+def log_path(settings: Settings, build_id: str) -> Path:
+    """Where a build's log is written while it runs (the store keeps it once it has ended)."""
+    return settings.home / "logs" / f"{build_id}.log"
+
+
 def run_build(
-    request: BuildRequest,
+    request: BuildRequest | Prepared,
     settings: Settings,
     executor: Executor,
     on_wheel: Callable[[Built], T],
@@ -157,18 +163,25 @@ def run_build(
 ) -> T:
     """Build `request` and hand the result to `on_wheel` before the workspace goes away.
 
-    With a `store`, the project's compiler cache is brought from it before the build and saved
-    back to it once `on_wheel` (the publish) succeeded.
+    A plain `BuildRequest` is prepared here (see `service.prepare`); the fetched source must
+    key as prepared (a git ref is keyed by the commit it resolved to). With a `store`, the
+    project's compiler cache is brought from it before the build and saved back to it once
+    `on_wheel` (the publish) succeeded.
     """
     build_id = build_id or new_build_id()
     hooks = hooks or Hooks()
-    deadline = time.monotonic() + (request.timeout_s or settings.build_timeout_s)
+    prepared = (
+        prepare(request, settings, executor=executor.name)
+        if isinstance(request, BuildRequest)
+        else request
+    )
+    deadline = time.monotonic() + (prepared.request.timeout_s or settings.build_timeout_s)
     workspace = settings.work_dir / build_id
     kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
     cache_dir = settings.work_dir / f"{build_id}.ccache"  # the build stage's alone
-    log_path = settings.home / "logs" / f"{build_id}.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    log_file = log_path.open("w", encoding="utf-8", buffering=1)
+    log_at = log_path(settings, build_id)
+    log_at.parent.mkdir(parents=True, exist_ok=True)
+    log_file = log_at.open("w", encoding="utf-8", buffering=1)
     for left in (workspace, cache_dir):  # what a lost earlier delivery left
         shutil.rmtree(left, ignore_errors=True)
     workspace.mkdir(parents=True)
@@ -177,14 +190,10 @@ def run_build(
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
         limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
-        fetched = rec.run(
-            "fetch",
-            True,
-            lambda: fetch(pin_source(request, settings), workspace, limits, git_for(settings)),
+        fetched, pinned = rec.run(
+            "fetch", True, lambda: _fetch(prepared, settings, workspace, limits)
         )
-        image = executor.image_ref(fetched.request.target)
-        key = request_key(fetched.request, image)
-        environment = environment_name(fetched.request, image)
+        key, environment = pinned.key, pinned.environment
         rec.line(f"request key {key}, environment {environment}")
         cache = CacheUse.decide(fetched, settings, executor, store)
         inputs = cache.prepare(rec, fetched, workspace, cache_dir, settings)
@@ -235,7 +244,7 @@ def run_build(
             },
         }
         built = Built(
-            build_id, fetched.request, key, environment, wheel, manifest, log_path, fetched.expected
+            build_id, fetched.request, key, environment, wheel, manifest, log_at, fetched.expected
         )
         published = rec.run("publish", True, lambda: on_wheel(built))  # the worker, the store
         cache.save(rec, cache_dir, settings, manifest["compiler_cache"].get("counts"))
@@ -247,6 +256,17 @@ def run_build(
         shutil.rmtree(cache_dir, ignore_errors=True)
         if not settings.keep_workspace:
             shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _fetch(
+    prepared: Prepared, settings: Settings, workspace: Path, limits: Limits
+) -> tuple[Fetched, Prepared]:
+    """The source, fetched as prepared: a git ref resolved (and keyed by its commit) unless the
+    caller did so already; anything else must key as prepared."""
+    pinned = prepared.pinned(pin_source(prepared.request, settings))
+    fetched = fetch(pinned.request, workspace, limits, git_for(settings))
+    pinned.check_fetched(fetched.request)
+    return fetched, pinned
 
 
 def _run_stages(

@@ -13,15 +13,19 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from service import layout
 from service.artifacts import Artifact, lookup, publish
 from service.artifacts.checks import WheelLimits
 from service.config import Settings
-from service.keys import environment_name, new_build_id, request_key
+from service.keys import new_build_id
 from service.models import BuildRequest
+from service.prepare import Prepared, prepare
 from service.store import WheelStore
-from worker.engine import Built, Hooks, run_build
+from worker.engine import Built, Hooks, log_path, run_build
 from worker.executors import Executor
 from worker.fetch import pin_source
+
+LOG_TYPE = "text/plain; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -69,18 +73,16 @@ def wheel_limits(settings: Settings) -> WheelLimits:
 
 
 def cache_lookup(
-    request: BuildRequest, settings: Settings, store: WheelStore, executor: Executor
-) -> tuple[BuildRequest, str, str, Artifact | None]:
-    """The resolved request, its environment and key, and the stored artifact if any."""
-    resolved = pin_source(request, settings)
-    image = executor.image_ref(resolved.target)
-    environment = environment_name(resolved, image)
-    key = request_key(resolved, image)
-    return resolved, environment, key, lookup(store, environment, key)
+    prepared: Prepared, settings: Settings, store: WheelStore
+) -> tuple[Prepared, Artifact | None]:
+    """The prepared request with its source pinned (a git ref resolved to its commit, and the
+    build keyed by it), and the stored artifact if any."""
+    pinned = prepared.pinned(pin_source(prepared.request, settings))
+    return pinned, lookup(store, pinned.environment, pinned.key)
 
 
 def build_and_publish(
-    request: BuildRequest,
+    request: BuildRequest | Prepared,
     settings: Settings,
     store: WheelStore,
     executor: Executor,
@@ -88,9 +90,18 @@ def build_and_publish(
     build_id: str | None = None,
     hooks: Hooks | None = None,
 ) -> Outcome:
-    resolved, _environment, _key, hit = cache_lookup(request, settings, store, executor)
+    """Answer `request` from the store, or build and publish it.
+
+    A `Prepared` request (the runner's: what the API stored on the record) is used as it is; a
+    plain `BuildRequest` (the embedded `wheelwright build`) arrives here and is prepared here.
+    The build's log is kept in the store once the build has ended, whatever its outcome.
+    """
+    if isinstance(request, BuildRequest):
+        request = prepare(request, settings, executor=executor.name)
+    prepared, hit = cache_lookup(request, settings, store)
     if hit is not None:
         return Outcome(artifact=hit, cached=True, build_id=None)
+    build_id = build_id or new_build_id()
 
     def on_wheel(built: Built) -> Artifact:
         pins: Mapping[str, str] = {}
@@ -104,7 +115,7 @@ def build_and_publish(
             request_key=built.request_key,
             wheel=built.wheel,
             manifest=built.manifest,
-            log=built.log_path.read_bytes(),
+            log_key=layout.build_log_key(built.build_id),
             abi_pins=pins,
             local_label=local_label(built.request, label_pins),
             expected=built.expected,
@@ -112,8 +123,19 @@ def build_and_publish(
             source_date_epoch=built.manifest.get("source_date_epoch"),
         )
 
-    build_id = build_id or new_build_id()
-    artifact = run_build(
-        resolved, settings, executor, on_wheel, build_id=build_id, hooks=hooks, store=store
-    )
+    try:
+        artifact = run_build(
+            prepared, settings, executor, on_wheel, build_id=build_id, hooks=hooks, store=store
+        )
+    finally:
+        keep_log(store, settings, build_id)
     return Outcome(artifact=artifact, cached=False, build_id=build_id)
+
+
+def keep_log(store: WheelStore, settings: Settings, build_id: str) -> None:
+    """Put the ended build's log into the store (`logs/builds/<id>.log`), the one copy that
+    lasts; the local file stays for the caller (the CLI names it, the runner removes it)."""
+    path = log_path(settings, build_id)
+    if path.is_file():
+        with path.open("rb") as stream:
+            store.put(layout.build_log_key(build_id), stream, content_type=LOG_TYPE)

@@ -2,8 +2,9 @@
 
 It owns the job's life: a delivery starts (attempts + 1; too many and the build fails instead of
 looping), a redelivered build first clears what its lost attempt left, stages and log lines go to
-the job backend as they happen, the cancel flag is polled, and the outcome is recorded. The log
-always goes to the store, so it outlives Redis.
+the job backend as they happen, the cancel flag is polled, and the outcome is recorded. The build
+reads what the API prepared from the record (`service.prepare`); its log goes to the store once,
+when it ends (`worker.pipeline.keep_log`), so it outlives Redis.
 """
 
 from __future__ import annotations
@@ -17,20 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
+from celery.exceptions import SoftTimeLimitExceeded
 
 from service.config import Settings
-from service.errors import BuildCancelledError, WheelwrightError
+from service.errors import BuildCancelledError, ConfigError, WheelwrightError
 from service.jobs import JobBackend
 from service.jobs.transitions import HEARTBEAT_S
 from service.metrics import record_compiler_cache, record_stage
-from service.models import ArchiveSource, BuildRequest, StageTiming
+from service.models import ArchiveSource, BuildRecord, BuildRequest, StageTiming
+from service.prepare import Prepared, build_image
 from service.redact import Redactor
 from service.store import WheelStore
-from worker.engine import Hooks, StageEvent
+from worker.engine import Hooks, StageEvent, log_path
 from worker.executors import Executor
 from worker.pipeline import build_and_publish
 
 log = structlog.get_logger("wheelwright.runner")
+TIME_LIMIT_ERROR = "the build hit the worker's time limit"
 
 
 @dataclass
@@ -41,23 +45,33 @@ class Services:
     executor: Executor
 
 
-def build_log_key(build_id: str) -> str:
-    return f"logs/builds/{build_id}.log"
-
-
 def run_job(build_id: str, svc: Services, *, may_retry: bool = False) -> str:
     """Run build `build_id`; return its final state.
 
     With `may_retry`, a retryable error (engine or store unreachable) propagates so the queue
-    delivers the build again; without, it fails the build.
+    delivers the build again; without, it fails the build. Celery's soft time limit ends the
+    build here too, with the same bookkeeping as any other end.
     """
-    jobs, settings = svc.jobs, svc.settings
+    jobs = svc.jobs
     structlog.contextvars.bind_contextvars(build_id=build_id)
     try:
         record = jobs.get(build_id)
         if record.terminal:
             return record.state  # cancelled while queued, or a duplicate delivery
         record = jobs.start(build_id)
+        state = _run(record, svc, may_retry=may_retry)
+        jobs.count(f"builds_{state}")
+        log_path(svc.settings, build_id).unlink(missing_ok=True)  # the store has it now
+        log.info("build.end", state=state)
+        return state
+    finally:
+        structlog.contextvars.unbind_contextvars("build_id")
+
+
+def _run(record: BuildRecord, svc: Services, *, may_retry: bool) -> str:
+    """One delivery of a started build, to its final state."""
+    jobs, settings, build_id = svc.jobs, svc.settings, record.id
+    try:
         if record.attempts > settings.queue.max_attempts:
             message = (
                 f"gave up after {record.attempts - 1} deliveries: the worker was lost each time"
@@ -72,33 +86,46 @@ def run_job(build_id: str, svc: Services, *, may_retry: bool = False) -> str:
             on_line=lambda line: jobs.append_log(build_id, line),
             cancelled=lambda: jobs.cancelled(build_id),
         )
-        try:
-            with _heartbeat(jobs, build_id), _materialized(record.request, svc) as request:
-                outcome = build_and_publish(
-                    request, settings, svc.store, svc.executor, build_id=build_id, hooks=hooks
-                )
-        except BuildCancelledError as exc:
-            state = jobs.finish(build_id, "cancelled", error=str(exc)).state
-        except WheelwrightError as exc:
-            if exc.retryable and may_retry:
-                jobs.append_log(build_id, f"--- {exc}; the build will be tried again")
-                raise
-            error = Redactor.for_service(settings)(str(exc))
-            state = jobs.finish(build_id, "failed", error=error, error_stage=exc.stage).state
-        except Exception as exc:  # a bug or a broken host: the build still ends, with its cause
-            log.exception("build.crashed", error=type(exc).__name__)
-            error = f"internal error ({type(exc).__name__}: {exc}); the worker log has details"
-            state = jobs.finish(build_id, "failed", error=error).state
-        else:
-            if not outcome.cached:
-                record_compiler_cache(jobs, outcome.artifact.manifest)
-            state = jobs.finish(build_id, "succeeded", artifact=outcome.artifact.summary()).state
-        jobs.count(f"builds_{state}")
-        _keep_log(build_id, svc)
-        log.info("build.end", state=state)
-        return state
-    finally:
-        structlog.contextvars.unbind_contextvars("build_id")
+        with _heartbeat(jobs, build_id), _materialized(record.request, svc) as request:
+            outcome = build_and_publish(
+                prepared_for(record, request, svc),
+                settings,
+                svc.store,
+                svc.executor,
+                build_id=build_id,
+                hooks=hooks,
+            )
+    except BuildCancelledError as exc:
+        return jobs.finish(build_id, "cancelled", error=str(exc)).state
+    except WheelwrightError as exc:
+        if exc.retryable and may_retry:
+            jobs.append_log(build_id, f"--- {exc}; the build will be tried again")
+            raise
+        error = Redactor.for_service(settings)(str(exc))
+        return jobs.finish(build_id, "failed", error=error, error_stage=exc.stage).state
+    except SoftTimeLimitExceeded:  # Celery's: past the longest deadline a build may ask for
+        svc.executor.reap(build_id)
+        return jobs.finish(build_id, "failed", error=TIME_LIMIT_ERROR).state
+    except Exception as exc:  # a bug or a broken host: the build still ends, with its cause
+        log.exception("build.crashed", error=type(exc).__name__)
+        error = f"internal error ({type(exc).__name__}: {exc}); the worker log has details"
+        return jobs.finish(build_id, "failed", error=error).state
+    if not outcome.cached:
+        record_compiler_cache(jobs, outcome.artifact.manifest)
+    return jobs.finish(build_id, "succeeded", artifact=outcome.artifact.summary()).state
+
+
+def prepared_for(record: BuildRecord, request: BuildRequest, svc: Services) -> Prepared:
+    """What the API prepared for this build; `ConfigError` if this worker would build it in
+    another image than the one the API keyed it by (the two configured with other executors)."""
+    mine = build_image(record.request.target, svc.settings, svc.executor.name)
+    if record.image is not None and record.image != mine:
+        raise ConfigError(
+            f"this worker builds in {mine!r} (executor {svc.executor.name}), but the API keyed"
+            f" build {record.id} for {record.image!r}: configure the same `executor` and"
+            " `host.inherit_packages` for the API and the workers of this queue"
+        )
+    return Prepared.from_record(record, request=request, image=mine)
 
 
 def _stage(jobs: JobBackend, event: StageEvent) -> None:
@@ -148,10 +175,3 @@ def _materialized(request: BuildRequest, svc: Services) -> Iterator[BuildRequest
         yield request.model_copy(update={"source": local_source})
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _keep_log(build_id: str, svc: Services) -> None:
-    path = svc.settings.home / "logs" / f"{build_id}.log"
-    if path.is_file():
-        svc.store.put(build_log_key(build_id), path.read_bytes(), content_type="text/plain")
-        path.unlink()

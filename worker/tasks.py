@@ -7,10 +7,9 @@ backoff; the attempt counter in the job record ends endless redelivery either wa
 from __future__ import annotations
 
 from celery import Task
-from celery.exceptions import SoftTimeLimitExceeded
 
-from service.dispatch import TASK_NAME
 from service.errors import WheelwrightError
+from service.queues import TASK_NAME
 from worker.celery_app import app
 from worker.runner import run_job
 from worker.services import services
@@ -21,11 +20,6 @@ def build(self: Task, build_id: str) -> str:
     svc = services()
     may_retry = self.request.retries < (self.max_retries or 0)
     try:
-        return run_job(build_id, svc, may_retry=may_retry)
-    except SoftTimeLimitExceeded:
-        svc.executor.reap(build_id)
-        return svc.jobs.finish(
-            build_id, "failed", error="the build hit the worker's time limit"
-        ).state
+        return run_job(build_id, svc, may_retry=may_retry)  # the soft time limit ends there too
     except WheelwrightError as exc:
         raise self.retry(exc=exc, countdown=min(300, 10 * 2**self.request.retries)) from exc

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from service import layout
 from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require, token_name
@@ -169,7 +170,7 @@ def _keep_upload(file: UploadFile, store: WheelStore, limit: int, limits: Limits
             raise UnsafeArchiveError(f"{name} is empty")
         check_archive(name, cast(IO[bytes], spool), limits)  # stored only if it unpacks safely
         spool.seek(0)
-        key = f"uploads/{digest.hexdigest()}/{name}"
+        key = layout.upload_key(digest.hexdigest(), name)
         with suppress(ObjectExistsError):  # the same bytes were uploaded before
             store.put(key, cast(BinaryIO, spool), if_absent=True)
     return ArchiveSource(path=name, sha256=digest.hexdigest(), store_key=key)
@@ -243,6 +244,6 @@ def _log_lines(
         if not lines and settled(jobs, build_id, redelivery_s).terminal:
             last = True  # one more read: lines written just before the end
     if not seen:
-        key = f"logs/builds/{build_id}.log"
+        key = layout.build_log_key(build_id)
         if store.exists(key):
             yield store.get(key).decode("utf-8", "replace")

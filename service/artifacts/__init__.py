@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from service.artifacts.layout import is_environment
 from service.artifacts.pins import pin_metadata, pin_wheel
 from service.artifacts.publish import Artifact, lookup, publish, read_manifest
 from service.artifacts.wheelfile import WheelInfo, inspect_wheel
+from service.layout import is_environment
 
 __all__ = [
     "Artifact",

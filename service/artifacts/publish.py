@@ -1,7 +1,7 @@
 """Publish one built wheel into the store, and find it again.
 
-The order is the protocol: the content-addressed wheel and its `.metadata` first, then the log,
-and the manifest last, written only if absent. The manifest is the commit point: the index lists
+The order is the protocol: the content-addressed wheel and its `.metadata` first, and the
+manifest last, written only if absent. The manifest is the commit point: the index lists
 a wheel only once its manifest exists, and of two publishers racing on one request key, exactly
 one manifest wins; the loser gets the winner's `Artifact` back (a loser's differing wheel stays
 behind unlisted, under its own hash). See `layout.py` for the keys.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from service.artifacts import layout
+from service import layout
 from service.artifacts.checks import Expected, WheelLimits, check_wheel
 from service.artifacts.normalize import normalize_wheel
 from service.artifacts.pins import pin_wheel
@@ -66,10 +66,6 @@ class Artifact:
     @property
     def manifest_key(self) -> str:
         return layout.manifest_key(self.environment, self.request_key)
-
-    @property
-    def log_key(self) -> str:
-        return layout.log_key(self.request_key)
 
     def summary(self) -> dict[str, Any]:
         """The fields as JSON-ready values (no manifest), for the CLI and API answers."""
@@ -119,15 +115,17 @@ def publish(
     request_key: str,
     wheel: Path,
     manifest: Mapping[str, Any],
-    log: bytes,
+    log_key: str | None = None,
     abi_pins: Mapping[str, str] | None = None,
     local_label: str | None = None,
     expected: Expected | None = None,
     limits: WheelLimits | None = None,
     source_date_epoch: int | None = None,
 ) -> Artifact:
-    """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata, `log` and the
-    manifest.
+    """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata and the manifest.
+
+    The build's log is not written here: whoever runs the build keeps it once, when the build
+    has ended, under `log_key`, which the manifest names.
 
     Returns the committed `Artifact`. If the request key is already published, nothing is written
     and the stored `Artifact` is returned (the first publish wins). `manifest` is kept as given,
@@ -162,7 +160,6 @@ def publish(
     metadata_sha256 = hashlib.sha256(info.metadata).hexdigest()
     meta_key = layout.metadata_key(sha256, info.filename)
     _put_content(store, meta_key, info.metadata, metadata_sha256, TEXT_TYPE)
-    stored_log = store.put(layout.log_key(request_key), log, content_type=TEXT_TYPE)
     document = {
         **manifest,
         "wheel": {
@@ -178,7 +175,7 @@ def publish(
             "request_key": request_key,
             "published_at": datetime.now(UTC).isoformat(timespec="microseconds"),
         },
-        "log": {"key": stored_log.key, "sha256": stored_log.sha256, "size": stored_log.size},
+        "log": {"key": log_key},
         "reproducibility": {
             "source_date_epoch": source_date_epoch,
             "earlier_sha256": earlier,
@@ -207,7 +204,7 @@ def earlier_builds(store: WheelStore, request_key: str) -> list[str]:
 
 def remember_build(store: WheelStore, request_key: str, sha256: str) -> None:
     with contextlib.suppress(ObjectExistsError):  # built before with these very bytes
-        store.put(f"{layout.history_prefix(request_key)}{sha256}", b"", if_absent=True)
+        store.put(layout.history_key(request_key, sha256), b"", if_absent=True)
 
 
 def lookup(store: WheelStore, environment: str, request_key: str) -> Artifact | None:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from service.cli.common import SMOKE_HELP, app, err, fail, pairs, settings_for, smoke_code
+from service.cli.common import app, err, fail, settings_for
+from service.cli.request_flags import RequestFlags, request_flags
 from service.config import Settings
-from service.environments import apply_environment
 from service.errors import WheelwrightError
 from service.keys import new_build_id
 from service.logging import configure_logging
@@ -52,51 +52,23 @@ class _Progress:
 
 
 @app.command()
+@request_flags
 def build(
     spec: Annotated[
         str, typer.Argument(help="name==version, an sdist/archive, a folder, git+URL@ref")
     ],
-    target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
-    cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
-    python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
-    image: Annotated[str | None, typer.Option(help="use this image instead of the default")] = None,
-    environment: Annotated[
-        str | None, typer.Option(help="a named environment of the config file")
-    ] = None,
-    runtime: Annotated[
-        list[str] | None, typer.Option("--runtime", "-r", help="runtime pin")
-    ] = None,
-    build_requires: Annotated[list[str] | None, typer.Option("--build-requires")] = None,
-    config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
-    index_url: Annotated[str | None, typer.Option()] = None,
-    extra_index_url: Annotated[list[str] | None, typer.Option()] = None,
-    find_links: Annotated[list[str] | None, typer.Option()] = None,
-    verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
-    smoke_test: Annotated[str | None, typer.Option(help=SMOKE_HELP)] = None,
-    no_index: Annotated[
-        bool, typer.Option("--no-index", help="no package index: only --find-links (offline)")
-    ] = False,
-    local_label: Annotated[
-        str | None, typer.Option(help="stamp +LABEL on the version; 'auto': like cu130torch2.13")
-    ] = None,
-    timeout: Annotated[
-        int | None, typer.Option(help="deadline of the whole build, seconds")
-    ] = None,
+    flags: RequestFlags,
     executor: Annotated[str | None, typer.Option(help="docker or host")] = None,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="also copy the wheel into this folder, like pip wheel -w"),
     ] = None,
-    no_compiler_cache: Annotated[
-        bool, typer.Option("--no-compiler-cache", help="build without the compiler cache")
-    ] = False,
     output_json: Annotated[bool, typer.Option("--json", help="print the artifact as JSON")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="stream the build log")] = False,
 ) -> None:
     """Build one wheel in a fresh container and store it; print where the wheel is."""
     from service.store import open_store
-    from worker.engine import Hooks
+    from worker.engine import Hooks, log_path
     from worker.executors import make_executor
     from worker.pipeline import build_and_publish
 
@@ -105,7 +77,7 @@ def build(
         settings = settings_for(executor)
     except WheelwrightError as exc:
         raise fail(exc) from None
-    local_folders = tuple(Path(f) for f in find_links or () if f.startswith("/"))
+    local_folders = tuple(Path(f) for f in flags.find_links or () if f.startswith("/"))
     if local_folders:  # named on this machine by its own user: the operator's folders
         sources = settings.sources.model_copy(
             update={"find_links": (*settings.sources.find_links, *local_folders)}
@@ -113,38 +85,11 @@ def build(
         settings = settings.model_copy(update={"sources": sources})
     try:
         configure_logging(json_logs=False, quiet=not verbose)
-        index = settings.index.model_dump()
-        if index_url:
-            index["index_url"] = index_url
-        index["extra_index_urls"] = [*index["extra_index_urls"], *(extra_index_url or [])]
-        index["find_links"] = [*index["find_links"], *(find_links or [])]
-        index["no_index"] = index["no_index"] or no_index
-        given = {
-            "target": {"kind": target, "cuda": cuda, "python": python, "image": image},
-            "runtime": runtime,
-            "build_requires": build_requires,
-            "config_settings": pairs(config_setting, "--config-setting"),
-            "build_env": pairs(env, "--env"),
-            "index": index if (index_url or extra_index_url or find_links or no_index) else None,
-            "local_label": local_label,
-        }
-        if environment is None:  # an ad-hoc environment: the defaults count as given
-            given["index"] = index
-        elif given["target"] == {"kind": "cpu", "cuda": None, "python": "3.11", "image": None}:
-            del given["target"]
-        request = apply_environment(
-            parse_request(
-                {
-                    "source": parse_spec(spec).model_dump(),
-                    "environment": environment,
-                    "verify_imports": verify_import or None,
-                    "verify_smoke": smoke_code(smoke_test),
-                    "timeout_s": timeout,
-                    **({"compiler_cache": False} if no_compiler_cache else {}),
-                    **{name: value for name, value in given.items() if value},
-                }
-            ),
-            settings,
+        request = parse_request(  # prepared (its environment applied) by build_and_publish
+            {
+                "source": parse_spec(spec).model_dump(),
+                **flags.fields(default_index=settings.index.model_dump()),
+            }
         )
         progress = _Progress(verbose)
         hooks = Hooks(on_stage=progress.on_stage, on_line=progress.on_line)
@@ -157,7 +102,7 @@ def build(
             progress.status.stop()
     except WheelwrightError as exc:
         failure = fail(exc)
-        log_file = settings.home / "logs" / f"{build_id}.log"
+        log_file = log_path(settings, build_id)
         if exc.stage and log_file.is_file():
             err.print(f"full log: {log_file}", soft_wrap=True)
         raise failure from None

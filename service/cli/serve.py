@@ -10,6 +10,7 @@ from service.cli.common import app, err, fail
 from service.config import Settings, load_settings
 from service.errors import ConfigError, WheelwrightError
 from service.logging import configure_logging
+from service.queues import QUEUES
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -66,9 +67,11 @@ def worker(
         settings = load_settings()
         if not settings.broker_url:
             raise ConfigError("a worker needs WHEELWRIGHT_BROKER_URL (redis://...)")
-        unknown = set(queues.split(",")) - {"cpu", "cuda"}
+        unknown = set(queues.split(",")) - set(QUEUES)
         if unknown:
-            raise ConfigError(f"unknown queue(s) {', '.join(sorted(unknown))}: use cpu, cuda")
+            raise ConfigError(
+                f"unknown queue(s) {', '.join(sorted(unknown))}: use {', '.join(QUEUES)}"
+            )
     except WheelwrightError as exc:
         raise fail(exc) from None
     configure_logging(json_logs=True)

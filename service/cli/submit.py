@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.markup import escape
 
-from service.cli.common import SMOKE_HELP, app, err, fail, pairs, smoke_code
+from service.cli.common import app, err, fail
+from service.cli.request_flags import RequestFlags, request_flags
 from service.errors import WaitTimeoutError, WheelwrightError
 from service.specs import parse_spec
 
@@ -18,27 +19,12 @@ WAIT_MARGIN_S = 300
 
 
 @app.command()
+@request_flags
 def submit(
     spec: Annotated[str, typer.Argument(help="name==version, an sdist, a folder, git+URL@ref")],
+    flags: RequestFlags,
     server: Annotated[str, typer.Option(envvar="WHEELWRIGHT_SERVER", help="the service URL")],
     token: Annotated[str | None, typer.Option(envvar="WHEELWRIGHT_TOKEN")] = None,
-    target: Annotated[Literal["cpu", "cuda"], typer.Option()] = "cpu",
-    cuda: Annotated[str | None, typer.Option()] = None,
-    python: Annotated[str, typer.Option()] = "3.11",
-    runtime: Annotated[list[str] | None, typer.Option("--runtime", "-r")] = None,
-    build_requires: Annotated[list[str] | None, typer.Option("--build-requires")] = None,
-    config_setting: Annotated[list[str] | None, typer.Option("--config-setting", "-C")] = None,
-    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="NAME=VALUE")] = None,
-    verify_import: Annotated[list[str] | None, typer.Option("--import")] = None,
-    smoke_test: Annotated[str | None, typer.Option(help=SMOKE_HELP)] = None,
-    local_label: Annotated[str | None, typer.Option(help="stamp +LABEL; 'auto'")] = None,
-    environment: Annotated[
-        str | None, typer.Option(help="a named environment of the service (it decides the rest)")
-    ] = None,
-    timeout: Annotated[int | None, typer.Option(help="deadline of the build, seconds")] = None,
-    no_compiler_cache: Annotated[
-        bool, typer.Option("--no-compiler-cache", help="build without the compiler cache")
-    ] = False,
     wait: Annotated[bool, typer.Option(help="follow the log; exit non-zero if it fails")] = False,
     wait_margin: Annotated[
         int, typer.Option(help="seconds --wait waits past the build's deadline")
@@ -50,24 +36,7 @@ def submit(
     started = time.monotonic()
     path = Path(spec).expanduser()
     upload = path if path.exists() else None
-    fields: dict[str, object] = {
-        "verify_imports": verify_import or None,
-        "verify_smoke": smoke_code(smoke_test),
-        "local_label": local_label,
-        "timeout_s": timeout,
-    }
-    if no_compiler_cache:
-        fields["compiler_cache"] = False
-    if environment:  # the service's named environment decides the rest
-        fields["environment"] = environment
-    else:
-        fields |= {
-            "target": {"kind": target, "cuda": cuda, "python": python},
-            "runtime": runtime or [],
-            "build_requires": build_requires or [],
-            "config_settings": pairs(config_setting, "--config-setting"),
-            "build_env": pairs(env, "--env"),
-        }
+    fields: dict[str, object] = flags.fields()  # the service's own settings fill in the rest
     try:
         if upload is None:
             fields["source"] = parse_spec(spec).model_dump(exclude_none=True)

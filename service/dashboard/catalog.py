@@ -12,7 +12,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from service.api.index import files as index_files
 from service.artifacts import lookup, read_manifest
-from service.artifacts.layout import manifest_prefix
 from service.config import Settings
 from service.dashboard.overview import overview
 from service.dashboard.rendering import Seen, error_page, page
@@ -27,6 +26,7 @@ from service.index.model import IndexFile
 from service.index_config import INDEX_NAME, render_pip_config, render_uv_config
 from service.jobs import JobBackend
 from service.jobs.redis import LIST_SCAN
+from service.layout import manifest_prefix
 from service.models import EnvironmentSpec
 from service.store import WheelStore
 

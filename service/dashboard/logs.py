@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 from service.errors import ObjectNotFoundError
 from service.jobs import JobBackend
+from service.layout import build_log_key
 from service.store import WheelStore
 
 PAGE_BYTES = 128 * 1024
@@ -65,10 +66,6 @@ def clean(raw: str) -> LogLine:
     else:
         kind = ""
     return LogLine(text, kind)
-
-
-def stored_log_key(build_id: str) -> str:
-    return f"logs/builds/{build_id}.log"
 
 
 def _read_range(stream: BinaryIO, start: int, length: int) -> bytes:
@@ -130,6 +127,6 @@ def build_log(
 ) -> LogPage:
     """The stored log's page when the store has it, else the live tail."""
     try:
-        return stored_page(store, stored_log_key(build_id), offset, until)
+        return stored_page(store, build_log_key(build_id), offset, until)
     except ObjectNotFoundError:
         return live_tail(jobs, build_id)

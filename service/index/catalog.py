@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from service.artifacts import is_environment, read_manifest
-from service.artifacts.layout import BUILDS, parse_manifest_key
 from service.errors import (
     InvalidArtifactError,
     ObjectNotFoundError,
@@ -26,6 +25,7 @@ from service.errors import (
     UnknownEnvironmentError,
 )
 from service.index.model import EnvironmentIndex, IndexFile, build_environment_index
+from service.layout import BUILDS, parse_manifest_key
 from service.store import StoredObject, WheelStore
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from service.dispatch import Dispatcher
+from service.dispatch import GroupDispatcher
 from service.jobs import JobBackend
 from service.models import BuildRecord
 
@@ -16,7 +16,7 @@ log = structlog.get_logger("wheelwright.project")
 
 
 class WaveDispatcher:
-    def __init__(self, inner: Dispatcher, jobs: JobBackend) -> None:
+    def __init__(self, inner: GroupDispatcher, jobs: JobBackend) -> None:
         self._inner = inner
         self._jobs = jobs
         self._held: list[BuildRecord] = []

@@ -66,15 +66,12 @@ def _publish_all(store: LocalStore, work: Path) -> None:
             request_key="fake-ext",
             wheel=ext,
             manifest={},
-            log=b"",
             abi_pins={"abi-dep": pin},
         )
         for version in ("1.0", "2.0"):
             dep = make_wheel(work / environment / version, "abi-dep", version)
             key = f"abi-dep-{version}"
-            publish(
-                store, environment=environment, request_key=key, wheel=dep, manifest={}, log=b""
-            )
+            publish(store, environment=environment, request_key=key, wheel=dep, manifest={})
 
 
 @pytest.fixture(scope="module")

@@ -2,24 +2,36 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
-import tarfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import docker
 import uv
 
-from service.config import Settings
-from service.models import BuildRequest, parse_request
-from worker.engine import Built, Hooks, run_build
-from worker.executors import Executor
+from tests.buildkit import (
+    FIXTURES,
+    Builder,
+    evil_tar,
+    leftover_workspaces,
+    make_sdist,
+    request_for,
+)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+__all__ = [
+    "FIXTURES",
+    "MANAGED",
+    "Builder",
+    "evil_tar",
+    "isolated_build_fails",
+    "leftover_workspaces",
+    "make_sdist",
+    "managed_containers",
+    "request_for",
+    "run_in_image",
+    "torch_find_links",
+]
+
 MANAGED = "org.wheelwright.managed"
 
 
@@ -30,75 +42,6 @@ def torch_find_links() -> str:
         msg = f"no torch 2.13.0 wheel in {folder} (PIP_FIND_LINKS); these tests need it"
         raise AssertionError(msg)
     return folder
-
-
-def make_sdist(fixture: str, dest: Path, name: str | None = None, version: str = "0") -> Path:
-    """A `.tar.gz` of a fixture folder under one top folder `<name>-<version>/`, like an sdist."""
-    top = f"{name or fixture}-{version}"
-    archive = dest / f"{top}.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        tar.add(FIXTURES / fixture, arcname=top, filter=_reset)
-    return archive
-
-
-def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if "__pycache__" in info.name:
-        return None
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.mtime = 0
-    return info
-
-
-def evil_tar(dest: Path, member: str, *, link_to: str | None = None) -> Path:
-    """A tar with one hostile member: a `..` path, an absolute path, or a link pointing out."""
-    archive = dest / "evil-1.0.tar.gz"
-    with tarfile.open(archive, "w:gz") as tar:
-        info = tarfile.TarInfo(member)
-        if link_to is not None:
-            info.type = tarfile.SYMTYPE
-            info.linkname = link_to
-            tar.addfile(info)
-        else:
-            data = b"print('pwned')\n"
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return archive
-
-
-def request_for(archive: Path | str, **fields: Any) -> BuildRequest:
-    kind = "archive" if Path(archive).suffix in (".gz", ".zip") else "directory"
-    return parse_request({"source": {"kind": kind, "path": str(archive)}, **fields})
-
-
-@dataclass
-class Builder:
-    settings: Settings
-    executor: Executor
-    lines: list[str] = field(default_factory=list)
-
-    def build(self, request: BuildRequest, keep: Callable[[Built], Any] | None = None) -> Built:
-        """Run the engine; copy the wheel out (the workspace is removed afterwards)."""
-        outdir = self.settings.home / "wheels"
-        outdir.mkdir(parents=True, exist_ok=True)
-
-        def on_wheel(built: Built) -> Built:
-            copy = outdir / built.wheel.name
-            copy.write_bytes(built.wheel.read_bytes())
-            if keep:
-                keep(built)
-            return Built(
-                built.build_id,
-                built.request,
-                built.request_key,
-                built.environment,
-                copy,
-                built.manifest,
-                built.log_path,
-            )
-
-        hooks = Hooks(on_line=self.lines.append)
-        return run_build(request, self.settings, self.executor, on_wheel, hooks=hooks)
 
 
 def managed_containers(client: docker.DockerClient, home: Path | None = None) -> list[str]:
@@ -151,8 +94,3 @@ def isolated_build_fails(source: Path, tmp: Path) -> str:
     )
     assert done.returncode != 0, "the isolated build was expected to fail"
     return done.stdout + done.stderr
-
-
-def leftover_workspaces(settings: Settings) -> list[str]:
-    work = settings.work_dir
-    return sorted(p.name for p in work.iterdir()) if work.exists() else []

@@ -1,9 +1,11 @@
-"""Bad input: each fails with an error naming the stage and the cause, and leaves nothing behind."""
+"""Bad input: each fails with an error naming the stage and the cause, and leaves nothing behind.
+
+Hostile archives, refused by fetch before any container starts, are checked in
+tests/unit/test_fetch_hostile.py."""
 
 from __future__ import annotations
 
 import time
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +13,6 @@ import docker
 import pytest
 from enginekit import (
     Builder,
-    evil_tar,
     leftover_workspaces,
     make_sdist,
     managed_containers,
@@ -23,7 +24,6 @@ from service.errors import (
     BuildFailedError,
     DeadlineExceededError,
     SourceNotFoundError,
-    UnsafeArchiveError,
 )
 from service.models import parse_request
 from worker.executors.docker import DockerExecutor
@@ -85,43 +85,6 @@ def test_backend_that_raises(builder: Builder, tmp_path: Path) -> None:
         builder.build(request_for(sdist))
     assert info.value.stage == "build"
     assert "boom: the backend refuses to build" in info.value.log_tail
-
-
-@pytest.mark.parametrize(
-    ("member", "link_to", "reason"),
-    [
-        ("evil-1.0/../../escaped.py", None, "would escape"),
-        ("/etc/evil.py", None, "would escape"),
-        ("evil-1.0/passwd", "/etc/passwd", "unsafe member"),
-        ("evil-1.0/up", "../../../etc", "unsafe member"),
-    ],
-)
-def test_hostile_archive_members(
-    builder: Builder, tmp_path: Path, member: str, link_to: str | None, reason: str
-) -> None:
-    archive = evil_tar(tmp_path, member, link_to=link_to)
-    with pytest.raises(UnsafeArchiveError, match=reason) as info:
-        builder.build(request_for(archive))
-    assert info.value.stage == "fetch"
-    assert not (tmp_path.parent / "escaped.py").exists()
-
-
-def test_hostile_zip_member(builder: Builder, tmp_path: Path) -> None:
-    archive = tmp_path / "evil-1.0.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("../escaped.py", "print('pwned')\n")
-    with pytest.raises(UnsafeArchiveError, match="would escape"):
-        builder.build(request_for(archive))
-
-
-def test_oversized_archive(
-    home: Path, tmp_path: Path, cpu_image: str, docker_client: docker.DockerClient
-) -> None:
-    settings = load_settings(home=home, max_archive_bytes=1000)
-    sdist = make_sdist("numpy-ext", tmp_path, "npext", "1.0.0")
-    with pytest.raises(UnsafeArchiveError, match="more than the limit of 1000"):
-        _builder(settings).build(request_for(sdist))
-    assert leftover_workspaces(settings) == []
 
 
 def test_build_past_its_deadline_is_killed(

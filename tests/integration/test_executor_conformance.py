@@ -1,86 +1,67 @@
-"""One conformance test for every Executor: same builds, same errors, nothing left behind."""
+"""The executor conformance checks (tests/executor_conformance.py) for the real executors, docker
+and host, building the fixture projects; the fake executor passes the same checks in tests/unit."""
 
 from __future__ import annotations
 
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
 import pytest
-from enginekit import Builder, leftover_workspaces, make_sdist, managed_containers, request_for
+from enginekit import managed_containers
 
 from service.config import Settings, load_settings
-from service.errors import BuildFailedError, DeadlineExceededError
+from service.models import BuildRequest
+from tests.buildkit import Builder, leftover_workspaces, make_sdist, request_for
+from tests.executor_conformance import ExecutorConformance
 from worker.executors import make_executor
 
 pytestmark = pytest.mark.docker
 
 
-@pytest.fixture(params=["docker", "host"])
-def settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    home = tmp_path_factory.mktemp(f"conformance-{request.param}")
-    if request.param == "docker":
-        request.getfixturevalue("cpu_image")
-    return load_settings(home=home, executor=request.param)
+@dataclass
+class FixtureProjects:
+    """The conformance scenarios as real projects, built for real."""
+
+    folder: Path
+    deadline_bound_s: float = 50
+
+    def compiled(self) -> BuildRequest:
+        return request_for(make_sdist("modern-ext", self.folder, "modern_ext", "2.0.0"))
+
+    def failing_backend(self) -> BuildRequest:
+        return request_for(make_sdist("raising-backend", self.folder, "raising_backend", "0.1.0"))
+
+    def slow(self) -> BuildRequest:
+        sdist = make_sdist("slow-build", self.folder, "slow_build", "0.1.0")
+        return request_for(sdist, timeout_s=30)
 
 
-@pytest.fixture
-def builder(settings: Settings, docker_client: docker.DockerClient) -> Iterator[Builder]:
-    executor = make_executor(settings)
-    assert executor.name == settings.executor
-    yield Builder(settings, executor)
-    assert managed_containers(docker_client, settings.home) == []
-    assert leftover_workspaces(settings) == []
-    assert list(settings.work_dir.glob("*/io/*.pgid")) == []
+class TestRealExecutors(ExecutorConformance):
+    @pytest.fixture(params=["docker", "host"])
+    def settings(
+        self, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Settings:
+        home = tmp_path_factory.mktemp(f"conformance-{request.param}")
+        if request.param == "docker":
+            request.getfixturevalue("cpu_image")
+        return load_settings(home=home, executor=request.param)
 
+    @pytest.fixture
+    def builder(self, settings: Settings, docker_client: docker.DockerClient) -> Iterator[Builder]:
+        executor = make_executor(settings)
+        assert executor.name == settings.executor
+        yield Builder(settings, executor)
+        assert managed_containers(docker_client, settings.home) == []
+        assert leftover_workspaces(settings) == []
+        assert list(settings.work_dir.glob("*/io/*.pgid")) == []
 
-def test_builds_a_compiled_extension(builder: Builder, tmp_path: Path) -> None:
-    sdist = make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0")
-    built = builder.build(request_for(sdist))
-    assert built.wheel.name.startswith("modern_ext-2.0.0-cp311-cp311-")
-    assert built.manifest["image"]["executor"] == builder.settings.executor
-    assert built.manifest["verify"]["imported"] == ["modern_ext"]
-    assert [s["name"] for s in built.manifest["stages"]][1:7] == [
-        "runtime",
-        "build_deps",
-        "requires",
-        "requires_install",
-        "build",
-        "verify",
-    ]
-    assert {s["name"]: s["network"] for s in built.manifest["stages"]}["requires"] is False
-    assert built.manifest["isolation"]["requires_network"] is False
-
-
-def test_a_failing_backend_names_its_stage(builder: Builder, tmp_path: Path) -> None:
-    sdist = make_sdist("raising-backend", tmp_path, "raising_backend", "0.1.0")
-    with pytest.raises(BuildFailedError) as info:
-        builder.build(request_for(sdist))
-    assert info.value.stage == "build"
-    assert "boom" in info.value.log_tail
-
-
-def test_the_deadline_kills_the_stage(builder: Builder, tmp_path: Path) -> None:
-    sdist = make_sdist("slow-build", tmp_path, "slow_build", "0.1.0")
-    started = time.monotonic()
-    with pytest.raises(DeadlineExceededError):
-        builder.build(request_for(sdist, timeout_s=30))
-    assert time.monotonic() - started < 50
-    sleepers = [p for p in Path("/proc").glob("[0-9]*") if _cmdline(p).endswith("bdist_wheel")]
-    assert sleepers == [], "a build process outlived its deadline"
-
-
-def test_reap_finds_nothing_after_clean_builds(builder: Builder) -> None:
-    assert builder.executor.reap() == 0
-
-
-def _cmdline(proc: Path) -> str:
-    try:
-        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
+    @pytest.fixture
+    def scenario(self, tmp_path: Path) -> FixtureProjects:
+        return FixtureProjects(tmp_path)
 
 
 def test_host_reaper_kills_a_group_past_its_deadline(tmp_path: Path) -> None:

@@ -223,7 +223,7 @@ def test_publish_layout_and_lookup(store: WheelStore, tmp_path: Path) -> None:
         request_key=REQUEST,
         wheel=wheel,
         manifest={"inputs": {"source": "fake-ext==1.0"}},
-        log=b"build log\n",
+        log_key="logs/builds/b1.log",
         abi_pins={"torch": "2.13.0"},
     )
     keys = [o.key for o in store.list("")]
@@ -231,7 +231,6 @@ def test_publish_layout_and_lookup(store: WheelStore, tmp_path: Path) -> None:
         [
             f"builds/{ENV}/{REQUEST}.json",
             f"history/{REQUEST}/{artifact.sha256}",  # what a rebuild's bytes are compared with
-            f"logs/{REQUEST}.log",
             f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl",
             f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl.metadata",
         ]
@@ -247,14 +246,12 @@ def test_publish_layout_and_lookup(store: WheelStore, tmp_path: Path) -> None:
         ">=3.8",
     )
     assert artifact.manifest["inputs"] == {"source": "fake-ext==1.0"}
-    assert store.get(f"logs/{REQUEST}.log") == b"build log\n"
+    assert artifact.manifest["log"] == {"key": "logs/builds/b1.log"}  # kept by the builder
     assert lookup(store, ENV, REQUEST) == artifact
     assert lookup(store, ENV, "b" * 64) is None
-    again = publish(
-        store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={}, log=b"other"
-    )
+    again = publish(store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={})
     assert again == artifact
-    assert store.get(f"logs/{REQUEST}.log") == b"build log\n"
+    assert not list(store.list("logs/"))  # publish writes no log: the build's runner keeps it
 
 
 def test_concurrent_publishes_commit_one_manifest(store: WheelStore, tmp_path: Path) -> None:
@@ -274,7 +271,6 @@ def test_concurrent_publishes_commit_one_manifest(store: WheelStore, tmp_path: P
                 request_key=REQUEST,
                 wheel=wheel,
                 manifest={"by": wheel.parent.name},
-                log=b"log",
             )
         )
 
@@ -301,7 +297,7 @@ def test_broken_wheels_are_refused_and_store_unchanged(store: WheelStore, tmp_pa
     mismatched = make_wheel(tmp_path / "mismatch", "fine", "1.0", metadata_name="other")
     for wheel, message in ((truncated, "zip"), (mismatched, "'other'")):
         with pytest.raises(InvalidArtifactError, match=message):
-            publish(store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={}, log=b"")
+            publish(store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={})
     assert list(store.list("")) == []
 
 
@@ -313,7 +309,6 @@ def test_index_catalog_lists_published_wheels(store: WheelStore, tmp_path: Path)
             request_key=f"req{number}",
             wheel=make_wheel(tmp_path / str(number), "Listed.Pkg", version),
             manifest={},
-            log=b"",
         )
     catalog = IndexCatalog(store, ttl_s=3600)
     assert catalog.environment_names() == [ENV, "other-env"]
@@ -327,9 +322,7 @@ def test_index_catalog_lists_published_wheels(store: WheelStore, tmp_path: Path)
 
 def test_the_api_serves_files_from_the_store(store: WheelStore, tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / "in", "served", "1.0")
-    artifact = publish(
-        store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={}, log=b""
-    )
+    artifact = publish(store, environment=ENV, request_key=REQUEST, wheel=wheel, manifest={})
     for presign in (False, True):
         settings = Settings(home=tmp_path, store=StoreSettings(presign=presign))
         with TestClient(create_app(settings, store=store), follow_redirects=False) as client:

@@ -19,9 +19,9 @@ from service.artifacts import (
     publish,
     read_manifest,
 )
-from service.artifacts.layout import parse_manifest_key
 from service.artifacts.normalize import normalize_wheel
 from service.errors import InvalidArtifactError, InvalidRequestError, ObjectExistsError
+from service.layout import parse_manifest_key
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel, record_hash
 
@@ -184,13 +184,13 @@ def test_publish_and_lookup_on_a_local_store(tmp_path: Path) -> None:
         request_key="req-1",
         wheel=wheel,
         manifest={"stages": {"build": 12.5}},
-        log=b"log",
+        log_key="logs/builds/b1.log",
         abi_pins={"torch": "2.13.0"},
     )
     manifest = json.loads(store.get(f"builds/{ENV}/req-1.json"))
     assert manifest["stages"] == {"build": 12.5}
     assert manifest["wheel"]["abi_pins"] == {"torch": "2.13.0"}
-    assert manifest["log"]["key"] == "logs/req-1.log"
+    assert manifest["log"] == {"key": "logs/builds/b1.log"}
     assert read_manifest(store.get(artifact.manifest_key)) == artifact
     assert lookup(store, ENV, "req-1") == artifact
     assert artifact.summary()["wheel_key"] == f"wheels/{artifact.sha256}/{wheel.name}"
@@ -219,7 +219,6 @@ def test_publish_refuses_bad_inputs_before_writing(
             request_key=request_key,
             wheel=wheel,
             manifest=manifest,
-            log=b"",
         )
     assert list(store.list("")) == []
 
@@ -231,7 +230,7 @@ def test_publish_refuses_a_content_address_holding_other_bytes(tmp_path: Path) -
     digest = hashlib.sha256(stored.read_bytes()).hexdigest()
     store.put(f"wheels/{digest}/{wheel.name}", b"tampered")
     with pytest.raises(ObjectExistsError, match="other content"):
-        publish(store, environment=ENV, request_key="req", wheel=wheel, manifest={}, log=b"")
+        publish(store, environment=ENV, request_key="req", wheel=wheel, manifest={})
     assert lookup(store, ENV, "req") is None
 
 

@@ -36,9 +36,7 @@ def _app(tmp_path: Path, auth: AuthSettings | None = None) -> tuple[TestClient, 
         "image": {"image_id": "sha256:feed"},
         "runtime_freeze": ["torch==2.13.0"],
     }
-    artifact = publish(
-        store, environment=ENV, request_key="rk1", wheel=wheel, manifest=manifest, log=b""
-    )
+    artifact = publish(store, environment=ENV, request_key="rk1", wheel=wheel, manifest=manifest)
     request = parse_request({"source": {"kind": "requirement", "requirement": "demo-pkg==1.0"}})
     for build_id, key in (("b-done", "rk1"), ("b-live", "rk2")):
         jobs.create(

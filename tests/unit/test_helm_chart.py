@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,16 @@ import jsonschema
 import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
+
+from service.config import Settings, load_settings
+from service.errors import ConfigError
+from service.jobs.memory import MemoryJobs
+from service.models import BuildRecord, parse_request
+from service.prepare import prepare
+from service.store.local import LocalStore
+from service.submit import submit
+from worker.executors import make_executor
+from worker.runner import Services, prepared_for
 
 CHART = Path(__file__).resolve().parents[2] / "helm" / "wheelwright"
 KUBERNETES_VERSION = "1.31.0"
@@ -474,6 +485,94 @@ def test_host_executor_needs_no_engine(chart: helm.Chart) -> None:
     assert "DOCKER_HOST" not in env(main)
     assert [c["name"] for c in pod(worker)["initContainers"]] == ["prepare"]
     assert gpu_limits(docs) == {"ww-wheelwright-worker-cuda/worker": 1}
+
+
+class _Queued:
+    """A dispatcher that keeps what the API queued (the record is what the worker reads)."""
+
+    def __init__(self) -> None:
+        self.records: list[BuildRecord] = []
+
+    def submit(self, record: BuildRecord) -> None:
+        self.records.append(record)
+
+    def queue_length(self, queue: str) -> int | None:
+        return len(self.records)
+
+
+def _settings_as_deployed(
+    docs: list[dict[str, Any]], deployment: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The settings a container of the rendered chart reads: its plain env and the config file."""
+    name = "api" if deployment.endswith("-api") else "worker"
+    item = container(find(docs, "Deployment", deployment), name)
+    config = find(docs, "ConfigMap", f"{RELEASE}-wheelwright-config")["data"]["config.toml"]
+    (home / "config.toml").write_text(config)
+    with monkeypatch.context() as patch:
+        for name in [n for n in os.environ if n.startswith("WHEELWRIGHT_")]:
+            patch.delenv(name)
+        for name, value in env(item).items():
+            if name.startswith("WHEELWRIGHT_") and isinstance(value, str):
+                patch.setenv(name, value)
+        patch.setenv("WHEELWRIGHT_CONFIG", str(home / "config.toml"))
+        patch.setenv("WHEELWRIGHT_HOME", str(home))
+        return load_settings()
+
+
+@pytest.mark.parametrize("executor", ["docker", "host"])
+def test_api_and_workers_agree_on_the_key_as_the_chart_configures_them(
+    chart: helm.Chart, executor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = render(chart, {"executor": executor, "workers": {"cuda": {"enabled": True}}})
+    api = _settings_as_deployed(docs, f"{RELEASE}-wheelwright-api", tmp_path, monkeypatch)
+    assert api.executor == executor
+    for kind in ("cpu", "cuda"):
+        worker = _settings_as_deployed(
+            docs, f"{RELEASE}-wheelwright-worker-{kind}", tmp_path, monkeypatch
+        )
+        request = parse_request(
+            {
+                "source": {"kind": "requirement", "requirement": "torch-scatter==2.1.2"},
+                "target": {"kind": kind},
+                "runtime": ["torch==2.13.0"],
+            }
+        )
+        queued = _Queued()
+        store, jobs = LocalStore(tmp_path / "store"), MemoryJobs()
+        submitted = submit(request, api, store, jobs, queued)
+        assert submitted.record is not None
+        record = queued.records[0]
+        assert record.queue == kind
+        assert record.image is not None
+        assert record.image.startswith("host:" if executor == "host" else "wheelwright/build-")
+        # the worker reads what the API prepared, after checking it names its own image ...
+        svc = Services(worker, store, jobs, make_executor(worker))
+        on_worker = prepared_for(record, record.request, svc)
+        assert (on_worker.key, on_worker.environment) == (record.request_key, record.environment)
+        # ... and the same request built by the worker itself keys the same
+        own = prepare(request, worker, executor=svc.executor.name)
+        assert (own.image, own.key, own.environment) == (
+            record.image,
+            record.request_key,
+            record.environment,
+        )
+
+
+def test_a_worker_configured_apart_from_the_api_fails_the_build_clearly(
+    chart: helm.Chart, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What the chart used to do: the executor set on the workers only."""
+    docs = render(chart, {"executor": "host"})
+    worker = _settings_as_deployed(docs, f"{RELEASE}-wheelwright-worker-cpu", tmp_path, monkeypatch)
+    api = worker.model_copy(update={"executor": "docker"})
+    queued = _Queued()
+    store, jobs = LocalStore(tmp_path / "store"), MemoryJobs()
+    request = parse_request({"source": {"kind": "requirement", "requirement": "demo==1.0"}})
+    submit(request, api, store, jobs, queued)
+    record = queued.records[0]
+    svc = Services(worker, store, jobs, make_executor(worker))
+    with pytest.raises(ConfigError, match=r"executor host.*same `executor`"):
+        prepared_for(record, record.request, svc)
 
 
 # --- shapes that matter whatever the values ---------------------------------------------------

@@ -220,7 +220,6 @@ def served(tmp_path: Path) -> Iterator[tuple[TestClient, LocalStore]]:
             request_key=f"req{key}",
             wheel=make_wheel(tmp_path / str(key), name, version, requires=["abi-dep"]),
             manifest={},
-            log=b"",
             abi_pins={"abi-dep": "1.0"} if name == "Fake_Ext" else None,
         )
     settings = Settings(home=tmp_path, store=StoreSettings(presign=True))
@@ -309,7 +308,7 @@ def test_catalog_refreshes_after_ttl_or_invalidate(tmp_path: Path) -> None:
 
     def add(number: int) -> None:
         wheel = make_wheel(tmp_path / str(number), "pkg", f"1.{number}")
-        publish(store, environment=ENV, request_key=f"r{number}", wheel=wheel, manifest={}, log=b"")
+        publish(store, environment=ENV, request_key=f"r{number}", wheel=wheel, manifest={})
 
     add(0)
     assert len(catalog.environment(ENV).projects["pkg"]) == 1
@@ -358,7 +357,6 @@ def test_project_json_says_what_verify_proved(tmp_path: Path) -> None:
             request_key=f"req{key}",
             wheel=make_wheel(tmp_path / str(key), name, "1.0"),
             manifest=manifest,
-            log=b"",
         )
     settings = Settings(home=tmp_path)
     with TestClient(create_app(settings, store=store)) as client:

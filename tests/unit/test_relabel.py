@@ -52,7 +52,6 @@ def test_publish_labels_then_pins(tmp_path: Path) -> None:
         request_key="k1",
         wheel=wheel,
         manifest={},
-        log=b"",
         abi_pins={"torch": "2.13.0"},
         local_label="cputorch2.13",
     )

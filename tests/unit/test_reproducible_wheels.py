@@ -9,8 +9,8 @@ from pathlib import Path
 
 from service.artifacts import lookup, publish
 from service.artifacts.checks import Expected, check_wheel
-from service.artifacts.layout import manifest_key
 from service.artifacts.normalize import normalize_wheel
+from service.layout import manifest_key
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel
 
@@ -62,14 +62,14 @@ def test_a_rebuild_says_whether_it_reproduced_the_stored_bytes(tmp_path: Path) -
     store = LocalStore(tmp_path / "store")
     wheel = make_wheel(tmp_path / "built", "ext", "1.0")
     first = publish(
-        store, environment=ENV, request_key="req", wheel=wheel, manifest={}, log=b"",
+        store, environment=ENV, request_key="req", wheel=wheel, manifest={},
         source_date_epoch=1_700_000_000,
     )  # fmt: skip
     assert first.manifest["reproducibility"]["reproduced"] is None  # nothing to compare with
     store.delete(manifest_key(ENV, "req"))  # the index lost it: the request is built again
     again = _rewritten(wheel, tmp_path / "again", (2030, 1, 1, 0, 0, 0), True, 0o100600)
     second = publish(
-        store, environment=ENV, request_key="req", wheel=again, manifest={}, log=b"",
+        store, environment=ENV, request_key="req", wheel=again, manifest={},
         source_date_epoch=1_700_000_000,
     )  # fmt: skip
     assert second.sha256 == first.sha256
@@ -81,7 +81,7 @@ def test_a_rebuild_says_whether_it_reproduced_the_stored_bytes(tmp_path: Path) -
     store.delete(manifest_key(ENV, "req"))
     other = make_wheel(tmp_path / "other", "ext", "1.0", files={"ext/__init__.py": "X = 2\n"})
     third = publish(
-        store, environment=ENV, request_key="req", wheel=other, manifest={}, log=b"",
+        store, environment=ENV, request_key="req", wheel=other, manifest={},
         source_date_epoch=1_700_000_000,
     )  # fmt: skip
     assert third.manifest["reproducibility"]["reproduced"] is False

@@ -148,7 +148,6 @@ def test_publish_refuses_before_storing_anything(tmp_path: Path) -> None:
             request_key="r",
             wheel=wheel,
             manifest={},
-            log=b"",
             expected=ASKED,
         )
     assert list(store.list("")) == []

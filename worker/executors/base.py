@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from service.errors import BuildCancelledError, BuildFailedError, DeadlineExceededError
-from service.models import BuildRequest, Target
+from service.models import BuildRequest
 from worker.executors.lines import DEFAULT_MAX_CHARS
 from worker.plan import Layout, Machine, StagePlan
 from worker.safe_files import read_regular
@@ -64,15 +64,12 @@ class ExecSession(Protocol):
 
 
 class Executor(Protocol):
-    """Where builds run: `docker` (default) or `host`."""
+    """Where builds run: `docker` (default) or `host`. Its `name` names its images in keys
+    (`service.prepare.build_image`), so the API, configured alike, keys builds the same."""
 
     name: str
     #: whether `session` can give the build stage a compiler cache at a fixed path
     compiler_cache: bool
-
-    def image_ref(self, target: Target) -> str:
-        """The reference that names the build image of `target` in keys and environments."""
-        ...
 
     def session(
         self,

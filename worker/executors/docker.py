@@ -34,8 +34,8 @@ from service.errors import (
     ExecutorError,
     ImageError,
 )
-from service.keys import image_ref
 from service.models import BuildRequest, Target
+from service.prepare import build_image
 from worker.executors.base import (
     StageContext,
     check_stop,
@@ -252,9 +252,6 @@ class DockerExecutor:
                 ) from None
         return self._client
 
-    def image_ref(self, target: Target) -> str:
-        return image_ref(target, self.name)
-
     def _image(self, target: Target, progress: Callable[[str], None]) -> str:
         if target.image:
             try:
@@ -354,7 +351,7 @@ class DockerExecutor:
             machine=self._machine(),
             facts={
                 "executor": self.name,
-                "image": self.image_ref(request.target),
+                "image": build_image(request.target, self.settings, self.name),
                 "image_id": image_id,
                 "image_python": labels.get("org.wheelwright.python", ""),
                 "docker_version": str(self.client.version().get("Version", "")),

@@ -26,8 +26,8 @@ import uv
 
 from service.config import Settings
 from service.errors import BuildCancelledError, DeadlineExceededError, ImageError
-from service.keys import image_ref
-from service.models import BuildRequest, Target
+from service.models import BuildRequest
+from service.prepare import build_image
 from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
 from worker.executors.bundle import driver_bundle
 from worker.executors.lines import LineSplitter
@@ -158,9 +158,6 @@ class HostExecutor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def image_ref(self, target: Target) -> str:
-        return image_ref(target, self.name, host_packages=self.settings.host.inherit_packages)
-
     @contextmanager
     def session(
         self,
@@ -199,7 +196,7 @@ class HostExecutor:
             machine=Machine(cpus=os.cpu_count() or 1, memory_bytes=pages),
             facts={
                 "executor": self.name,
-                "image": self.image_ref(request.target),
+                "image": build_image(request.target, self.settings, self.name),
                 "image_id": python,
             },
         )

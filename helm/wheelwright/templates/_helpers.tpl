@@ -84,6 +84,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 - name: WHEELWRIGHT_BUILD_TIMEOUT_S
   value: {{ .Values.build.timeoutSeconds | quote }}
+- name: WHEELWRIGHT_EXECUTOR
+  value: {{ .Values.executor | quote }}
 - name: WHEELWRIGHT_STORE__BACKEND
   value: {{ .Values.store.backend | quote }}
 {{- with .Values.store.s3 }}

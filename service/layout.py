@@ -1,26 +1,37 @@
-"""Where each part of a published build lives in the store.
+"""Every key in the store, in one place: what lies where, and who writes it.
 
 wheels/<sha256>/<filename>            the wheel, content-addressed (written if absent)
 wheels/<sha256>/<filename>.metadata   its METADATA file (PEP 658), next to it
-logs/<request_key>.log                the build log
 builds/<environment>/<request_key>.json
                                       the manifest: written last and only if absent, it is
                                       the commit point; the index lists only what it names
 history/<request_key>/<sha256>        an empty mark per wheel ever published for the request:
                                       a rebuild's manifest says if it reproduced those bytes
+logs/builds/<build_id>.log            a build's log, kept once when the build ends (succeeded
+                                      or not); the manifest names it
+uploads/<sha256>/<filename>           an uploaded sdist or source archive, by its own digest
 compiler-cache/<scope>/<generation>.tar
                                       a project's compiler cache (worker/compiler_cache.py)
+
+The index pages are not stored: they are rendered from the manifests under `builds/`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from service.errors import InvalidRequestError
 from service.models import ENVIRONMENT_RE
 
 REQUEST_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+UPLOAD_KEY_RE = re.compile(r"^uploads/[0-9a-f]{64}/[A-Za-z0-9][A-Za-z0-9._+-]{0,200}$")
 BUILDS = "builds/"
+WHEELS = "wheels/"
+BUILD_LOGS = "logs/builds/"
+UPLOADS = "uploads/"
+COMPILER_CACHE = "compiler-cache/"
+_SLUG_RE = re.compile(r"[^a-z0-9]+")
 
 
 def is_environment(name: str) -> bool:
@@ -43,19 +54,34 @@ def check_request_key(key: str) -> str:
 
 
 def wheel_key(sha256: str, filename: str) -> str:
-    return f"wheels/{sha256}/{filename}"
+    return f"{WHEELS}{sha256}/{filename}"
 
 
 def metadata_key(sha256: str, filename: str) -> str:
     return f"{wheel_key(sha256, filename)}.metadata"
 
 
-def log_key(request_key: str) -> str:
-    return f"logs/{check_request_key(request_key)}.log"
+def build_log_key(build_id: str) -> str:
+    """`logs/builds/<build_id>.log`: one build's whole log."""
+    return f"{BUILD_LOGS}{build_id}.log"
+
+
+def upload_key(sha256: str, filename: str) -> str:
+    """`uploads/<sha256>/<filename>` (`is_upload_of` tells whether a key is a plain one)."""
+    return f"{UPLOADS}{sha256}/{filename}"
+
+
+def is_upload_of(key: str, sha256: str) -> bool:
+    """Whether `key` is where an upload with this sha256 is kept."""
+    return bool(UPLOAD_KEY_RE.match(key)) and key.split("/")[1] == sha256
 
 
 def history_prefix(request_key: str) -> str:
     return f"history/{check_request_key(request_key)}/"
+
+
+def history_key(request_key: str, sha256: str) -> str:
+    return f"{history_prefix(request_key)}{sha256}"
 
 
 def manifest_prefix(environment: str) -> str:
@@ -75,3 +101,14 @@ def parse_manifest_key(key: str) -> tuple[str, str] | None:
     if not is_environment(environment) or not REQUEST_KEY_RE.match(request):
         return None
     return environment, request
+
+
+def compiler_cache_prefix(scope: str) -> str:
+    """`compiler-cache/<readable part>-<hash>/`: the hash keeps scopes apart, whatever the slug."""
+    slug = _SLUG_RE.sub("-", scope.lower()).strip("-")[:60] or "project"
+    return f"{COMPILER_CACHE}{slug}-{hashlib.sha256(scope.encode()).hexdigest()[:16]}/"
+
+
+def compiler_cache_key(prefix: str, generation: int) -> str:
+    """One generation of a scope's compiler cache: `<prefix><10 digits>.tar`."""
+    return f"{prefix}{generation:010d}.tar"
