@@ -37,11 +37,14 @@ def apply_environment(request: BuildRequest, settings: Settings) -> BuildRequest
         known = ", ".join(sorted(settings.environments)) or "none are configured"
         raise InvalidRequestError(f"unknown environment {request.environment!r} (known: {known})")
     given = request.model_fields_set
-    clashes = [name for name in DECIDED_BY_ENVIRONMENT if name in given and name != "runtime"]
     pinned = {canonicalize_name(Requirement(pin).name) for pin in spec.runtime}
     added = tuple(pin for pin in request.runtime if "runtime" in given)
-    if any(canonicalize_name(Requirement(pin).name) in pinned for pin in added):
-        clashes.insert(0, "runtime")
+    runtime_clash = any(canonicalize_name(Requirement(pin).name) in pinned for pin in added)
+    clashes = [
+        name
+        for name in DECIDED_BY_ENVIRONMENT
+        if name in given and (name != "runtime" or runtime_clash)
+    ]
     if clashes:
         raise InvalidRequestError(
             f"environment {request.environment!r} decides {', '.join(clashes)}; "
