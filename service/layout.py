@@ -12,6 +12,8 @@ logs/builds/<build_id>.log            a build's log, kept once when the build en
 uploads/<sha256>/<filename>           an uploaded sdist or source archive, by its own digest
 compiler-cache/<scope>/<generation>.tar
                                       a project's compiler cache (worker/compiler_cache.py)
+projects/<project_build_id>.json      a server-side project build's state, rewritten as it
+                                      changes (service/project/served.py)
 
 The index pages are not stored: they are rendered from the manifests under `builds/`.
 """
@@ -31,6 +33,8 @@ WHEELS = "wheels/"
 BUILD_LOGS = "logs/builds/"
 UPLOADS = "uploads/"
 COMPILER_CACHE = "compiler-cache/"
+PROJECT_BUILDS = "projects/"
+PROJECT_BUILD_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
 
@@ -112,3 +116,10 @@ def compiler_cache_prefix(scope: str) -> str:
 def compiler_cache_key(prefix: str, generation: int) -> str:
     """One generation of a scope's compiler cache: `<prefix><10 digits>.tar`."""
     return f"{prefix}{generation:010d}.tar"
+
+
+def project_build_key(project_build_id: str) -> str:
+    """`projects/<id>.json`: one project build's state (a 32-digit hex id, nothing else)."""
+    if not PROJECT_BUILD_ID_RE.match(project_build_id):
+        raise InvalidRequestError(f"project build id {project_build_id!r} is not 32 hex digits")
+    return f"{PROJECT_BUILDS}{project_build_id}.json"

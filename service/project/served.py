@@ -1,0 +1,232 @@
+"""A project build run by the service: `POST /v1/projects` starts one in a thread of the API
+process, with the app's own store, job state and dispatcher (its packages go to the workers as
+ordinary builds). Its state is JSON in the store (`layout.project_build_key`), rewritten as it
+changes, so `GET /v1/projects/{id}` reads it from there. Whatever happens in the thread, the
+state ends "succeeded" or "failed" with the cause: never left "running".
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+import tomllib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from service import layout
+from service.config import Settings
+from service.dispatch import GroupDispatcher
+from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
+from service.jobs import JobBackend
+from service.models import BuildRequest, Requester, Target
+from service.project.build import ProjectBuild
+from service.project.environment import ProjectEnvironment, declared_pins, project_environment
+from service.project.lock import parse_lock
+from service.project.plan import reachable
+from service.project.uvconfig import direct_dependencies, uv_config_text
+from service.project.wave import WaveDispatcher
+from service.store import WheelStore
+from service.submit import Submitted, submit
+
+log = structlog.get_logger("wheelwright.project")
+
+ProjectState = Literal["queued", "running", "succeeded", "failed"]
+
+
+@dataclass(frozen=True)
+class GitProject:
+    """A project at `url`, `ref` (checked by `service.gitpolicy` before this is made)."""
+
+    url: str
+    ref: str
+
+
+@dataclass(frozen=True)
+class ServedParts:
+    """The service's parts a project build runs with, and where its index is served."""
+
+    settings: Settings
+    store: WheelStore
+    jobs: JobBackend
+    dispatcher: GroupDispatcher
+    base_url: str
+    refresh_index: Callable[[], object]
+    requested_by: Requester | None = None
+
+
+def new_project_build_id() -> str:
+    return uuid.uuid4().hex
+
+
+def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
+    """The saved state of a project build; `BuildNotFoundError` for an unknown id."""
+    try:
+        key = layout.project_build_key(project_build_id)
+    except InvalidRequestError:
+        key = None
+    if key is None or not store.exists(key):
+        raise BuildNotFoundError(f"no project build {project_build_id!r}")
+    state: dict[str, object] = json.loads(store.get(key))
+    return state
+
+
+def abi_pins(folder: Path, settings: Settings, target: Target) -> dict[str, str]:
+    """The ABI-relevant versions (torch) the project installs: from its lock, else its pins."""
+    lock_file = folder / "uv.lock"
+    if lock_file.is_file():
+        lock = parse_lock(lock_file.read_text(encoding="utf-8"), where="uv.lock")
+        found = reachable(lock, target)
+        return {n: found[n].version for n in settings.abi_pins if n in found}
+    return declared_pins(folder / "pyproject.toml", settings.abi_pins)
+
+
+def environment_for(
+    folder: Path, parts: ServedParts, target: Target, environment: str | None
+) -> tuple[ProjectEnvironment, dict[str, str]]:
+    """The project's environment (named, or derived from `target` and its pins): refused with
+    a clear error when the folder has no pyproject.toml or the environment is unknown."""
+    pyproject = folder / "pyproject.toml"
+    if not pyproject.is_file():
+        raise InvalidRequestError("the project has no pyproject.toml at its top folder")
+    pins = abi_pins(folder, parts.settings, target)
+    env = project_environment(
+        parts.settings,
+        pyproject,
+        target=target,
+        environment=environment,
+        base_url=parts.base_url,
+        abi_pins=pins,
+    )
+    return env, pins
+
+
+class ServedProjectBuild:
+    """One project build of the service; `workdir` is its own folder, removed at the end."""
+
+    def __init__(
+        self,
+        parts: ServedParts,
+        *,
+        target: Target,
+        environment: str | None,
+        workdir: Path,
+        source: dict[str, object],
+        folder: Path | None = None,
+        git: GitProject | None = None,
+        project_build_id: str | None = None,
+    ) -> None:
+        self.id = project_build_id or new_project_build_id()
+        self.parts = parts
+        self._target = target
+        self._named = environment
+        self._workdir = workdir
+        self._folder = folder
+        self._git = git
+        self._source = dict(source)
+        self._build: ProjectBuild | None = None
+        self.state: dict[str, object] = {
+            "id": self.id,
+            "state": "queued",
+            "environment": environment,
+            "index_url": None,
+            "target": target.model_dump(exclude_none=True),
+            "source": self._source,
+            "packages": [],
+            "failed": [],
+            "uv_config": None,
+            "error": None,
+            "created_at": time.time(),
+            "finished_at": None,
+        }
+
+    def save(self) -> None:
+        if self._build is not None:
+            self.state["packages"] = self._build.progress.as_json(time.monotonic())
+        body = json.dumps(self.state, indent=2).encode()
+        self.parts.store.put(
+            layout.project_build_key(self.id), body, content_type="application/json"
+        )
+
+    def start(self) -> threading.Thread:
+        """Save the queued state, then run in a thread of this process."""
+        self.save()
+        thread = threading.Thread(target=self.run, name=f"project-{self.id}", daemon=True)
+        thread.start()
+        return thread
+
+    def run(self) -> None:
+        bound = structlog.contextvars.bind_contextvars(project_build_id=self.id)
+        try:
+            self.state["state"] = "running"
+            self.save()
+            self._run()
+        except Exception as exc:  # whatever broke, the project build ends with its cause
+            cause = (
+                str(exc) if isinstance(exc, WheelwrightError) else f"{type(exc).__name__}: {exc}"
+            )
+            log.warning("project.failed", error=cause)
+            self._end("failed", cause)
+        finally:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            structlog.contextvars.reset_contextvars(**bound)
+
+    def _run(self) -> None:
+        folder = self._folder if self._folder is not None else self._checkout()
+        env, pins = environment_for(folder, self.parts, self._target, self._named)
+        self.state["environment"], self.state["index_url"] = env.name, env.index_url
+        settings = env.settings(self.parts.settings)
+        wave = WaveDispatcher(self.parts.dispatcher, self.parts.jobs)
+
+        def submit_one(request: BuildRequest) -> Submitted:
+            parts = self.parts
+            return submit(
+                request, settings, parts.store, parts.jobs, wave, requested_by=parts.requested_by
+            )
+
+        self._build = ProjectBuild(
+            folder,
+            env,
+            submit_one,
+            self.parts.jobs,
+            abi_pins=pins,
+            on_change=self.save,
+            on_wave=wave.flush,
+            before_lock=self.parts.refresh_index,
+        )
+        result = self._build.run()
+        built = result.built
+        data = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
+        direct = direct_dependencies(data)
+        self.state["uv_config"] = uv_config_text(env.index_url, built, direct=direct)
+        failed = [node.name for node in result.progress.failed]
+        self.state["failed"] = failed
+        if failed:
+            self._end("failed", f"not built: {', '.join(failed)}")
+        else:
+            self._end("succeeded", None)
+
+    def _checkout(self) -> Path:
+        from worker.git import Git  # the worker's hardened git, here only for a project's files
+
+        assert self._git is not None  # noqa: S101  (made with a folder or a git source)
+        settings = self.parts.settings
+        git = Git(allow_file=settings.sources.allow_file_git, ca_bundle=settings.ca_bundle)
+        commit = git.resolve_ref(self._git.url, self._git.ref)
+        self._source["commit"] = commit
+        folder = self._workdir / "checkout"
+        git.checkout(self._git.url, commit, folder)
+        self.save()
+        return folder
+
+    def _end(self, state: ProjectState, error: str | None) -> None:
+        self.state["state"], self.state["error"] = state, error
+        self.state["finished_at"] = time.time()
+        self.save()
+        log.info("project.ended", state=state, error=error)
