@@ -76,17 +76,20 @@ class ProjectStarted(BaseModel):
 async def create_project(request: Request) -> JSONResponse:
     """Start a project build: JSON with `git` {url, ref}, or multipart with `file` (the
     project as .tar.gz/.zip) and `options` (JSON); 202 with its id and URL."""
-    upload: UploadFile | None = None
     if request.headers.get("content-type", "").startswith("multipart/"):
-        form = await request.form()
-        found, options = form.get("file"), form.get("options", "{}")
-        if not isinstance(found, UploadFile):
-            raise InvalidRequestError("a multipart project build needs `file`: the project archive")
-        upload, fields = found, _json(options if isinstance(options, str) else "", "options")
+        async with request.form() as form:  # its spooled files are closed on the way out
+            found, options = form.get("file"), form.get("options", "{}")
+            if not isinstance(found, UploadFile):
+                raise InvalidRequestError(
+                    "a multipart project build needs `file`: the project archive"
+                )
+            fields = _json(options if isinstance(options, str) else "", "options")
+            parsed = _options(fields, uploaded=True)
+            started = await run_in_threadpool(_start, request, parsed, found)
     else:
         fields = _json((await request.body()).decode("utf-8", "replace"), "the body")
-    parsed = _options(fields, uploaded=upload is not None)
-    started = await run_in_threadpool(_start, request, parsed, upload)
+        parsed = _options(fields, uploaded=False)
+        started = await run_in_threadpool(_start, request, parsed, None)
     url = f"{str(request.base_url).rstrip('/')}/v1/projects/{started.id}"
     body = ProjectStarted(id=started.id, state="queued", url=url)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})

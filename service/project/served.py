@@ -13,19 +13,19 @@ import threading
 import time
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import structlog
 
 from service import layout
 from service.config import Settings
-from service.dispatch import GroupDispatcher
+from service.dispatch import Dispatcher, GroupDispatcher
 from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
-from service.models import BuildRequest, Requester, Target
+from service.models import BuildRecord, BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
 from service.project.environment import ProjectEnvironment, declared_pins, project_environment
 from service.project.lock import parse_lock
@@ -55,10 +55,34 @@ class ServedParts:
     settings: Settings
     store: WheelStore
     jobs: JobBackend
-    dispatcher: GroupDispatcher
+    dispatcher: Dispatcher
     base_url: str
     refresh_index: Callable[[], object]
     requested_by: Requester | None = None
+
+
+class _OneByOne:
+    """A dispatcher without groups, sending a wave's builds one by one."""
+
+    def __init__(self, inner: Dispatcher) -> None:
+        self._inner = inner
+
+    def submit(self, record: BuildRecord) -> None:
+        self._inner.submit(record)
+
+    def submit_group(self, records: Sequence[BuildRecord]) -> None:
+        for record in records:
+            self._inner.submit(record)
+
+    def queue_length(self, queue: str) -> int | None:
+        return self._inner.queue_length(queue)
+
+
+def grouped(dispatcher: Dispatcher) -> GroupDispatcher:
+    """`dispatcher` where it sends groups itself, else one that sends a group build by build."""
+    if callable(getattr(dispatcher, "submit_group", None)):
+        return cast(GroupDispatcher, dispatcher)
+    return _OneByOne(dispatcher)
 
 
 def new_project_build_id() -> str:
@@ -182,7 +206,7 @@ class ServedProjectBuild:
         env, pins = environment_for(folder, self.parts, self._target, self._named)
         self.state["environment"], self.state["index_url"] = env.name, env.index_url
         settings = env.settings(self.parts.settings)
-        wave = WaveDispatcher(self.parts.dispatcher, self.parts.jobs)
+        wave = WaveDispatcher(grouped(self.parts.dispatcher), self.parts.jobs)
 
         def submit_one(request: BuildRequest) -> Submitted:
             parts = self.parts

@@ -1,0 +1,241 @@
+"""`/v1/projects` refusals and state through the real FastAPI app (TestClient), no Docker: each
+bad input answered 422/404 naming what was wrong, nothing left in the store or on disk; a
+project build whose thread breaks ends "failed" with the cause, never "running"."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service import layout
+from service.api.app import create_app
+from service.config import Settings, load_settings
+from service.errors import BuildNotFoundError
+from service.jobs import MemoryJobs
+from service.models import Target
+from service.project.served import ServedParts, ServedProjectBuild, load_state
+from service.store import LocalStore
+from tests.fakes import RecordingDispatcher
+
+PYPROJECT = '[project]\nname = "demo"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
+
+
+def configured(home: Path, **overrides: Any) -> Settings:
+    return load_settings(
+        home=home, environments={"cpu-plain": {"target": {"kind": "cpu"}}}, **overrides
+    )
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def client(home: Path, store: LocalStore) -> TestClient:
+    app = create_app(
+        configured(home), store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher()
+    )
+    return TestClient(app)
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def upload(
+    client: TestClient, archive: bytes, options: dict[str, Any], name: str = "demo.tar.gz"
+) -> Any:
+    files = {"file": (name, archive, "application/octet-stream")}
+    return client.post("/v1/projects", files=files, data={"options": json.dumps(options)})
+
+
+def left_behind(home: Path, store: LocalStore) -> list[str]:
+    workdirs = [p.name for p in home.glob("project-*")] if home.exists() else []
+    return workdirs + [o.key for o in store.list(layout.PROJECT_BUILDS)]
+
+
+def test_an_unknown_environment_is_refused_by_name(
+    client: TestClient, home: Path, store: LocalStore
+) -> None:
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    answer = upload(client, archive, {"environment": "gpu-nowhere"})
+    assert answer.status_code == 422
+    assert "unknown environment 'gpu-nowhere' (known: cpu-plain)" in answer.json()["detail"]
+    assert left_behind(home, store) == []
+
+
+def test_an_archive_without_pyproject_is_refused(
+    client: TestClient, home: Path, store: LocalStore
+) -> None:
+    archive = tar_gz({"demo/setup.py": b"print('no pyproject here')\n"})
+    answer = upload(client, archive, {"environment": "cpu-plain"})
+    assert answer.status_code == 422
+    assert "no pyproject.toml" in answer.json()["detail"]
+    assert left_behind(home, store) == []
+
+
+@pytest.mark.parametrize(
+    ("members", "detail"),
+    [
+        ({"../evil/pyproject.toml": PYPROJECT.encode()}, "would escape the target folder"),
+        ({"/etc/pyproject.toml": PYPROJECT.encode()}, "would escape the target folder"),
+    ],
+)
+def test_a_hostile_tar_is_refused(
+    client: TestClient, home: Path, store: LocalStore, members: dict[str, bytes], detail: str
+) -> None:
+    answer = upload(client, tar_gz(members), {"environment": "cpu-plain"})
+    assert answer.status_code == 422
+    assert detail in answer.json()["detail"]
+    assert left_behind(home, store) == []
+    assert not (home.parent / "evil").exists()
+
+
+def test_a_zip_with_a_link_is_refused(client: TestClient, home: Path, store: LocalStore) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("demo/pyproject.toml", PYPROJECT)
+        link = zipfile.ZipInfo("demo/secret")
+        link.external_attr = (0o120777 << 16) & 0xFFFF0000  # a symlink member
+        zf.writestr(link, "/etc/passwd")
+    answer = upload(client, buffer.getvalue(), {"environment": "cpu-plain"}, name="demo.zip")
+    assert answer.status_code == 422
+    assert "link member 'demo/secret' refused" in answer.json()["detail"]
+    assert left_behind(home, store) == []
+
+
+def test_an_archive_of_another_kind_is_refused(client: TestClient) -> None:
+    answer = upload(client, b"MZ not an archive", {}, name="demo.exe")
+    assert answer.status_code == 422
+    assert "must end in .tar.gz" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("git", "detail"),
+    [
+        ({"url": "file:///srv/repo"}, "file:// sources are not allowed on this service"),
+        ({"url": "ext::sh -c touch% /tmp/x"}, "whitespace"),
+        ({"url": "ext::git-remote"}, "transport helper"),
+        ({"url": "http://git.example.com/a/b.git"}, "must start with one of https://"),
+        ({"url": "https://git.example.com/a/b.git", "ref": "--upload-pack=x"}, "not a plain"),
+    ],
+)
+def test_a_disallowed_git_source_is_refused(
+    client: TestClient, home: Path, store: LocalStore, git: dict[str, str], detail: str
+) -> None:
+    answer = client.post("/v1/projects", json={"git": git, "environment": "cpu-plain"})
+    assert answer.status_code == 422
+    assert detail in answer.json()["detail"]
+    assert left_behind(home, store) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({}, "either an uploaded archive"),
+        ({"git": {"url": "https://h.example/a.git"}, "colour": "red"}, "colour: Extra inputs"),
+        ({"git": {"url": "https://h.example/a.git"}, "python": "2.7"}, "bad target"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_a_bad_request_names_what_was_wrong(client: TestClient, body: object, detail: str) -> None:
+    answer = client.post("/v1/projects", json=body)
+    assert answer.status_code == 422
+    assert detail in answer.json()["detail"]
+
+
+def test_an_upload_with_a_git_source_too_is_refused(client: TestClient) -> None:
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    answer = upload(client, archive, {"git": {"url": "https://h.example/a.git"}})
+    assert answer.status_code == 422
+    assert "exactly one" in answer.json()["detail"]
+
+
+@pytest.mark.parametrize("project_build_id", ["0" * 32, "not-an-id", "0123456789ABCDEF0123456789ABCDEF"])
+def test_an_unknown_project_build_is_404(client: TestClient, project_build_id: str) -> None:
+    answer = client.get(f"/v1/projects/{project_build_id}")
+    assert answer.status_code == 404
+    assert "no project build" in answer.json()["detail"]
+
+
+def wait_ended(store: LocalStore, project_build_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        state = load_state(store, project_build_id)
+        if state["state"] in ("succeeded", "failed"):
+            return state
+        time.sleep(0.05)
+    raise AssertionError(f"project build {project_build_id} did not end")
+
+
+def test_a_git_fetch_that_fails_ends_failed_with_its_cause(
+    home: Path, store: LocalStore, tmp_path: Path
+) -> None:
+    settings = configured(home, sources={"allow_file_git": True})
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    client = TestClient(app)
+    missing = f"file://{tmp_path}/no-such-repo"
+    answer = client.post("/v1/projects", json={"git": {"url": missing}, "environment": "cpu-plain"})
+    assert answer.status_code == 202
+    started = answer.json()
+    assert answer.headers["location"] == started["url"]
+    assert started["url"].endswith(f"/v1/projects/{started['id']}")
+    state = wait_ended(store, started["id"])
+    assert state["state"] == "failed"
+    assert "git ls-remote failed" in str(state["error"])
+    assert state["source"] == {"kind": "git", "url": missing, "ref": "HEAD"}
+    assert client.get(started["url"]).json() == state
+    assert list(home.glob("project-*")) == []  # its work folder is gone
+
+
+def test_a_crash_in_the_thread_ends_failed_not_running(
+    home: Path, store: LocalStore, tmp_path: Path
+) -> None:
+    folder = tmp_path / "work" / "demo"
+    folder.mkdir(parents=True)
+    (folder / "pyproject.toml").write_text(PYPROJECT)
+
+    def broken_index() -> None:
+        raise RuntimeError("the index catalog broke")
+
+    parts = ServedParts(
+        settings=configured(home),
+        store=store,
+        jobs=MemoryJobs(),
+        dispatcher=RecordingDispatcher(),
+        base_url="http://127.0.0.1:9",
+        refresh_index=broken_index,
+    )
+    build = ServedProjectBuild(
+        parts,
+        target=Target(),
+        environment="cpu-plain",
+        workdir=tmp_path / "work",
+        source={"kind": "upload", "name": "demo.tar.gz"},
+        folder=folder,
+    )
+    build.start().join(timeout=30)
+    state = load_state(store, build.id)
+    assert state["state"] == "failed"
+    assert state["error"] == "RuntimeError: the index catalog broke"
+    assert state["environment"] == "cpu-plain"
+    assert state["index_url"] == "http://127.0.0.1:9/simple/cpu-plain/"
+    assert state["finished_at"] is not None
+    assert not (tmp_path / "work").exists()
+    with pytest.raises(BuildNotFoundError):
+        load_state(store, "f" * 32)
