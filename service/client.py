@@ -68,6 +68,24 @@ class Client:
         except httpx.TransportError as exc:
             raise QueueUnavailableError(f"cannot reach {self.http.base_url}: {exc}") from None
 
+    def submit_project(self, fields: dict[str, Any], folder: Path | None = None) -> Any:
+        """POST a project build: `folder` (or an archive) uploaded, else `fields` name git."""
+        try:
+            if folder is None:
+                return self._check(self.http.post("/v1/projects", json=fields))
+            with _packed(folder) as path, path.open("rb") as fh:
+                files = {"file": (path.name, fh, "application/octet-stream")}
+                data = {"options": json.dumps(fields)}
+                return self._check(self.http.post("/v1/projects", files=files, data=data))
+        except httpx.TransportError as exc:
+            raise QueueUnavailableError(f"cannot reach {self.http.base_url}: {exc}") from None
+
+    def get_project(self, project_build_id: str) -> Any:
+        try:
+            return self._check(self.http.get(f"/v1/projects/{project_build_id}"))
+        except httpx.TransportError as exc:
+            raise QueueUnavailableError(f"cannot reach {self.http.base_url}: {exc}") from None
+
     def get(self, build_id: str) -> Any:
         return self._check(self.http.get(f"/v1/builds/{build_id}"))
 

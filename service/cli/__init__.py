@@ -9,10 +9,20 @@ from __future__ import annotations
 
 import sys
 
-from service.cli import admin, build, project, project_build, serve, submit
+from service.cli import admin, build, project, project_build, project_submit, serve, submit
 from service.cli.common import app, err
 
-__all__ = ["admin", "app", "build", "main", "project", "project_build", "serve", "submit"]
+__all__ = [
+    "admin",
+    "app",
+    "build",
+    "main",
+    "project",
+    "project_build",
+    "project_submit",
+    "serve",
+    "submit",
+]
 
 
 def main() -> None:
