@@ -228,7 +228,8 @@ class ServedProjectBuild:
         built = result.built
         data = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
         direct = direct_dependencies(data)
-        self.state["uv_config"] = uv_config_text(env.index_url, built, direct=direct)
+        config = uv_config_text(env.index_url, built, direct=direct) if built else ""
+        self.state["uv_config"] = config
         failed = [node.name for node in result.progress.failed]
         self.state["failed"] = failed
         if failed:

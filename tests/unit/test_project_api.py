@@ -166,7 +166,10 @@ def test_an_upload_with_a_git_source_too_is_refused(client: TestClient) -> None:
     assert "exactly one" in answer.json()["detail"]
 
 
-@pytest.mark.parametrize("project_build_id", ["0" * 32, "not-an-id", "0123456789ABCDEF0123456789ABCDEF"])
+UNKNOWN_IDS = ["0" * 32, "not-an-id", "0123456789ABCDEF0123456789ABCDEF"]
+
+
+@pytest.mark.parametrize("project_build_id", UNKNOWN_IDS)
 def test_an_unknown_project_build_is_404(client: TestClient, project_build_id: str) -> None:
     answer = client.get(f"/v1/projects/{project_build_id}")
     assert answer.status_code == 404
