@@ -1,0 +1,97 @@
+"""A project built by a running `wheelwright serve` (its in-process workers, real dockerd, real
+uv, the fixture packages on a real local index): `wheelwright project submit --wait` uploads the
+folder, prints the table as it changes, and ends with the uv configuration; `GET
+/v1/projects/{id}` answers the same state as JSON."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import httpx
+import pytest
+from enginekit import managed_containers
+from projectkit import fixture_index, project_env, wheelwright, write_project
+from s3_server import free_port
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> Iterator[str]:
+    with fixture_index(tmp_path / "index") as url:
+        yield url
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    """`wheelwright serve` on a free loopback port, its log in tmp_path/serve.log."""
+    env = project_env(tmp_path / "home")
+    port = free_port()
+    with (tmp_path / "serve.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not _healthy(url):
+            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-4000:]
+            assert time.monotonic() < deadline, "wheelwright serve did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_served_project_build_uploads_builds_and_reports(
+    tmp_path: Path,
+    index: str,
+    served: str,
+    docker_client: docker.DockerClient,
+    cpu_image: str,
+) -> None:
+    url = served
+    project = write_project(tmp_path / "demo", index, dependencies=("wheelwright-pure==1.0",))
+    client_env = {k: v for k, v in os.environ.items() if not k.startswith("WHEELWRIGHT_")}
+    done = wheelwright(
+        client_env, "project", "submit", str(project), "--server", url, "--wait", "--poll", "0.5"
+    )
+    assert done.returncode == 0, done.stderr[-4000:] + (tmp_path / "serve.log").read_text()[-4000:]
+    assert "project build" in done.stderr and "wheelwright-pure==1.0" in done.stderr
+    assert "succeeded" in done.stderr  # the last table
+    assert 'wheelwright-pure = { index = "wheelwright" }' in done.stdout
+    assert "explicit = true" in done.stdout
+
+    project_build_id = done.stderr.split("project build ", 1)[1].split(" ", 1)[0]
+    state = httpx.get(f"{url}/v1/projects/{project_build_id}", timeout=10).json()
+    assert state["state"] == "succeeded" and state["error"] is None
+    assert state["source"] == {"kind": "upload", "name": "demo.tar.gz"}
+    assert [(p["name"], p["state"]) for p in state["packages"]] == [("wheelwright-pure", "built")]
+    assert state["index_url"] == f"{url}/simple/{state['environment']}/"
+    assert state["uv_config"] == done.stdout
+    page = httpx.get(f"{state['index_url']}wheelwright-pure/", timeout=10)
+    assert page.status_code == 200 and "wheelwright_pure-1.0-" in page.text
+    assert managed_containers(docker_client, tmp_path / "home") == []
+
+    # a repeat is answered from the store: nothing built, the same configuration
+    again = wheelwright(client_env, "project", "submit", str(project), "--server", url, "--wait")
+    assert again.returncode == 0, again.stderr[-4000:]
+    assert again.stdout == done.stdout
+    assert "cached" in again.stderr
