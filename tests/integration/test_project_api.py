@@ -16,22 +16,25 @@ import docker
 import httpx
 import pytest
 from enginekit import managed_containers
-from projectkit import fixture_index, project_env, wheelwright, write_project
+from projectkit import PACKAGES, fixture_index, project_env, wheelwright, write_project
 from s3_server import free_port
+from test_project_build import uv_run
+from test_project_build_errors import FAILING
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
 def index(tmp_path: Path) -> Iterator[str]:
-    with fixture_index(tmp_path / "index") as url:
+    with fixture_index(tmp_path / "index", {**PACKAGES, **FAILING}) as url:
         yield url
 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    """`wheelwright serve` on a free loopback port, its log in tmp_path/serve.log."""
-    env = project_env(tmp_path / "home")
+    """`wheelwright serve` on a free loopback port (file:// git allowed), its log in
+    tmp_path/serve.log."""
+    env = {**project_env(tmp_path / "home"), "WHEELWRIGHT_SOURCES__ALLOW_FILE_GIT": "true"}
     port = free_port()
     with (tmp_path / "serve.log").open("wb") as log:
         process = subprocess.Popen(
@@ -53,6 +56,10 @@ def served(tmp_path: Path) -> Iterator[str]:
         process.wait(timeout=60)
 
 
+def _client_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("WHEELWRIGHT_")}
+
+
 def _healthy(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
@@ -69,7 +76,7 @@ def test_a_served_project_build_uploads_builds_and_reports(
 ) -> None:
     url = served
     project = write_project(tmp_path / "demo", index, dependencies=("wheelwright-pure==1.0",))
-    client_env = {k: v for k, v in os.environ.items() if not k.startswith("WHEELWRIGHT_")}
+    client_env = _client_env()
     done = wheelwright(
         client_env, "project", "submit", str(project), "--server", url, "--wait", "--poll", "0.5"
     )
@@ -95,3 +102,47 @@ def test_a_served_project_build_uploads_builds_and_reports(
     assert again.returncode == 0, again.stderr[-4000:]
     assert again.stdout == done.stdout
     assert "cached" in again.stderr
+
+
+def test_a_project_from_git_with_a_failing_package_exits_non_zero_naming_it(
+    tmp_path: Path,
+    index: str,
+    served: str,
+    docker_client: docker.DockerClient,
+    cpu_image: str,
+) -> None:
+    project = write_project(
+        tmp_path / "failing",
+        index,
+        dependencies=("broken==1.0", "needs-broken==1.0", "wheelwright-pure==1.0"),
+    )
+    text = (project / "pyproject.toml").read_text()
+    (project / "pyproject.toml").write_text(f'{text}needs-broken = ["broken"]\n')
+    locked = uv_run(project, "lock")  # static metadata: uv locks these without building
+    assert locked.returncode == 0, locked.stderr
+    git = ["git", "-C", str(project), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "pyproject.toml", "uv.lock"]):
+        subprocess.run([*git, *args], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "project"], check=True)
+
+    url = f"file://{project}"
+    done = wheelwright(
+        _client_env(), "project", "submit", url, "--ref", "main", "--server", served, "--wait"
+    )
+    assert done.returncode == 10, done.stderr[-4000:]
+    assert "broken:" in done.stderr and "needs-broken:" in done.stderr
+    assert "needs broken, which was not built" in done.stderr
+    assert done.stdout == ""
+
+    project_build_id = done.stderr.split("project build ", 1)[1].split(" ", 1)[0]
+    state = httpx.get(f"{served}/v1/projects/{project_build_id}", timeout=10).json()
+    assert state["state"] == "failed"
+    assert state["error"] == "not built: broken, needs-broken"
+    assert state["failed"] == ["broken", "needs-broken"]
+    assert state["source"]["kind"] == "git" and state["source"]["ref"] == "main"
+    assert len(state["source"]["commit"]) == 40
+    states = {p["name"]: p["state"] for p in state["packages"]}
+    assert states == {"broken": "failed", "needs-broken": "not built", "wheelwright-pure": "built"}
+    builds = tmp_path / "home" / "store" / "builds"
+    assert len(list(builds.rglob("*.json"))) == 1  # the pure package only
+    assert managed_containers(docker_client, tmp_path / "home") == []
