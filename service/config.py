@@ -174,6 +174,11 @@ class ProjectConfig(BaseModel):
     branches: tuple[str, ...] = Field(default=("main",), description="glob patterns")
     tags: tuple[str, ...] = Field(default=("*",), description="glob patterns")
     environments: tuple[str, ...] = Field(min_length=1)
+    build: Literal["package", "project"] = Field(
+        default="package",
+        description="package: build the repository as one package; project: a push that "
+        "changes pyproject.toml or uv.lock starts a project build of the pushed commit",
+    )
 
 
 class Settings(BaseSettings):

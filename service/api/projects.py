@@ -155,7 +155,8 @@ def _git(option: GitOption, settings: Settings) -> GitProject:
     return GitProject(url, ref)
 
 
-def _parts(request: Request) -> ServedParts:
+def served_parts(request: Request, requested_by: Requester | None = None) -> ServedParts:
+    """The app's own store, job state and dispatcher, the index at the request's base URL."""
     state = request.app.state
     settings: Settings = state.settings
     agent = request.headers.get("user-agent", "")
@@ -166,7 +167,8 @@ def _parts(request: Request) -> ServedParts:
         dispatcher=state.dispatcher,
         base_url=str(request.base_url).rstrip("/"),
         refresh_index=state.index_catalog.invalidate,
-        requested_by=Requester(
+        requested_by=requested_by
+        or Requester(
             via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
             token=token_name(settings.auth, request.headers.get("authorization")),
         ),
@@ -178,36 +180,53 @@ def _start(
 ) -> ServedProjectBuild:
     """Check what can be checked now (target, git URL, the archive and its pyproject.toml),
     then start the build's thread; nothing is left behind when a check refuses."""
-    parts = _parts(request)
-    settings = parts.settings
-    target = _target(options, settings)
-    git = _git(options.git, settings) if options.git is not None else None
-    settings.home.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="project-", dir=settings.home))
+    parts = served_parts(request)
+    target = _target(options, parts.settings)
+    if upload is None:
+        assert options.git is not None  # noqa: S101  (_options asks for one or the other)
+        git = _git(options.git, parts.settings)
+        return start_from_git(parts, target=target, environment=options.environment, git=git)
+    workdir = _workdir(parts.settings)
     try:
-        folder: Path | None = None
-        source: dict[str, object]
-        if upload is not None:
-            folder, name = _unpack(upload, workdir, settings), upload.filename
-            environment_for(folder, parts, target, options.environment)  # refused here, not later
-            source = {"kind": "upload", "name": name}
-        else:
-            assert git is not None  # noqa: S101  (_options asks for one or the other)
-            source = {"kind": "git", "url": git.url, "ref": git.ref}
+        folder = _unpack(upload, workdir, parts.settings)
+        environment_for(folder, parts, target, options.environment)  # refused here, not later
         build = ServedProjectBuild(
             parts,
             target=target,
             environment=options.environment,
             workdir=workdir,
-            source=source,
+            source={"kind": "upload", "name": upload.filename},
             folder=folder,
-            git=git,
         )
         build.start()
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise
     return build
+
+
+def start_from_git(
+    parts: ServedParts, *, target: Target, environment: str | None, git: GitProject
+) -> ServedProjectBuild:
+    """Start a project build of `git` (its URL and ref checked already); cloned in its thread."""
+    workdir = _workdir(parts.settings)
+    source: dict[str, object] = {"kind": "git", "url": git.url, "ref": git.ref}
+    if git.commit is not None:
+        source["commit"] = git.commit
+    build = ServedProjectBuild(
+        parts, target=target, environment=environment, workdir=workdir, source=source, git=git
+    )
+    try:
+        build.start()
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    return build
+
+
+def _workdir(settings: Settings) -> Path:
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="project-", dir=settings.home))
 
 
 def _unpack(upload: UploadFile, workdir: Path, settings: Settings) -> Path:

@@ -16,12 +16,20 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, SecretStr
 
-from service.config import Settings
+from service.api.projects import served_parts, start_from_git
+from service.config import ProjectConfig, Settings
 from service.errors import AuthError, InvalidRequestError, JobStateError
+from service.gitpolicy import check_git_url
 from service.models import Requester
+from service.project.served import GitProject
 from service.submit import submit
 from service.webhooks import events
-from service.webhooks.trigger import project_for, requests_for, wanted
+from service.webhooks.trigger import (
+    project_files_changed,
+    project_for,
+    requests_for,
+    wanted,
+)
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
@@ -29,6 +37,7 @@ router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 class WebhookAnswer(BaseModel):
     builds: list[str] = []
     cached: list[str] = []
+    projects: list[str] = []
     ignored: str | None = None
 
 
@@ -56,11 +65,17 @@ def _queue(
     if not wanted(parsed, project):
         reason = f"{parsed.kind} {parsed.name!r} is not configured to build"
         return JSONResponse(WebhookAnswer(ignored=reason).model_dump(), status_code=200)
+    if project.build == "project" and not project_files_changed(parsed, project):
+        reason = "the push changes neither pyproject.toml nor uv.lock: the project is as built"
+        return JSONResponse(WebhookAnswer(ignored=reason).model_dump(), status_code=200)
     window = state.settings.webhooks.replay_window_s
     if delivery is not None and not state.jobs.first_time(delivery, window):
         raise JobStateError(f"delivery {delivery!r} was received before; not building it twice")
     answer = WebhookAnswer()
     asker = Requester(via="webhook", delivery=delivery, repository=parsed.repository)
+    if project.build == "project":
+        answer.projects = start_projects(request, parsed, project, asker)
+        return JSONResponse(answer.model_dump(), status_code=202)
     for build in requests_for(parsed, project):
         result = submit(
             build, state.settings, state.store, state.jobs, state.dispatcher, requested_by=asker
@@ -70,6 +85,29 @@ def _queue(
         elif result.artifact is not None:
             answer.cached.append(result.artifact.filename)
     return JSONResponse(answer.model_dump(), status_code=202)
+
+
+def start_projects(
+    request: Request, event: events.RefEvent, project: ProjectConfig, asker: Requester
+) -> list[str]:
+    """One project build of the pushed commit per configured environment; their ids."""
+    parts = served_parts(request, asker)
+    url = project.url or event.clone_url
+    try:
+        check_git_url(url)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
+    git = GitProject(url, event.name, commit=event.commit, subdirectory=project.subdirectory)
+    started = []
+    for environment in project.environments:
+        spec = parts.settings.environments.get(environment)
+        if spec is None:
+            raise InvalidRequestError(
+                f"project {project.repository!r} names unknown environment {environment!r}"
+            )
+        build = start_from_git(parts, target=spec.target, environment=environment, git=git)
+        started.append(build.id)
+    return started
 
 
 @router.post("/github", status_code=202, responses={200: {"model": WebhookAnswer}})

@@ -46,6 +46,8 @@ class GitProject:
 
     url: str
     ref: str
+    commit: str | None = None  # a pushed commit: built as it is, the ref not resolved
+    subdirectory: str | None = None  # where the project lies in the repository
 
 
 @dataclass(frozen=True)
@@ -243,11 +245,16 @@ class ServedProjectBuild:
         assert self._git is not None  # noqa: S101  (made with a folder or a git source)
         settings = self.parts.settings
         git = Git(allow_file=settings.sources.allow_file_git, ca_bundle=settings.ca_bundle)
-        commit = git.resolve_ref(self._git.url, self._git.ref)
+        commit = self._git.commit or git.resolve_ref(self._git.url, self._git.ref)
         self._source["commit"] = commit
-        folder = self._workdir / "checkout"
-        git.checkout(self._git.url, commit, folder)
+        checkout = self._workdir / "checkout"
+        git.checkout(self._git.url, commit, checkout)
         self.save()
+        folder = (checkout / (self._git.subdirectory or ".")).resolve()
+        if not folder.is_relative_to(checkout.resolve()) or not folder.is_dir():
+            raise InvalidRequestError(
+                f"subdirectory {self._git.subdirectory!r} is not a folder of the repository"
+            )
         return folder
 
     def _end(self, state: ProjectState, error: str | None) -> None:

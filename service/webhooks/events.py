@@ -23,6 +23,7 @@ class RefEvent:
     kind: Literal["branch", "tag"]
     name: str
     commit: str | None
+    changed: frozenset[str] | None = None  # paths the push's commits touched; None: unknown
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,22 @@ def _ref(ref: str) -> tuple[Literal["branch", "tag"], str]:
     raise InvalidRequestError(f"ref {ref!r} is neither a branch nor a tag")
 
 
+def _changed(payload: Any) -> frozenset[str] | None:
+    """The paths a push's commits add, modify or remove (both forges list them per commit);
+    None where the body lists no commits (a tag, or a forge that left them out)."""
+    commits = payload.get("commits") if isinstance(payload, dict) else None
+    if not isinstance(commits, list) or not commits:
+        return None
+    paths: set[str] = set()
+    for commit in commits:
+        for key in ("added", "modified", "removed"):
+            listed = commit.get(key, []) if isinstance(commit, dict) else []
+            if not isinstance(listed, list):
+                raise InvalidRequestError(f"the webhook body's commits[].{key} is not a list")
+            paths.update(str(p) for p in listed)
+    return frozenset(paths)
+
+
 def github(event: str, payload: Any) -> RefEvent | Ignored:
     if event == "ping":
         return Ignored("ping: the webhook is set up")
@@ -63,6 +80,7 @@ def github(event: str, payload: Any) -> RefEvent | Ignored:
             kind=kind,
             name=name,
             commit=after,
+            changed=_changed(payload),
         )
     if event == "release":
         if payload.get("action") != "published":
@@ -91,4 +109,5 @@ def gitlab(event: str, payload: Any) -> RefEvent | Ignored:
         kind=kind,
         name=name,
         commit=str(commit),
+        changed=_changed(payload),
     )

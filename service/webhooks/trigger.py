@@ -22,6 +22,19 @@ def wanted(event: RefEvent, project: ProjectConfig) -> bool:
     return any(fnmatch.fnmatchcase(event.name, pattern) for pattern in patterns)
 
 
+PROJECT_FILES = ("pyproject.toml", "uv.lock")
+
+
+def project_files_changed(event: RefEvent, project: ProjectConfig) -> bool:
+    """Whether the push touched the project's pyproject.toml or uv.lock (in its
+    subdirectory); True where the event does not say what changed."""
+    if event.changed is None:
+        return True
+    folder = (project.subdirectory or "").strip("/")
+    wanted = {f"{folder}/{name}" if folder else name for name in PROJECT_FILES}
+    return bool(wanted & event.changed)
+
+
 def requests_for(event: RefEvent, project: ProjectConfig) -> list[BuildRequest]:
     """One build per configured environment, of the pushed commit (or the tag)."""
     source = {

@@ -177,7 +177,7 @@ def test_events_that_build_nothing_are_answered_and_ignored(
 ) -> None:
     answer = github(client, payload, event=event)
     assert answer.status_code == 200
-    assert answer.json() == {"builds": [], "cached": [], "ignored": reason}
+    assert answer.json() == {"builds": [], "cached": [], "projects": [], "ignored": reason}
     nothing_queued(client, dispatcher)
 
 

@@ -1,0 +1,131 @@
+"""A push to a project configured with `build = "project"`: one that changes pyproject.toml or
+uv.lock starts a project build of exactly the pushed commit; one that changes neither builds
+nothing. Real git on a local repository (file:// allowed), the real app (TestClient), no Docker:
+the pushed commit asks for a Python no target has, so the build ends there, naming it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from service.api.app import create_app
+from service.config import Settings, load_settings
+from service.jobs import MemoryJobs
+from service.project.served import load_state
+from service.store import LocalStore
+from tests.fakes import RecordingDispatcher
+
+SECRET = "github-s3cret"
+PYPROJECT = '[project]\nname = "app"\nversion = "0.1"\nrequires-python = "{python}"\n'
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> tuple[Path, str]:
+    """A repository whose first commit (the pushed one) needs Python 2; HEAD is fine."""
+    repo = tmp_path / "repo"
+    (repo / "app").mkdir(parents=True)
+    git(repo, "init", "-q", "-b", "main")
+    (repo / "app" / "pyproject.toml").write_text(PYPROJECT.format(python="<3"))
+    git(repo, "add", ".")
+    git(repo, "commit", "-q", "-m", "old python")
+    pushed = git(repo, "rev-parse", "HEAD")
+    (repo / "app" / "pyproject.toml").write_text(PYPROJECT.format(python=">=3.10"))
+    git(repo, "commit", "-q", "-am", "new python")
+    return repo, pushed
+
+
+def configured(home: Path, repo: Path) -> Settings:
+    return load_settings(
+        home=home,
+        environments={"cpu-plain": {"target": {"kind": "cpu"}}},
+        sources={"allow_file_git": True},
+        projects=[
+            {
+                "repository": "acme/app",
+                "url": f"file://{repo}",
+                "subdirectory": "app",
+                "environments": ["cpu-plain"],
+                "build": "project",
+            }
+        ],
+        webhooks={"github_secret": SECRET},
+    )
+
+
+def push(client: TestClient, commit: str, changed: list[str], delivery: str) -> Any:
+    payload = {
+        "ref": "refs/heads/main",
+        "after": commit,
+        "repository": {"full_name": "acme/app", "clone_url": "https://git.example.invalid/a.git"},
+        "commits": [{"id": commit, "added": [], "modified": changed, "removed": []}],
+    }
+    raw = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Hub-Signature-256": signature,
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+    return client.post("/v1/webhooks/github", content=raw, headers=headers)
+
+
+def test_a_push_changing_the_lock_builds_the_pushed_commit_as_a_project(
+    tmp_path: Path, store: LocalStore, repo: tuple[Path, str]
+) -> None:
+    folder, pushed = repo
+    dispatcher = RecordingDispatcher()
+    settings = configured(tmp_path / "home", folder)
+    client = TestClient(create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=dispatcher))
+
+    answer = push(client, pushed, ["app/uv.lock", "README.md"], "d-1")
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert body["builds"] == [] and body["cached"] == []
+    (project_build_id,) = body["projects"]
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, project_build_id))["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert state["source"] == {
+        "kind": "git",
+        "url": f"file://{folder}",
+        "ref": "main",
+        "commit": pushed,
+    }
+    assert state["environment"] == "cpu-plain"
+    assert state["state"] == "failed"
+    assert "requires Python <3" in str(state["error"])  # the pushed commit, not HEAD
+    assert dispatcher.submitted == []
+    assert list((tmp_path / "home").glob("project-*")) == []
+
+
+def test_a_push_changing_neither_file_builds_nothing(
+    tmp_path: Path, store: LocalStore, repo: tuple[Path, str]
+) -> None:
+    folder, pushed = repo
+    settings = configured(tmp_path / "home", folder)
+    client = TestClient(create_app(settings, store=store, jobs=MemoryJobs()))
+    answer = push(client, pushed, ["README.md", "uv.lock", "other/pyproject.toml"], "d-2")
+    assert answer.status_code == 200
+    assert answer.json()["projects"] == []
+    assert "neither pyproject.toml nor uv.lock" in answer.json()["ignored"]
+    assert list(store.list("projects/")) == []
