@@ -5,17 +5,21 @@ folder, prints the table as it changes, and ends with the uv configuration; `GET
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
 import httpx
 import pytest
-from enginekit import managed_containers
+from enginekit import managed_containers, torch_find_links
 from projectkit import PACKAGES, fixture_index, project_env, wheelwright, write_project
 from s3_server import free_port
 from test_project_build import uv_run
@@ -30,13 +34,14 @@ def index(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serving(home: Path, **extra: str) -> Iterator[str]:
     """`wheelwright serve` on a free loopback port (file:// git allowed), its log in
-    tmp_path/serve.log."""
-    env = {**project_env(tmp_path / "home"), "WHEELWRIGHT_SOURCES__ALLOW_FILE_GIT": "true"}
+    home/../serve.log."""
+    env = {**project_env(home), "WHEELWRIGHT_SOURCES__ALLOW_FILE_GIT": "true", **extra}
     port = free_port()
-    with (tmp_path / "serve.log").open("wb") as log:
+    log_path = home.parent / "serve.log"
+    with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
             env=env,
@@ -47,13 +52,19 @@ def served(tmp_path: Path) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 30
         while not _healthy(url):
-            assert process.poll() is None, (tmp_path / "serve.log").read_text()[-4000:]
+            assert process.poll() is None, log_path.read_text()[-4000:]
             assert time.monotonic() < deadline, "wheelwright serve did not start"
             time.sleep(0.2)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    with serving(tmp_path / "home") as url:
+        yield url
 
 
 def _client_env() -> dict[str, str]:
@@ -146,3 +157,91 @@ def test_a_project_from_git_with_a_failing_package_exits_non_zero_naming_it(
     builds = tmp_path / "home" / "store" / "builds"
     assert len(list(builds.rglob("*.json"))) == 1  # the pure package only
     assert managed_containers(docker_client, tmp_path / "home") == []
+
+
+SECRET = "push-s3cret"
+
+
+def _push(url: str, repo: Path, commit: str, delivery: str) -> httpx.Response:
+    payload = {
+        "ref": "refs/heads/main",
+        "after": commit,
+        "repository": {"full_name": "acme/app", "clone_url": f"file://{repo}"},
+        "commits": [{"id": commit, "added": [], "modified": ["pyproject.toml"], "removed": []}],
+    }
+    raw = json.dumps(payload).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Hub-Signature-256": signature,
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+    return httpx.post(f"{url}/v1/webhooks/github", content=raw, headers=headers, timeout=30)
+
+
+def _ended(url: str, project_build_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 900
+    while True:
+        state: dict[str, object] = httpx.get(f"{url}/v1/projects/{project_build_id}").json()
+        if state["state"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return state
+        time.sleep(0.5)
+
+
+def test_a_pushed_dependency_change_builds_only_what_is_new(
+    tmp_path: Path, index: str, docker_client: docker.DockerClient, cpu_image: str
+) -> None:
+    repo = tmp_path / "app"
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+
+    def commit(dependencies: tuple[str, ...], message: str) -> str:
+        write_project(repo, index, dependencies=dependencies)  # no uv.lock: alpha's metadata
+        subprocess.run([*git, "add", "pyproject.toml"], check=True)  # is known after its build
+        subprocess.run([*git, "commit", "-q", "-m", message], check=True)
+        return subprocess.run(
+            [*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    repo.mkdir()
+    subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
+    first = commit(("torch==2.13.0", "wheelwright-pure==1.0"), "pure")
+    config = tmp_path / "wheelwright.toml"
+    config.write_text(
+        '[environments.team-cpu]\ntarget = { kind = "cpu", python = "3.11" }\n'
+        'runtime = ["torch==2.13.0"]\n'
+        f'index = {{ extra_index_urls = ["{index}"], find_links = ["{torch_find_links()}"] }}\n'
+        f'[[projects]]\nrepository = "acme/app"\nenvironments = ["team-cpu"]\n'
+        'build = "project"\n'
+    )
+    home = tmp_path / "home"
+    extra = {"WHEELWRIGHT_CONFIG": str(config), "WHEELWRIGHT_WEBHOOKS__GITHUB_SECRET": SECRET}
+    with serving(home, **extra) as url:
+        answer = _push(url, repo, first, "d-1")
+        assert answer.status_code == 202, answer.text
+        (first_build,) = answer.json()["projects"]
+        state = _ended(url, first_build)
+        assert state["state"] == "succeeded", state
+        packages = state["packages"]
+        assert isinstance(packages, list)
+        assert [(p["name"], p["state"]) for p in packages] == [("wheelwright-pure", "built")]
+
+        second = commit(("torch==2.13.0", "wheelwright-pure==1.0", "alpha==1.0"), "alpha")
+        answer = _push(url, repo, second, "d-2")
+        assert answer.status_code == 202, answer.text
+        (second_build,) = answer.json()["projects"]
+        state = _ended(url, second_build)
+        assert state["state"] == "succeeded", state
+        packages = state["packages"]
+        assert isinstance(packages, list)
+        assert {p["name"]: p["state"] for p in packages} == {
+            "alpha": "built",
+            "wheelwright-pure": "cached",
+        }
+        assert state["source"] == {
+            "kind": "git",
+            "url": f"file://{repo}",
+            "ref": "main",
+            "commit": second,
+        }
+    assert managed_containers(docker_client, home) == []
