@@ -37,6 +37,8 @@ from service.store import WheelStore
 WHEEL_TYPE = "application/octet-stream"
 TEXT_TYPE = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
+#: The manifest's sections publish alone writes, of the wheel it actually stores.
+PUBLISH_SECTIONS = ("wheel", "log", "reproducibility")
 
 
 @dataclass(frozen=True)

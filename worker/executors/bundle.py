@@ -16,7 +16,7 @@ import pyproject_hooks
 
 import worker.driver
 
-DRIVER_FILES = ("run.py", "steps.py", "audit.py", "compilercache.py")
+DRIVER_FILES = ("run.py", "steps.py", "contract.py", "audit.py", "compilercache.py")
 VENDORED = (pyproject_hooks, packaging)
 
 
