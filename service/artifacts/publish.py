@@ -132,17 +132,24 @@ def publish(
     manifest.
 
     Returns the committed `Artifact`. If the request key is already published, nothing is written
-    and the stored `Artifact` is returned (the first publish wins). `manifest` is kept as given,
-    plus the `wheel` and `log` sections this function owns (replacing any such keys).
+    and the stored `Artifact` is returned (the first publish wins). `manifest` is the build's
+    own sections (what the engine found); this function adds the `wheel`, `log` and
+    `reproducibility` sections of what it stores and writes the manifest, once.
     Raises `InvalidArtifactError` for a broken wheel, or one that is not the `expected` project
     and version or fails the checks of `checks.py` (before anything is stored), and
-    `InvalidRequestError` for a bad environment name, request key or non-JSON manifest.
+    `InvalidRequestError` for a bad environment name, request key, a non-JSON manifest or one
+    that already holds a section of publish's own.
     """
     key = layout.manifest_key(environment, request_key)
     try:
         json.dumps(manifest)
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"the build manifest is not JSON: {exc}") from None
+    taken = sorted(set(PUBLISH_SECTIONS) & manifest.keys())
+    if taken:
+        raise InvalidRequestError(
+            f"the build manifest already holds {', '.join(taken)}: publish alone writes them"
+        )
     existing = lookup(store, environment, request_key)
     if existing is not None:
         return existing

@@ -157,7 +157,8 @@ class DockerSession:
             )
             if limit is None:
                 raise
-            raise BuildFailedError(stage.name, f"{limit} ({exc.cause})", exc.log_tail) from None
+            cause = f"{limit} ({exc.cause})"
+            raise BuildFailedError(stage.name, cause, exc.log_tail, kind="limit") from None
 
 
 def _oom_killed(container: Container) -> bool:
