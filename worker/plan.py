@@ -25,7 +25,6 @@ from worker.driver.contract import (
     WheelRequest,
 )
 
-__all__ = ["STAGES", "StageName"]
 R = TypeVar("R", bound=Mapping[str, Any])
 #: Which package cache a stage gets: `shared` (the team's, writable: only stages that run no
 #: package or dependency code), `build` (this build's own, thrown away), `none`.
@@ -214,11 +213,21 @@ def stage_plan(
     network: bool,
     cache: CacheUse = "none",
     env: Mapping[str, str] | None = None,
-    **policy: bool,
+    snapshot_read_only: bool = False,
+    compiler_cache: bool = False,
+    retry_online: bool = False,
 ) -> StagePlan[R]:
     """A stage with its environment: the policy's, then the build's (`env`)."""
-    whole = stage_env(layout, network=network, cache=cache) | dict(env or {})
-    return StagePlan(name, network, request, env=MappingProxyType(whole), cache=cache, **policy)
+    return StagePlan(
+        name,
+        network,
+        request,
+        env=MappingProxyType(stage_env(layout, network=network, cache=cache) | dict(env or {})),
+        cache=cache,
+        snapshot_read_only=snapshot_read_only,
+        compiler_cache=compiler_cache,
+        retry_online=retry_online,
+    )
 
 
 def compiler_cache(layout: Layout, inputs: BuildInputs) -> CompilerCacheRequest | None:

@@ -2,8 +2,10 @@
 
 For machines with no Docker, such as many HPC GPU nodes: the build uses the host's Python of the
 target version, its compilers and CUDA toolkit (CUDA_HOME), and can verify on its GPU. There is no
-container boundary, so the network policy is advisory (installers run offline in the build and
-verify stages) and the build runs as the worker's own user. Each stage is its own process group,
+container boundary, so the plan's policies are advisory: installers run offline where the plan
+says the network is off, stages that may not write the shared package cache are pointed at their
+own (`UV_CACHE_DIR`, from the plan) though they could reach it, the runtime snapshot is not made
+read-only, and the build runs as the worker's own user. Each stage is its own process group,
 killed as a whole at the deadline, on cancel, or by the reaper if the worker died.
 """
 
