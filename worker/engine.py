@@ -147,6 +147,8 @@ class _Recorder:
         except WheelwrightError as exc:
             exc.stage = exc.stage or stage
             self.line(f"!! [{stage}] {type(exc).__name__}: {exc}")
+            kind = exc.kind if isinstance(exc, BuildFailedError) else None
+            log.warning("stage.failed", build_id=self.build_id, stage=stage, kind=kind)
             raise
         else:
             ok = True
