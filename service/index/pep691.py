@@ -41,11 +41,10 @@ def file_entry(item: Artifact, files_prefix: str) -> dict[str, Any]:
     )
     entry["core-metadata"] = metadata
     entry["dist-info-metadata"] = metadata
-    if item.published_at is not None:
-        moment = item.published_at.astimezone(UTC)
-        entry["upload-time"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if item.verified:  # PEP 691 keeps keys with a leading underscore for the index's own use
-        entry["_wheelwright"] = {"verified": dict(item.verified)}
+    entry["upload-time"] = item.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    verified = item.verified
+    if verified:  # PEP 691 keeps keys with a leading underscore for the index's own use
+        entry["_wheelwright"] = {"verified": verified}
     return entry
 
 
