@@ -177,11 +177,6 @@ RESULTS: dict[str, Any] = {
 }
 
 
-class ErrorBody(TypedDict):
-    kind: str
-    message: str
-
-
 # ----------------------------------------------------------------------------- the worker's side
 
 
