@@ -352,7 +352,12 @@ class DockerExecutor:
         now = time.time()
         removed = 0
         labels = [LABEL] + ([f"{BUILD_LABEL}={build_id}"] if build_id else [])
-        for container in self.client.containers.list(all=True, filters={"label": labels}):
+        # a container removed between the listing and its inspection (its own worker's
+        # `finally`, another reaper) is gone already: not an error
+        listed = self.client.containers.list(
+            all=True, filters={"label": labels}, ignore_removed=True
+        )
+        for container in listed:
             deadline = float(container.labels.get("org.wheelwright.deadline", "0") or 0)
             if build_id or deadline < now or _exited_before(container, now - REAP_GRACE_S):
                 _remove(container)
