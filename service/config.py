@@ -174,6 +174,11 @@ class ProjectConfig(BaseModel):
     branches: tuple[str, ...] = Field(default=("main",), description="glob patterns")
     tags: tuple[str, ...] = Field(default=("*",), description="glob patterns")
     environments: tuple[str, ...] = Field(min_length=1)
+    build: Literal["package", "project"] = Field(
+        default="package",
+        description="package: build the repository's own wheel on every push; project: build "
+        "what its pyproject.toml and uv.lock are missing, when a push changes either",
+    )
 
 
 class Settings(BaseSettings):

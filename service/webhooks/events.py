@@ -23,6 +23,13 @@ class RefEvent:
     kind: Literal["branch", "tag"]
     name: str
     commit: str | None
+    #: the paths the push added, changed or removed; None when the event does not say (a tag,
+    #: a release, a push of more commits than the forge lists)
+    changed: frozenset[str] | None = None
+
+    def touches(self, *paths: str) -> bool:
+        """Whether the push may have changed one of `paths` (yes, when it does not say)."""
+        return self.changed is None or any(path in self.changed for path in paths)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,27 @@ def _ref(ref: str) -> tuple[Literal["branch", "tag"], str]:
     raise InvalidRequestError(f"ref {ref!r} is neither a branch nor a tag")
 
 
+#: GitHub lists at most this many commits of a push; a longer push's changes are unknown.
+GITHUB_MAX_COMMITS = 20
+
+
+def changed_paths(payload: Any, *, listed_all: bool) -> frozenset[str] | None:
+    """The files a push's commits added, modified or removed, where the forge lists them all."""
+    commits = payload.get("commits") if isinstance(payload, dict) else None
+    if not isinstance(commits, list) or not listed_all:
+        return None
+    paths: set[str] = set()
+    for commit in commits:
+        if not isinstance(commit, dict):
+            return None
+        for key in ("added", "modified", "removed"):
+            files = commit.get(key, [])
+            if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+                return None
+            paths.update(files)
+    return frozenset(paths)
+
+
 def github(event: str, payload: Any) -> RefEvent | Ignored:
     if event == "ping":
         return Ignored("ping: the webhook is set up")
@@ -63,6 +91,12 @@ def github(event: str, payload: Any) -> RefEvent | Ignored:
             kind=kind,
             name=name,
             commit=after,
+            changed=changed_paths(
+                payload,
+                listed_all=kind == "branch"
+                and len(payload.get("commits") or []) < GITHUB_MAX_COMMITS
+                and payload.get("before", ZERO_SHA) != ZERO_SHA,
+            ),
         )
     if event == "release":
         if payload.get("action") != "published":
@@ -91,4 +125,10 @@ def gitlab(event: str, payload: Any) -> RefEvent | Ignored:
         kind=kind,
         name=name,
         commit=str(commit),
+        changed=changed_paths(
+            payload,
+            listed_all=kind == "branch"
+            and payload.get("total_commits_count") == len(payload.get("commits") or [])
+            and payload.get("before", ZERO_SHA) != ZERO_SHA,
+        ),
     )
