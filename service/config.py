@@ -176,8 +176,8 @@ class ProjectConfig(BaseModel):
     environments: tuple[str, ...] = Field(min_length=1)
     build: Literal["package", "project"] = Field(
         default="package",
-        description="package: build the repository as one package; project: a push that "
-        "changes pyproject.toml or uv.lock starts a project build of the pushed commit",
+        description="package: build the repository's own wheel on every push; project: build "
+        "what its pyproject.toml and uv.lock are missing, when a push changes either",
     )
 
 

@@ -55,22 +55,54 @@ class ExecutorError(WheelwrightError):
 
 
 class BuildFailedError(WheelwrightError):
-    """A stage of the build failed; names the stage and keeps the tail of its log."""
+    """A stage of the build failed; names the stage and keeps the tail of its log.
+
+    `kind` is why, as the build driver named it (`worker/driver/contract.py`'s `ErrorKind`:
+    `command`, `backend`, `verify`, ...), or the worker's own (`no_result`, `bad_result`,
+    `limit`, `deadline`); the kinds with a class of their own are mapped in
+    `worker/executors/base.py`, as pyproject-hooks maps its result flags to exceptions.
+    """
 
     http_status = 422
     exit_code = 10
+    default_kind: ClassVar[str] = "stage"
 
-    def __init__(self, stage: str, cause: str, log_tail: str = "") -> None:
+    def __init__(self, stage: str, cause: str, log_tail: str = "", kind: str | None = None) -> None:
         super().__init__(f"stage {stage!r} failed: {cause}")
         self.stage: str | None = stage
         self.cause = cause
         self.log_tail = log_tail
+        self.kind = kind or self.default_kind
+
+
+class BackendUnavailableError(BuildFailedError):
+    """The build backend the source names cannot be imported (pyproject-hooks'
+    `BackendUnavailable`): a wrong `build-backend`, or its package missing from `requires`."""
+
+    exit_code = 16
+    default_kind = "backend_unavailable"
+
+
+class HookMissingError(BuildFailedError):
+    """The build backend lacks a hook the build needs (pyproject-hooks' `HookMissing`)."""
+
+    exit_code = 17
+    default_kind = "hook_missing"
+
+
+class VerifyFailedError(BuildFailedError):
+    """A wheel was built but failed verify: its tags, its import, its undefined symbols, its
+    CUDA architectures, or the smoke test on the GPU (`kind` says which)."""
+
+    exit_code = 18
+    default_kind = "verify"
 
 
 class DeadlineExceededError(BuildFailedError):
     """A stage outlived its deadline; its container was killed."""
 
     exit_code = 11
+    default_kind = "deadline"
 
 
 class BuildCancelledError(WheelwrightError):
@@ -106,7 +138,7 @@ class SourceChangedError(WheelwrightError):
     """The fetched source is not the one the request was keyed by (it changed after submit)."""
 
     http_status = 409
-    exit_code = 16
+    exit_code = 19
 
 
 class StoreError(WheelwrightError):

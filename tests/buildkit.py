@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -76,15 +76,7 @@ class Builder:
             copy.write_bytes(built.wheel.read_bytes())
             if keep:
                 keep(built)
-            return Built(
-                built.build_id,
-                built.request,
-                built.request_key,
-                built.environment,
-                copy,
-                built.manifest,
-                built.log_path,
-            )
+            return replace(built, wheel=copy)
 
         hooks = Hooks(on_line=self.lines.append)
         return run_build(request, self.settings, self.executor, on_wheel, hooks=hooks)

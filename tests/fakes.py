@@ -30,6 +30,14 @@ from service.config import Settings
 from service.keys import image_ref
 from service.models import BuildRecord, BuildRequest
 from tests.fixtures.wheels import make_wheel
+from worker.driver.contract import (
+    BuildDepsResult,
+    RequiresInstallResult,
+    RequiresResult,
+    RuntimeResult,
+    VerifyResult,
+    WheelResult,
+)
 from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
 from worker.identity import expected_identity
 from worker.plan import Layout, Machine, StagePlan
@@ -68,25 +76,36 @@ class NoResult:
 Outcome = Fail | Hang | Raise | NoResult
 
 
-def stage_data(stage: StagePlan, session: FakeSession) -> dict[str, Any]:
-    """What each stage's driver answers when all goes well: the few fields the engine, the
-    manifest and publish read. The build stage writes its wheel into the layout's out folder."""
+StageResult = (
+    RuntimeResult
+    | BuildDepsResult
+    | RequiresResult
+    | RequiresInstallResult
+    | WheelResult
+    | VerifyResult
+)
+
+
+def stage_data(stage: StagePlan, session: FakeSession) -> StageResult:
+    """What each stage's driver answers when all goes well, typed by the stage contract
+    (worker/driver/contract.py), so a contract change breaks the fake where mypy sees it.
+    The build stage writes its wheel into the layout's out folder."""
     python = session.request.target.python
     match stage.name:
         case "runtime":
             pins = [pin for pin in session.request.runtime if "==" in pin]
-            return {"python": f"{python}.0", "freeze": pins, "inherited": []}
+            return RuntimeResult(python=f"{python}.0", freeze=pins, inherited=[])
         case "build_deps":
-            return {"build_system": {"backend": "fake"}, "static": ["setuptools>=77"]}
+            return BuildDepsResult(build_system={"backend": "fake"}, static=["setuptools>=77"])
         case "requires":
-            return {"dynamic": []}
+            return RequiresResult(dynamic=[])
         case "requires_install":
-            return {"freeze": ["setuptools==80.9.0"]}
+            return RequiresInstallResult(dynamic=[], freeze=["setuptools==80.9.0"])
         case "build":
             wheel = session.make_wheel()
-            return {"wheel": session.executor.wheel_file or wheel.name, "compiler_cache": None}
+            return WheelResult(wheel=session.executor.wheel_file or wheel.name, compiler_cache=None)
         case "verify":
-            return {"imported": [session.module], "tags_ok": True}
+            return VerifyResult(imported=[session.module], tags=["py3-none-any"], gpu={})
     raise AssertionError(f"the fake executor has no stage {stage.name!r}")
 
 
@@ -102,7 +121,7 @@ class FakeSession:
     facts: Mapping[str, Any]
     module: str = ""
 
-    def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
+    def run(self, stage: StagePlan[Any], ctx: StageContext) -> dict[str, Any]:
         io = self.workspace / "io"
         write_stage_request(io, stage)
         check_stop(stage, ctx)
@@ -126,7 +145,7 @@ class FakeSession:
         result: dict[str, Any]
         if isinstance(outcome, Fail) and not (outcome.offline_only and stage.network):
             ctx.emit(outcome.message)  # what the driver prints is the stage's log
-            result = {"ok": False, "error": {"type": "StageFailure", "message": outcome.message}}
+            result = {"ok": False, "error": {"kind": "backend", "message": outcome.message}}
         else:
             result = {"ok": True, "data": stage_data(stage, self)}
         (io / f"{stage.name}.result.json").write_text(json.dumps(result))

@@ -1,24 +1,23 @@
-"""One build from request to wheel: fetch, the executor's four stages, the manifest.
+"""One build from request to wheel: fetch, the executor's stages, then the hand-over to publish.
 
-The engine owns the order of things and the bookkeeping (timings, log sections, the manifest);
-what a stage does comes from `plan.py`, where it runs from the executor. The workspace is removed
-in `finally`; the caller publishes the wheel through `on_wheel` while it still exists.
+The engine owns the order of things and the bookkeeping (timings, log sections, the build's
+facts); what a stage does and under which policy comes from `plan.py`, where it runs from the
+executor. The manifest is written once, by publish, from the facts the engine hands over in
+`Built`. The workspace is removed in `finally`; the caller publishes the wheel through
+`on_wheel` while it still exists.
 """
 
 from __future__ import annotations
 
 import os
-import platform
 import shutil
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
-from importlib.metadata import version
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO, TypeVar, cast
 
 import structlog
 
@@ -34,18 +33,26 @@ from service.keys import new_build_id
 from service.models import BuildRequest
 from service.prepare import Prepared, prepare
 from service.redact import Redactor
-from service.sources import file_sha256
 from service.store import WheelStore
 from worker.cache_use import CacheUse
+from worker.driver.contract import (
+    BuildDepsResult,
+    RequiresInstallResult,
+    RequiresResult,
+    RuntimeResult,
+    VerifyResult,
+    WheelResult,
+)
 from worker.executors import Executor, StageContext
 from worker.executors.base import ExecSession
+from worker.facts import MANIFEST_SCHEMA, StageResults, build_facts
 from worker.fetch import Fetched, fetch, git_for, pin_source
-from worker.plan import StagePlan, make_plan
+from worker.plan import BuildPlan, StagePlan, make_plan, with_requires, with_wheel
 from worker.safe_files import open_regular
 from worker.unpack import Limits
 
+__all__ = ["MANIFEST_SCHEMA", "Built", "Hooks", "StageEvent", "run_build", "take_wheel"]
 T = TypeVar("T")
-MANIFEST_SCHEMA = "wheelwright.manifest/1"
 log = structlog.get_logger("wheelwright.engine")
 
 
@@ -71,7 +78,12 @@ class Hooks:
 
 @dataclass(frozen=True)
 class Built:
-    """A finished build whose wheel still lies in the workspace."""
+    """A finished build whose wheel still lies in the workspace.
+
+    `manifest` is the build's own sections of the manifest (`facts.build_facts`, the stage
+    timings, the compiler cache); publish adds the wheel's, the log's and the reproducibility
+    sections and writes it, once.
+    """
 
     build_id: str
     request: BuildRequest
@@ -80,7 +92,9 @@ class Built:
     wheel: Path
     manifest: dict[str, Any]
     log_path: Path
+    results: StageResults
     expected: Expected = field(default_factory=Expected)
+    source_date_epoch: int | None = None
 
 
 @dataclass
@@ -134,6 +148,8 @@ class _Recorder:
         except WheelwrightError as exc:
             exc.stage = exc.stage or stage
             self.line(f"!! [{stage}] {type(exc).__name__}: {exc}")
+            kind = exc.kind if isinstance(exc, BuildFailedError) else None
+            log.warning("stage.failed", build_id=self.build_id, stage=stage, kind=kind)
             raise
         else:
             ok = True
@@ -212,39 +228,31 @@ def run_build(
             plan = make_plan(
                 fetched.request, session.layout, session.machine, source_root=root, inputs=inputs
             )
-            results, wheel = _run_stages(
-                rec, session, plan.stages, ctx, workspace=workspace, kept=kept
-            )
-            facts = dict(session.facts) | {
+            results, wheel = _run_stages(rec, session, plan, ctx, workspace=workspace, kept=kept)
+            image_facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
                 "memory_bytes": session.machine.memory_bytes,
             }
-        if wheel is None:
-            raise InvalidArtifactError("the plan has no build stage")
-        manifest = _manifest(
-            fetched,
-            ids={"build_id": build_id, "request_key": key, "environment": environment},
-            facts=facts,
-            build_env=plan.build_env,
-            results=results,
+        ids = {"build_id": build_id, "request_key": key, "environment": environment}
+        manifest = build_facts(
+            fetched, ids=ids, image=image_facts, build_env=plan.build_env, results=results
         )
         manifest |= {
-            "wheel": {
-                "filename": wheel.name,
-                "sha256": file_sha256(wheel),
-                "size": wheel.stat().st_size,
-            },
             "source_date_epoch": inputs.source_date_epoch,
-            "compiler_cache": cache.report(results["build"].get("compiler_cache"), rec.line),
+            "compiler_cache": cache.report(results.build["compiler_cache"], rec.line),
             "stages": list(rec.stages),
-            "expected": {
-                "project": fetched.expected.project,
-                "version": fetched.expected.version,
-                "from": fetched.expected.origin,
-            },
         }
         built = Built(
-            build_id, fetched.request, key, environment, wheel, manifest, log_at, fetched.expected
+            build_id,
+            fetched.request,
+            key,
+            environment,
+            wheel,
+            manifest,
+            log_at,
+            results,
+            fetched.expected,
+            inputs.source_date_epoch,
         )
         published = rec.run("publish", True, lambda: on_wheel(built))  # the worker, the store
         cache.save(rec, cache_dir, settings, manifest["compiler_cache"].get("counts"))
@@ -272,36 +280,43 @@ def _fetch(
 def _run_stages(
     rec: _Recorder,
     session: ExecSession,
-    stages: tuple[StagePlan, ...],
+    plan: BuildPlan,
     ctx: StageContext,
     *,
     workspace: Path,
     kept: Path,
-) -> tuple[dict[str, dict[str, Any]], Path | None]:
-    """Run the planned stages in order; the wheel is taken out right after the build."""
-    results: dict[str, dict[str, Any]] = {}
-    wheel: Path | None = None
-    for planned in stages:
-        stage = planned
-        if stage.name == "verify" and wheel is not None:
-            stage = stage.with_inputs(wheel=f"{session.layout.outdir}/{wheel.name}")
-        if stage.name == "requires_install":
-            stage = stage.with_inputs(requires=results["requires"]["dynamic"])
-        results[stage.name] = _run_stage(rec, session, stage, ctx)
-        if stage.name == "build":  # before verify runs the package's code again
-            wheel = take_wheel(workspace, results["build"].get("wheel"), kept)
+) -> tuple[StageResults, Path]:
+    """Run the planned stages in order, each given what the earlier ones found; the wheel is
+    taken out right after the build, before verify runs the package's code again."""
+    run = partial(_run_stage, rec, session, ctx=ctx)
+    runtime = run(plan.runtime)
+    build_deps = run(plan.build_deps)
+    requires = run(plan.requires)
+    requires_install = run(with_requires(plan.requires_install, requires["dynamic"]))
+    build = run(plan.build)
+    wheel = take_wheel(workspace, build["wheel"], kept)
+    verify = run(with_wheel(plan.verify, f"{session.layout.outdir}/{wheel.name}"))
+    results = StageResults(
+        runtime=cast(RuntimeResult, runtime),
+        build_deps=cast(BuildDepsResult, build_deps),
+        requires=cast(RequiresResult, requires),
+        requires_install=cast(RequiresInstallResult, requires_install),
+        build=cast(WheelResult, build),
+        verify=cast(VerifyResult, verify),
+    )
     return results, wheel
 
 
 def _run_stage(
-    rec: _Recorder, session: ExecSession, stage: StagePlan, ctx: StageContext
+    rec: _Recorder, session: ExecSession, stage: StagePlan[Any], *, ctx: StageContext
 ) -> dict[str, Any]:
-    """Run one stage; a backend that cannot say its requirements offline is asked again with
-    the network on (still without the shared cache), and the result says so."""
+    """Run one stage (its result checked against the contract by the executor). A stage the
+    plan lets retry online (a backend that cannot say its requirements offline) is asked
+    again with the network on, still without the shared cache, and the result says so."""
     try:
         return rec.run(stage.name, stage.network, partial(session.run, stage, ctx))
     except BuildFailedError as exc:
-        if stage.name != "requires" or stage.network or isinstance(exc, DeadlineExceededError):
+        if not stage.retry_online or stage.network or isinstance(exc, DeadlineExceededError):
             raise
     rec.line(f"--- [{stage.name}] failed offline; asking the backend again with the network on")
     online = stage.with_network()
@@ -333,42 +348,3 @@ def take_wheel(workspace: Path, name: object, kept: Path) -> Path:
     with stream, (kept / name).open("wb") as target:
         shutil.copyfileobj(stream, target)
     return kept / name
-
-
-def _manifest(
-    fetched: Fetched,
-    *,
-    ids: dict[str, str],
-    facts: dict[str, Any],
-    build_env: Mapping[str, str],
-    results: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "schema": MANIFEST_SCHEMA,
-        **ids,
-        "inputs": fetched.request.model_dump(mode="json"),
-        "source": fetched.source_facts(),
-        "image": facts,
-        "build_env": dict(build_env),
-        "python": results["runtime"].get("python"),
-        "runtime_freeze": results["runtime"].get("freeze", []),
-        "runtime_inherited": results["runtime"].get("inherited", []),
-        "build_system": results["build_deps"].get("build_system"),
-        "build_requires": {
-            "static": results["build_deps"].get("static", []),
-            "dynamic": results["requires"].get("dynamic", []),
-        },
-        "build_freeze": results["requires_install"].get("freeze", []),
-        "isolation": {
-            "shared_cache": "written only by the runtime stage (wheels only, no package code)",
-            "requires_network": bool(results["requires"].get("network", False)),
-        },
-        "verify": results["verify"],
-        "host": {
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "worker_python": platform.python_version(),
-            "wheelwright": version("wheelwright"),
-        },
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }

@@ -104,11 +104,12 @@ def build_and_publish(
     build_id = build_id or new_build_id()
 
     def on_wheel(built: Built) -> Artifact:
+        runtime_freeze = built.results.runtime["freeze"]
         pins: Mapping[str, str] = {}
         if settings.abi_pins:
-            pins = abi_pins(built.manifest.get("runtime_freeze", []), settings.abi_pins)
+            pins = abi_pins(runtime_freeze, settings.abi_pins)
         # auto labels name torch (the ABI that matters) even where pinning is turned off
-        label_pins = pins or abi_pins(built.manifest.get("runtime_freeze", []), ("torch",))
+        label_pins = pins or abi_pins(runtime_freeze, ("torch",))
         return publish(
             store,
             environment=built.environment,
@@ -120,7 +121,7 @@ def build_and_publish(
             local_label=local_label(built.request, label_pins),
             expected=built.expected,
             limits=wheel_limits(settings),
-            source_date_epoch=built.manifest.get("source_date_epoch"),
+            source_date_epoch=built.source_date_epoch,
         )
 
     try:

@@ -9,19 +9,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from service.models import BuildRequest
-
-StageName = Literal["runtime", "build_deps", "requires", "requires_install", "build", "verify"]
-STAGES: tuple[StageName, ...] = (
-    "runtime",
-    "build_deps",
-    "requires",
-    "requires_install",
-    "build",
-    "verify",
+from worker.driver.contract import (
+    STAGES,
+    BuildDepsRequest,
+    CommonRequest,
+    CompilerCacheRequest,
+    RequiresInstallRequest,
+    RequiresRequest,
+    RuntimeRequest,
+    StageName,
+    VerifyRequest,
+    WheelRequest,
 )
+
+R = TypeVar("R", bound=Mapping[str, Any])
 #: Which package cache a stage gets: `shared` (the team's, writable: only stages that run no
 #: package or dependency code), `build` (this build's own, thrown away), `none`.
 CacheUse = Literal["shared", "build", "none"]
@@ -47,6 +51,10 @@ class Layout:
     host_packages: bool = False
     #: where the build stage sees the project's compiler cache; None: this executor has none
     compiler_cache: str | None = None
+    #: where the stages that may write the team's package cache see it
+    shared_cache: str = "/ww/cache"
+    #: where stages see the CA bundle to trust (a TLS-intercepting proxy); None: none given
+    ca: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("work", "driver"):
@@ -88,20 +96,29 @@ class BuildInputs:
 
 
 @dataclass(frozen=True)
-class StagePlan:
+class StagePlan(Generic[R]):
+    """One stage: its driver request (a TypedDict of `worker/driver/contract.py`) and every
+    policy the executor applies to it: the network, the package cache, the environment, how
+    the runtime snapshot and the compiler cache are seen, and whether a failure offline is
+    asked again online."""
+
     name: StageName
     network: bool
-    request: Mapping[str, Any]
+    request: R
+    #: the stage's whole environment but PATH, proxies and what the executor passes through
     env: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     cache: CacheUse = "none"
+    #: the runtime snapshot is mounted read-only over the workspace's copy (docker)
+    snapshot_read_only: bool = False
+    #: the project's compiler cache is mounted (writable) where `Layout.compiler_cache` says
+    compiler_cache: bool = False
+    #: a failure offline (but a deadline) runs the stage again with the network on
+    retry_online: bool = False
 
-    def with_network(self) -> StagePlan:
+    def with_network(self) -> StagePlan[R]:
         """The same stage with the network on (a backend that cannot answer offline)."""
-        return replace(self, network=True)
-
-    def with_inputs(self, **inputs: Any) -> StagePlan:
-        """The same stage with values only known once earlier stages ran (the wheel's path)."""
-        return replace(self, request={**self.request, **inputs})
+        env = {k: v for k, v in self.env.items() if k != "UV_OFFLINE"}
+        return replace(self, network=True, env=MappingProxyType(env))
 
     def argv(self, layout: Layout) -> list[str]:
         return [
@@ -115,11 +132,37 @@ class StagePlan:
 
 @dataclass(frozen=True)
 class BuildPlan:
-    stages: tuple[StagePlan, ...]
+    runtime: StagePlan[RuntimeRequest]
+    build_deps: StagePlan[BuildDepsRequest]
+    requires: StagePlan[RequiresRequest]
+    requires_install: StagePlan[RequiresInstallRequest]
+    build: StagePlan[WheelRequest]
+    verify: StagePlan[VerifyRequest]
     build_env: Mapping[str, str]
 
-    def stage(self, name: StageName) -> StagePlan:
+    @property
+    def stages(self) -> tuple[StagePlan[Any], ...]:
+        """The stages in the order they run."""
+        return tuple(getattr(self, name) for name in STAGES)
+
+    def stage(self, name: StageName) -> StagePlan[Any]:
         return next(s for s in self.stages if s.name == name)
+
+
+def with_requires(
+    stage: StagePlan[RequiresInstallRequest], requires: list[str]
+) -> StagePlan[RequiresInstallRequest]:
+    """The requires_install stage with what the backend asked for."""
+    request = stage.request.copy()
+    request["requires"] = list(requires)
+    return replace(stage, request=request)
+
+
+def with_wheel(stage: StagePlan[VerifyRequest], wheel: str) -> StagePlan[VerifyRequest]:
+    """The verify stage with the built wheel, as the stage sees it."""
+    request = stage.request.copy()
+    request["wheel"] = wheel
+    return replace(stage, request=request)
 
 
 def max_jobs(machine: Machine) -> int:
@@ -139,7 +182,55 @@ def build_env(
     return env | dict(request.build_env)
 
 
-def compiler_cache(layout: Layout, inputs: BuildInputs) -> dict[str, Any] | None:
+def stage_env(layout: Layout, *, network: bool, cache: CacheUse) -> dict[str, str]:
+    """The environment every stage gets from its policy: its own home and temporary folder,
+    the package cache it may use, the network it has, and the CA bundle to trust."""
+    shared = cache == "shared"
+    env = {
+        "HOME": f"{layout.work}/home",
+        "TMPDIR": f"{layout.work}/tmp",
+        "UV_CACHE_DIR": f"{layout.shared_cache}/uv" if shared else f"{layout.work}/tmp/uv-cache",
+        # copies, never links into the cache: a later stage may write into the venv
+        "UV_LINK_MODE": "copy",
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_NO_PROGRESS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if layout.ca is not None:
+        env |= {"PIP_CERT": layout.ca, "SSL_CERT_FILE": layout.ca, "REQUESTS_CA_BUNDLE": layout.ca}
+    if not network:
+        env["UV_OFFLINE"] = "1"
+    if cache == "none":
+        env["UV_NO_CACHE"] = "1"
+    return env
+
+
+def stage_plan(
+    name: StageName,
+    request: R,
+    layout: Layout,
+    *,
+    network: bool,
+    cache: CacheUse = "none",
+    env: Mapping[str, str] | None = None,
+    snapshot_read_only: bool = False,
+    compiler_cache: bool = False,
+    retry_online: bool = False,
+) -> StagePlan[R]:
+    """A stage with its environment: the policy's, then the build's (`env`)."""
+    return StagePlan(
+        name,
+        network,
+        request,
+        env=MappingProxyType(stage_env(layout, network=network, cache=cache) | dict(env or {})),
+        cache=cache,
+        snapshot_read_only=snapshot_read_only,
+        compiler_cache=compiler_cache,
+        retry_online=retry_online,
+    )
+
+
+def compiler_cache(layout: Layout, inputs: BuildInputs) -> CompilerCacheRequest | None:
     """The build stage's compiler cache: sccache's folder, its size and the wrappers' place,
     all at fixed paths (hits need the same paths in every build)."""
     if layout.compiler_cache is None or inputs.compiler_cache_bytes is None:
@@ -176,7 +267,7 @@ def make_plan(
     inputs = inputs or BuildInputs()
     source = f"{layout.work}/{source_root}"
     env = build_env(request, machine, inputs.source_date_epoch)
-    common = {
+    common: CommonRequest = {
         "uv": layout.uv,
         "index_args": index_args(request, layout),
         "venv": layout.venv,
@@ -184,60 +275,74 @@ def make_plan(
         "inherit_packages": layout.host_packages,
     }
     config = dict(request.config_settings)
-    stages = (
-        StagePlan(
+    cache = compiler_cache(layout, inputs)
+    return BuildPlan(
+        runtime=stage_plan(
             "runtime",
+            {**common, "runtime": list(request.runtime), "snapshot": layout.snapshot},
+            layout,
             network=True,
-            request={**common, "runtime": list(request.runtime), "snapshot": layout.snapshot},
             cache="shared",  # wheels only (--no-build), and no interpreter of the venv runs
         ),
-        StagePlan(
+        build_deps=stage_plan(
             "build_deps",
-            network=True,
-            request={
+            {
                 **common,
                 "source": source,
                 "extra": list(request.build_requires),
                 "ensure_ninja": True,
             },
-            env=MappingProxyType(env),
-            cache="build",
-        ),
-        StagePlan(
-            "requires",
-            network=False,  # the package's own code: asked offline first
-            request={**common, "source": source, "config": config},
-            env=MappingProxyType(env),
-        ),
-        StagePlan(
-            "requires_install",
+            layout,
             network=True,
-            request={**common, "requires": []},
             cache="build",
+            env=env,
+            snapshot_read_only=True,
         ),
-        StagePlan(
+        requires=stage_plan(
+            "requires",
+            {**common, "source": source, "config": config},
+            layout,
+            network=False,  # the package's own code: asked offline first
+            env=env,
+            snapshot_read_only=True,
+            retry_online=True,  # still without the shared cache; the manifest says so
+        ),
+        requires_install=stage_plan(
+            "requires_install",
+            {**common, "requires": []},
+            layout,
+            network=True,
+            cache="build",
+            snapshot_read_only=True,
+        ),
+        build=stage_plan(
             "build",
-            network=False,
-            request={
+            {
                 **common,
                 "source": source,
                 "outdir": layout.outdir,
                 "config": config,
-                "compiler_cache": compiler_cache(layout, inputs),
+                "compiler_cache": cache,
             },
-            env=MappingProxyType(env),
-        ),
-        StagePlan(
-            "verify",
+            layout,
             network=False,
-            request={
+            env=env,
+            snapshot_read_only=True,
+            compiler_cache=cache is not None,
+        ),
+        verify=stage_plan(
+            "verify",
+            {
                 **common,
+                "wheel": None,
                 "snapshot": layout.snapshot,
                 "imports": list(request.verify_imports or ()),
                 "scratch": f"{layout.work}/tmp",
                 "cuda_arch_list": env.get("TORCH_CUDA_ARCH_LIST"),
                 "smoke": request.verify_smoke,
             },
+            layout,
+            network=False,
         ),
+        build_env=MappingProxyType(env),
     )
-    return BuildPlan(stages=stages, build_env=MappingProxyType(env))

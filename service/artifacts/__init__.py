@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from service.artifacts.pins import pin_metadata, pin_wheel
-from service.artifacts.publish import Artifact, lookup, publish, read_manifest
+from service.artifacts.publish import lookup, publish, read_manifest
+from service.artifacts.record import Artifact
 from service.artifacts.wheelfile import WheelInfo, inspect_wheel
 from service.layout import is_environment
 

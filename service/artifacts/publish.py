@@ -14,7 +14,6 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,6 +22,7 @@ from service import layout
 from service.artifacts.checks import Expected, WheelLimits, check_wheel
 from service.artifacts.normalize import normalize_wheel
 from service.artifacts.pins import pin_wheel
+from service.artifacts.record import Artifact
 from service.artifacts.relabel import relabel_wheel
 from service.artifacts.wheelfile import inspect_wheel
 from service.errors import (
@@ -37,75 +37,8 @@ from service.store import WheelStore
 WHEEL_TYPE = "application/octet-stream"
 TEXT_TYPE = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
-
-
-@dataclass(frozen=True)
-class Artifact:
-    """A published wheel, as its committed manifest describes it."""
-
-    environment: str
-    request_key: str
-    filename: str
-    project: str
-    version: str
-    sha256: str
-    size: int
-    metadata_sha256: str
-    requires_python: str | None
-    published_at: datetime
-    manifest: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
-
-    @property
-    def wheel_key(self) -> str:
-        return layout.wheel_key(self.sha256, self.filename)
-
-    @property
-    def metadata_key(self) -> str:
-        return layout.metadata_key(self.sha256, self.filename)
-
-    @property
-    def manifest_key(self) -> str:
-        return layout.manifest_key(self.environment, self.request_key)
-
-    def summary(self) -> dict[str, Any]:
-        """The fields as JSON-ready values (no manifest), for the CLI and API answers."""
-        return {
-            "environment": self.environment,
-            "request_key": self.request_key,
-            "filename": self.filename,
-            "project": self.project,
-            "version": self.version,
-            "sha256": self.sha256,
-            "size": self.size,
-            "metadata_sha256": self.metadata_sha256,
-            "requires_python": self.requires_python,
-            "published_at": self.published_at.isoformat(),
-            "wheel_key": self.wheel_key,
-        }
-
-    @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any]) -> Artifact:
-        """Read the `wheel` section of a manifest; `InvalidArtifactError` if it is malformed."""
-        wheel = manifest.get("wheel")
-        if not isinstance(wheel, Mapping):
-            raise InvalidArtifactError("malformed build manifest: no 'wheel' section")
-        try:
-            requires_python = wheel.get("requires_python")
-            return cls(
-                environment=_text(wheel, "environment"),
-                request_key=_text(wheel, "request_key"),
-                filename=_text(wheel, "filename"),
-                project=_text(wheel, "project"),
-                version=_text(wheel, "version"),
-                sha256=_text(wheel, "sha256"),
-                size=int(wheel["size"]),
-                metadata_sha256=_text(wheel, "metadata_sha256"),
-                requires_python=str(requires_python) if requires_python is not None else None,
-                published_at=_timestamp(_text(wheel, "published_at")),
-                manifest=manifest,
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidArtifactError(f"malformed build manifest: {exc}") from None
+#: The manifest's sections publish alone writes, of the wheel it actually stores.
+PUBLISH_SECTIONS = ("wheel", "log", "reproducibility")
 
 
 def publish(
@@ -128,17 +61,24 @@ def publish(
     has ended, under `log_key`, which the manifest names.
 
     Returns the committed `Artifact`. If the request key is already published, nothing is written
-    and the stored `Artifact` is returned (the first publish wins). `manifest` is kept as given,
-    plus the `wheel` and `log` sections this function owns (replacing any such keys).
+    and the stored `Artifact` is returned (the first publish wins). `manifest` is the build's
+    own sections (what the engine found); this function adds the `wheel`, `log` and
+    `reproducibility` sections of what it stores and writes the manifest, once.
     Raises `InvalidArtifactError` for a broken wheel, or one that is not the `expected` project
     and version or fails the checks of `checks.py` (before anything is stored), and
-    `InvalidRequestError` for a bad environment name, request key or non-JSON manifest.
+    `InvalidRequestError` for a bad environment name, request key, a non-JSON manifest or one
+    that already holds a section of publish's own.
     """
     key = layout.manifest_key(environment, request_key)
     try:
         json.dumps(manifest)
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"the build manifest is not JSON: {exc}") from None
+    taken = sorted(set(PUBLISH_SECTIONS) & manifest.keys())
+    if taken:
+        raise InvalidRequestError(
+            f"the build manifest already holds {', '.join(taken)}: publish alone writes them"
+        )
     existing = lookup(store, environment, request_key)
     if existing is not None:
         return existing
@@ -244,15 +184,3 @@ def _file_digest(path: Path) -> tuple[str, int]:
     with path.open("rb") as stream:
         digest = hashlib.file_digest(stream, "sha256")
     return digest.hexdigest(), path.stat().st_size
-
-
-def _timestamp(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _text(section: Mapping[str, Any], name: str) -> str:
-    value = section[name]
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"{name!r} must be a non-empty string")
-    return value

@@ -42,7 +42,7 @@ def plan(
         settings = settings_for(None)
         chosen = _target(settings.environments, environment, target, cuda, python)
         folder = path.expanduser().resolve()
-        locked = project_lock(folder, index=index)
+        locked = project_lock(folder, settings, index=index)
         if locked.text is None:
             _blocked(locked.blocked_by or "?", chosen, output_json)
             return

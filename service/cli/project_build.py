@@ -127,6 +127,7 @@ def _run(
                 env,
                 service.submit,
                 service.jobs,
+                settings=settings,
                 abi_pins=pins,
                 on_change=live.refresh,
                 on_wave=service.wave.flush,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.api.index import files as index_files
-from service.artifacts import lookup, read_manifest
+from service.artifacts import Artifact, lookup, read_manifest
 from service.config import Settings
 from service.dashboard.overview import overview
 from service.dashboard.rendering import Seen, error_page, page
@@ -22,7 +22,6 @@ from service.errors import (
     WheelwrightError,
 )
 from service.index import IndexCatalog
-from service.index.model import IndexFile
 from service.index_config import INDEX_NAME, render_pip_config, render_uv_config
 from service.jobs import JobBackend
 from service.jobs.redis import LIST_SCAN
@@ -127,7 +126,7 @@ def environment(request: Request, name: str, who: Seen) -> HTMLResponse:
         if name not in _names(request):
             raise UnknownEnvironmentError(f"no build environment named {name!r}")
         try:
-            projects: dict[str, tuple[IndexFile, ...]] = dict(
+            projects: dict[str, tuple[Artifact, ...]] = dict(
                 _catalog(request).environment(name).projects
             )
         except UnknownEnvironmentError:

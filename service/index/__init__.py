@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from service.index.catalog import IndexCatalog
-from service.index.model import EnvironmentIndex, IndexFile, build_environment_index
+from service.index.model import EnvironmentIndex, build_environment_index
 from service.index.negotiate import HTML, HTML_V1, JSON_V1, choose_media_type
 from service.index.pages import (
     Page,
@@ -19,7 +19,6 @@ __all__ = [
     "JSON_V1",
     "EnvironmentIndex",
     "IndexCatalog",
-    "IndexFile",
     "Page",
     "build_environment_index",
     "choose_media_type",

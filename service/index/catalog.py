@@ -17,14 +17,14 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from service.artifacts import is_environment, read_manifest
+from service.artifacts import Artifact, is_environment, read_manifest
 from service.errors import (
     InvalidArtifactError,
     ObjectNotFoundError,
     StoreError,
     UnknownEnvironmentError,
 )
-from service.index.model import EnvironmentIndex, IndexFile, build_environment_index
+from service.index.model import EnvironmentIndex, build_environment_index
 from service.layout import BUILDS, parse_manifest_key
 from service.store import StoredObject, WheelStore
 
@@ -54,7 +54,7 @@ class IndexCatalog:
         self._clock = clock
         self._snapshot: _Snapshot | None = None
         self._refresh_lock = threading.Lock()
-        self._manifests: dict[str, tuple[str | None, IndexFile | None]] = {}
+        self._manifests: dict[str, tuple[str | None, Artifact | None]] = {}
 
     def environment_names(self) -> list[str]:
         return sorted(self._current().environments)
@@ -107,7 +107,7 @@ class IndexCatalog:
         manifests = {o.key: self._manifests[o.key] for o in listing if o.key not in fresh_keys}
         manifests.update(zip((obj.key for obj in fresh), loaded, strict=True))
         self._manifests = manifests
-        grouped: dict[str, list[IndexFile]] = {}
+        grouped: dict[str, list[Artifact]] = {}
         for key, (_etag, item) in manifests.items():
             parsed = parse_manifest_key(key)
             if item is not None and parsed is not None:
@@ -117,7 +117,7 @@ class IndexCatalog:
         }
         return _Snapshot(environments, taken_at)
 
-    def _read(self, obj: StoredObject) -> tuple[str | None, IndexFile | None]:
+    def _read(self, obj: StoredObject) -> tuple[str | None, Artifact | None]:
         try:
             artifact = read_manifest(self._store.get(obj.key))
         except (InvalidArtifactError, ObjectNotFoundError) as exc:
@@ -129,4 +129,4 @@ class IndexCatalog:
                 "skipping manifest %s: it names environment %s", obj.key, artifact.environment
             )
             return obj.etag, None
-        return obj.etag, IndexFile.from_artifact(artifact)
+        return obj.etag, artifact

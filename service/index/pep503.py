@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from service.index.model import IndexFile
+from service.artifacts import Artifact
 
 REPOSITORY_VERSION = "1.1"
 
@@ -25,7 +25,7 @@ def names_page(title: str, names: Iterable[str]) -> str:
     return links_page(title, (f'<a href="{escape(n)}/">{escape(n)}</a>' for n in names))
 
 
-def file_link(item: IndexFile, files_prefix: str) -> str:
+def file_link(item: Artifact, files_prefix: str) -> str:
     """One anchor: hash fragment, Requires-Python and the core-metadata hash as attributes."""
     href = f"{item.url(files_prefix)}#sha256={item.sha256}"
     attributes = [f'href="{escape(href)}"']
@@ -38,5 +38,5 @@ def file_link(item: IndexFile, files_prefix: str) -> str:
     return f"<a {' '.join(attributes)}>{escape(item.filename)}</a>"
 
 
-def project_page(project: str, files: Iterable[IndexFile], files_prefix: str) -> str:
+def project_page(project: str, files: Iterable[Artifact], files_prefix: str) -> str:
     return links_page(f"Links for {project}", (file_link(f, files_prefix) for f in files))

@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
-from service.index.model import IndexFile, sorted_versions
+from service.artifacts import Artifact
+from service.index.model import sorted_versions
 
 API_VERSION = "1.1"
 
@@ -16,7 +17,7 @@ def names_page(names: Iterable[str], *, key: str = "projects") -> bytes:
     return _dump({key: [{"name": name} for name in names]})
 
 
-def project_page(project: str, files: Sequence[IndexFile], files_prefix: str) -> bytes:
+def project_page(project: str, files: Sequence[Artifact], files_prefix: str) -> bytes:
     return _dump(
         {
             "name": project,
@@ -26,7 +27,7 @@ def project_page(project: str, files: Sequence[IndexFile], files_prefix: str) ->
     )
 
 
-def file_entry(item: IndexFile, files_prefix: str) -> dict[str, Any]:
+def file_entry(item: Artifact, files_prefix: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "filename": item.filename,
         "url": item.url(files_prefix),
@@ -40,11 +41,10 @@ def file_entry(item: IndexFile, files_prefix: str) -> dict[str, Any]:
     )
     entry["core-metadata"] = metadata
     entry["dist-info-metadata"] = metadata
-    if item.upload_time is not None:
-        moment = item.upload_time.astimezone(UTC)
-        entry["upload-time"] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if item.verified:  # PEP 691 keeps keys with a leading underscore for the index's own use
-        entry["_wheelwright"] = {"verified": dict(item.verified)}
+    entry["upload-time"] = item.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    verified = item.verified
+    if verified:  # PEP 691 keeps keys with a leading underscore for the index's own use
+        entry["_wheelwright"] = {"verified": verified}
     return entry
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from service.config import Settings
 from service.errors import InvalidRequestError
 from service.jobs import JobBackend
 from service.models import BuildRequest, RequirementSource
@@ -53,6 +54,7 @@ class ProjectBuild:
         submit: Callable[[BuildRequest], Submitted],
         jobs: JobBackend,
         *,
+        settings: Settings,
         abi_pins: dict[str, str],
         on_change: Callable[[], object] | None = None,
         on_wave: Callable[[], object] | None = None,
@@ -64,6 +66,7 @@ class ProjectBuild:
         self.progress = ProjectProgress()
         self._submit = submit
         self._jobs = jobs
+        self._settings = settings
         self._abi = abi_pins
         self._on_change = on_change
         self._on_wave = on_wave
@@ -89,7 +92,10 @@ class ProjectBuild:
             if not has_lock:  # uv asks our index: it must answer, and with what is there now
                 self._before_lock()
             locked = project_lock(
-                self.folder, index=None if has_lock else self.env.index_url, fresh=self._fresh()
+                self.folder,
+                self._settings,
+                index=None if has_lock else self.env.index_url,
+                fresh=self._fresh(),
             )
             if locked.text is not None:
                 return locked.text
@@ -122,6 +128,7 @@ class ProjectBuild:
             needed = runtime_blocker(
                 self.folder / "pyproject.toml",
                 node.runtime,
+                self._settings,
                 python=self.env.spec.target.python,
                 index=self.env.index_url,
                 fresh=self._fresh(),

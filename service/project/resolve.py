@@ -13,7 +13,6 @@ returned by name so the caller can say, or build, exactly that.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -21,11 +20,14 @@ import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import tomlkit
 import uv
 
+from service.config import Settings
 from service.errors import InvalidRequestError
+from service.project.trust import check_project, uv_environment
 
 UV_TIMEOUT_S = 600
 _NEEDS_BUILD = re.compile(r"(?:^|\s)([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no usable wheels")
@@ -40,7 +42,7 @@ class ProjectLock:
 
 
 def project_lock(
-    folder: Path, *, index: str | None = None, fresh: tuple[str, ...] = ()
+    folder: Path, settings: Settings, *, index: str | None = None, fresh: tuple[str, ...] = ()
 ) -> ProjectLock:
     """`folder`'s uv.lock, checked against its pyproject.toml, or made by uv; `index` (the
     environment's page on this service) in front of the project's own indexes; `fresh`: the
@@ -49,16 +51,20 @@ def project_lock(
     pyproject = folder / "pyproject.toml"
     if not pyproject.is_file():
         raise InvalidRequestError(f"{folder} has no pyproject.toml")
+    check_project(_read(pyproject), settings, where=str(pyproject))
     existing = folder / "uv.lock"
     with tempfile.TemporaryDirectory(prefix="wheelwright-lock-") as scratch:
         work = Path(scratch)
         shutil.copyfile(pyproject, work / "pyproject.toml")
         if existing.is_file():
             shutil.copyfile(existing, work / "uv.lock")
-            _uv(work, "--check", *front, what=f"{existing} does not match {pyproject}")
+            _uv(work, settings, "--check", *front, what=f"{existing} does not match {pyproject}")
         else:
             blocker = _uv(
-                work, *front, what=f"uv could not lock {pyproject} without building anything"
+                work,
+                settings,
+                *front,
+                what=f"uv could not lock {pyproject} without building anything",
             )
             if blocker is not None:
                 return ProjectLock(None, f"{blocker[0]}=={blocker[1]}")
@@ -72,17 +78,12 @@ def _front(index: str | None, fresh: tuple[str, ...]) -> tuple[str, ...]:
     return ("--index", index, *refresh)
 
 
-def _uv(work: Path, *flags: str, what: str) -> tuple[str, str] | None:
+def _uv(work: Path, settings: Settings, *flags: str, what: str) -> tuple[str, str] | None:
     """Run `uv lock`; None when it locked, or the (name, version) that needs a build."""
-    # The project's own [tool.uv] (its indexes, find-links) applies; the user's and the system's
-    # uv.toml do not: their folders point into the scratch copy. (UV_NO_CONFIG would also drop
-    # the project's [tool.uv], and with it the indexes the project names.)
-    env = {
-        **os.environ,
-        "UV_PYTHON_DOWNLOADS": "never",
-        "XDG_CONFIG_HOME": str(work),
-        "XDG_CONFIG_DIRS": str(work),
-    }
+    # The project's own [tool.uv] (its indexes, find-links: checked by `trust`) applies; the
+    # user's and the system's uv.toml do not. (UV_NO_CONFIG would also drop the project's
+    # [tool.uv], and with it the indexes the project names.)
+    env = uv_environment(settings, work)
     try:
         done = subprocess.run(
             [uv.find_uv_bin(), "lock", "--no-build", "--directory", str(work), *flags],
@@ -110,6 +111,7 @@ INDEX_KEYS = ("index", "index-url", "extra-index-url", "find-links", "no-index",
 def runtime_blocker(
     pyproject: Path,
     requirements: tuple[str, ...],
+    settings: Settings,
     *,
     python: str,
     index: str | None,
@@ -120,10 +122,8 @@ def runtime_blocker(
 
     uv locks a scratch project of just those requirements, with the project's indexes and
     `index` in front, building forbidden, as `project_lock` does for the project itself."""
-    try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidRequestError(f"cannot read {pyproject}: {exc}") from None
+    data = _read(pyproject)
+    check_project(data, settings, where=str(pyproject))
     uv_table = data.get("tool", {}).get("uv", {})
     probe = {
         "project": {
@@ -139,7 +139,15 @@ def runtime_blocker(
         front = _front(index, fresh)
         blocker = _uv(
             Path(scratch),
+            settings,
             *front,
             what=f"uv could not resolve the build runtime {', '.join(requirements)}",
         )
     return f"{blocker[0]}=={blocker[1]}" if blocker else None
+
+
+def _read(pyproject: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise InvalidRequestError(f"cannot read {pyproject}: {exc}") from None

@@ -221,6 +221,7 @@ class ServedProjectBuild:
             env,
             submit_one,
             self.parts.jobs,
+            settings=settings,
             abi_pins=pins,
             on_change=self.save,
             on_wave=wave.flush,

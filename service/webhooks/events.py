@@ -23,7 +23,13 @@ class RefEvent:
     kind: Literal["branch", "tag"]
     name: str
     commit: str | None
-    changed: frozenset[str] | None = None  # paths the push's commits touched; None: unknown
+    #: the paths the push added, changed or removed; None when the event does not say (a tag,
+    #: a release, a push of more commits than the forge lists)
+    changed: frozenset[str] | None = None
+
+    def touches(self, *paths: str) -> bool:
+        """Whether the push may have changed one of `paths` (yes, when it does not say)."""
+        return self.changed is None or any(path in self.changed for path in paths)
 
 
 @dataclass(frozen=True)
@@ -50,19 +56,24 @@ def _ref(ref: str) -> tuple[Literal["branch", "tag"], str]:
     raise InvalidRequestError(f"ref {ref!r} is neither a branch nor a tag")
 
 
-def _changed(payload: Any) -> frozenset[str] | None:
-    """The paths a push's commits add, modify or remove (both forges list them per commit);
-    None where the body lists no commits (a tag, or a forge that left them out)."""
+#: GitHub lists at most this many commits of a push; a longer push's changes are unknown.
+GITHUB_MAX_COMMITS = 20
+
+
+def changed_paths(payload: Any, *, listed_all: bool) -> frozenset[str] | None:
+    """The files a push's commits added, modified or removed, where the forge lists them all."""
     commits = payload.get("commits") if isinstance(payload, dict) else None
-    if not isinstance(commits, list) or not commits:
+    if not isinstance(commits, list) or not listed_all:
         return None
     paths: set[str] = set()
     for commit in commits:
+        if not isinstance(commit, dict):
+            return None
         for key in ("added", "modified", "removed"):
-            listed = commit.get(key, []) if isinstance(commit, dict) else []
-            if not isinstance(listed, list):
-                raise InvalidRequestError(f"the webhook body's commits[].{key} is not a list")
-            paths.update(str(p) for p in listed)
+            files = commit.get(key, [])
+            if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+                return None
+            paths.update(files)
     return frozenset(paths)
 
 
@@ -80,7 +91,12 @@ def github(event: str, payload: Any) -> RefEvent | Ignored:
             kind=kind,
             name=name,
             commit=after,
-            changed=_changed(payload),
+            changed=changed_paths(
+                payload,
+                listed_all=kind == "branch"
+                and len(payload.get("commits") or []) < GITHUB_MAX_COMMITS
+                and payload.get("before", ZERO_SHA) != ZERO_SHA,
+            ),
         )
     if event == "release":
         if payload.get("action") != "published":
@@ -109,5 +125,10 @@ def gitlab(event: str, payload: Any) -> RefEvent | Ignored:
         kind=kind,
         name=name,
         commit=str(commit),
-        changed=_changed(payload),
+        changed=changed_paths(
+            payload,
+            listed_all=kind == "branch"
+            and payload.get("total_commits_count") == len(payload.get("commits") or [])
+            and payload.get("before", ZERO_SHA) != ZERO_SHA,
+        ),
     )

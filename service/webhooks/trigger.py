@@ -26,13 +26,10 @@ PROJECT_FILES = ("pyproject.toml", "uv.lock")
 
 
 def project_files_changed(event: RefEvent, project: ProjectConfig) -> bool:
-    """Whether the push touched the project's pyproject.toml or uv.lock (in its
-    subdirectory); True where the event does not say what changed."""
-    if event.changed is None:
-        return True
+    """Whether the push may have touched the project's pyproject.toml or uv.lock (in its
+    subdirectory); yes where the event does not say what changed."""
     folder = (project.subdirectory or "").strip("/")
-    wanted = {f"{folder}/{name}" if folder else name for name in PROJECT_FILES}
-    return bool(wanted & event.changed)
+    return event.touches(*(f"{folder}/{name}" if folder else name for name in PROJECT_FILES))
 
 
 def requests_for(event: RefEvent, project: ProjectConfig) -> list[BuildRequest]:

@@ -77,6 +77,7 @@ def test_sdist_with_no_build_system(builder: Builder, tmp_path: Path) -> None:
     with pytest.raises(BuildFailedError, match="no build system") as info:
         builder.build(request_for(sdist))
     assert info.value.stage == "build_deps"
+    assert info.value.kind == "build_system"  # the driver's kind, carried to the error
 
 
 def test_backend_that_raises(builder: Builder, tmp_path: Path) -> None:
@@ -84,6 +85,7 @@ def test_backend_that_raises(builder: Builder, tmp_path: Path) -> None:
     with pytest.raises(BuildFailedError, match="the build backend failed") as info:
         builder.build(request_for(sdist))
     assert info.value.stage == "build"
+    assert (type(info.value), info.value.kind) == (BuildFailedError, "backend")
     assert "boom: the backend refuses to build" in info.value.log_tail
 
 

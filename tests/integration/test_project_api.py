@@ -165,6 +165,7 @@ SECRET = "push-s3cret"
 def _push(url: str, repo: Path, commit: str, delivery: str) -> httpx.Response:
     payload = {
         "ref": "refs/heads/main",
+        "before": "1" * 40,
         "after": commit,
         "repository": {"full_name": "acme/app", "clone_url": f"file://{repo}"},
         "commits": [{"id": commit, "added": [], "modified": ["pyproject.toml"], "removed": []}],

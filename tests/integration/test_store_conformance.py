@@ -317,7 +317,7 @@ def test_index_catalog_lists_published_wheels(store: WheelStore, tmp_path: Path)
         "listed_pkg-1.0-py3-none-any.whl",
         "listed_pkg-1.1-py3-none-any.whl",
     ]
-    assert all(store.get(f.key + ".metadata") for f in files)
+    assert all(store.get(f.metadata_key) for f in files)
 
 
 def test_the_api_serves_files_from_the_store(store: WheelStore, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 from enginekit import Builder, leftover_workspaces, make_sdist, managed_containers, request_for
 
 from service.config import Settings, load_settings
-from service.errors import BuildFailedError
+from service.errors import BuildFailedError, VerifyFailedError
 from worker.executors.docker import DockerExecutor
 
 pytestmark = pytest.mark.docker
@@ -99,6 +99,8 @@ def test_a_cuda_build_missing_an_arch_fails_verify_naming_it(
     with pytest.raises(BuildFailedError, match=r"lacks 8\.0") as info:
         builder.build(request)
     assert info.value.stage == "verify"
+    assert isinstance(info.value, VerifyFailedError) and info.value.kind == "cuda_archs"
+    assert info.value.exit_code == 18
     assert "TORCH_CUDA_ARCH_LIST=8.0;9.0" in str(info.value)
 
 
@@ -109,6 +111,7 @@ def test_an_unloadable_module_names_every_undefined_symbol(
     with pytest.raises(BuildFailedError) as info:
         builder.build(request_for(sdist))
     assert info.value.stage == "verify"
+    assert isinstance(info.value, VerifyFailedError) and info.value.kind == "undefined_symbols"
     message = str(info.value)
     assert "c10::missing_func()" in message
     assert "torch::detail_x::vanishing(int)" in message

@@ -205,6 +205,8 @@ def test_publish_and_lookup_on_a_local_store(tmp_path: Path) -> None:
         ("../etc", "req", {}, "environment name"),
         (ENV, "../req", {}, "request key"),
         (ENV, "req", {"when": object()}, "not JSON"),
+        (ENV, "req", {"wheel": {"sha256": "ab"}}, "holds wheel: publish alone writes them"),
+        (ENV, "req", {"log": {}, "reproducibility": {}}, "holds log, reproducibility"),
     ],
 )
 def test_publish_refuses_bad_inputs_before_writing(

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from pypi_simple import IndexPage, ProjectPage
 
 from service.api.app import create_app
-from service.artifacts import publish
+from service.artifacts import Artifact, publish
 from service.config import Settings, StoreSettings
 from service.errors import InvalidRequestError
 from service.index import (
@@ -24,7 +24,6 @@ from service.index import (
     HTML_V1,
     JSON_V1,
     IndexCatalog,
-    IndexFile,
     build_environment_index,
     choose_media_type,
     find_links_page,
@@ -75,28 +74,30 @@ def test_negotiation(accept: str | None, expected: str | None) -> None:
     assert choose_media_type(accept) == expected
 
 
-def _file(filename: str, **overrides: object) -> IndexFile:
+def _file(filename: str, **overrides: object) -> Artifact:
     name, version = filename.split("-")[:2]
     fields: dict[str, object] = {
+        "environment": ENV,
+        "request_key": hashlib.sha256(filename.encode()).hexdigest()[:16],
         "filename": filename,
-        "key": f"wheels/{'0' * 64}/{filename}",
-        "sha256": hashlib.sha256(filename.encode()).hexdigest(),
+        "sha256": "0" * 64,
         "size": 1234,
         "project": name.replace("_", "-"),
         "version": version,
         "requires_python": ">=3.8,<4",
         "metadata_sha256": "f" * 64,
-        "upload_time": datetime(2025, 1, 2, 3, 4, 5, 678900, tzinfo=UTC),
+        "published_at": datetime(2025, 1, 2, 3, 4, 5, 678900, tzinfo=UTC),
+        "manifest": {},
     }
     fields.update(overrides)
-    return IndexFile(**fields)  # type: ignore[arg-type]
+    return Artifact(**fields)  # type: ignore[arg-type]
 
 
 INDEX = build_environment_index(
     ENV,
     [
         _file("fake_ext-1.10+cu128-py3-none-any.whl"),
-        _file("fake_ext-1.9-py3-none-any.whl", requires_python=None, metadata_sha256=None),
+        _file("fake_ext-1.9-py3-none-any.whl", requires_python=None, metadata_sha256=""),
         _file("abi_dep-1.0-py3-none-any.whl"),
     ],
 )
@@ -112,15 +113,16 @@ def test_index_groups_by_normalized_project() -> None:
 
 
 def test_index_keeps_the_latest_of_one_filename() -> None:
-    older = _file("pkg-1.0-py3-none-any.whl", key="wheels/a/pkg-1.0-py3-none-any.whl")
+    older = _file("pkg-1.0-py3-none-any.whl", sha256="a" * 64)
     newer = _file(
         "pkg-1.0-py3-none-any.whl",
-        key="wheels/b/pkg-1.0-py3-none-any.whl",
-        upload_time=datetime(2026, 1, 1, tzinfo=UTC),
+        sha256="b" * 64,
+        published_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
     for order in ([older, newer], [newer, older]):
         index = build_environment_index(ENV, order)
-        assert [f.key for f in index.projects["pkg"]] == ["wheels/b/pkg-1.0-py3-none-any.whl"]
+        newest = f"wheels/{'b' * 64}/pkg-1.0-py3-none-any.whl"
+        assert [f.wheel_key for f in index.projects["pkg"]] == [newest]
 
 
 def test_project_html_carries_every_attribute() -> None:

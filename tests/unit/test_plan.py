@@ -7,7 +7,7 @@ from pathlib import Path
 
 import worker.driver.steps as steps_module
 from service.models import parse_request
-from worker.plan import GIB, Layout, Machine, make_plan, max_jobs
+from worker.plan import GIB, Layout, Machine, make_plan, max_jobs, with_requires, with_wheel
 
 LAYOUT = Layout(
     work="/ww/work", driver="/ww/driver", python="python3", uv="uv", find_links=("/fl/0",)
@@ -73,9 +73,13 @@ def test_max_jobs_fits_cores_and_memory() -> None:
 
 def test_verify_gets_the_wheel_later() -> None:
     request = parse_request({"source": {"kind": "requirement", "requirement": "x==1"}})
-    verify = make_plan(request, LAYOUT, Machine(2, GIB)).stage("verify")
-    assert verify.with_inputs(wheel="/ww/work/out/x.whl").request["wheel"] == "/ww/work/out/x.whl"
-    assert "wheel" not in verify.request
+    plan = make_plan(request, LAYOUT, Machine(2, GIB))
+    assert with_wheel(plan.verify, "/ww/work/out/x.whl").request["wheel"] == "/ww/work/out/x.whl"
+    assert plan.verify.request["wheel"] is None  # the plan itself is unchanged
+    install = with_requires(plan.requires_install, ["torch"])
+    assert (
+        install.request["requires"] == ["torch"] and plan.requires_install.request["requires"] == []
+    )
 
 
 def test_cuda_wheels_in_the_venv_join_the_compiler_paths(tmp_path: Path) -> None:

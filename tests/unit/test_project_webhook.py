@@ -73,6 +73,7 @@ def configured(home: Path, repo: Path) -> Settings:
 def push(client: TestClient, commit: str, changed: list[str], delivery: str) -> Any:
     payload = {
         "ref": "refs/heads/main",
+        "before": "1" * 40,
         "after": commit,
         "repository": {"full_name": "acme/app", "clone_url": "https://git.example.invalid/a.git"},
         "commits": [{"id": commit, "added": [], "modified": changed, "removed": []}],

@@ -3,8 +3,9 @@
 This file runs inside the build container (or the host executor's throwaway environment) under the
 target image's own Python, with nothing installed but this folder: pyproject-hooks and packaging
 are copied beside it. It reads one JSON request, does one stage, and always writes one JSON
-result: `{"ok": true, "data": {...}}` or `{"ok": false, "error": {"type": ..., "message": ...}}`.
-The worker reads that file; it never parses this process's output, which is only the log.
+result: `{"ok": true, "data": {...}}` or `{"ok": false, "error": {"kind": ..., "message": ...}}`,
+in the shapes `contract.py` names. The worker reads that file; it never parses this process's
+output, which is only the log.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent / "vendor"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from steps import ACTIONS, StageFailure  # type: ignore[import-not-found]  # a flat bundle
+from contract import StageError  # type: ignore[import-not-found]  # a flat bundle
+from steps import ACTIONS  # type: ignore[import-not-found]
 
 
 def main(argv: list[str]) -> int:
@@ -29,11 +31,12 @@ def main(argv: list[str]) -> int:
         handler = ACTIONS[action]
         data = handler(request)
         result: dict[str, object] = {"ok": True, "data": data}
-    except StageFailure as exc:
-        result = {"ok": False, "error": {"type": exc.kind, "message": str(exc)}}
+    except StageError as exc:
+        result = {"ok": False, "error": {"kind": exc.kind, "message": str(exc)}}
     except Exception as exc:
         traceback.print_exc()
-        result = {"ok": False, "error": {"type": type(exc).__name__, "message": str(exc)}}
+        message = f"the driver crashed: {type(exc).__name__}: {exc}"
+        result = {"ok": False, "error": {"kind": "internal", "message": message}}
     result["seconds"] = round(time.monotonic() - started, 3)
     tmp = result_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True))

@@ -21,9 +21,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from packaging.requirements import Requirement
 from packaging.tags import sys_tags
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import parse_wheel_filename
 from pyproject_hooks import BackendUnavailable, BuildBackendHookCaller, HookMissing
 
 try:  # the worker (and its tests) import this module from the package
@@ -37,9 +36,36 @@ except ImportError:  # Python < 3.11 in the build image: pip carries a copy of t
     from pip._vendor import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 if TYPE_CHECKING or __package__:
-    from worker.driver import compilercache
+    from worker.driver import compilercache, contract
+    from worker.driver.installs import (
+        freeze,
+        inherit_host_packages,
+        installed,
+        last_line,
+        partition,
+        run,
+        say,
+        still_needed,
+        uv_install,
+        venv_python,
+    )
 else:  # the flat bundle in the build container
     import compilercache
+    import contract
+    from installs import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+        freeze,
+        inherit_host_packages,
+        installed,
+        last_line,
+        partition,
+        run,
+        say,
+        still_needed,
+        uv_install,
+        venv_python,
+    )
+
+StageError = contract.StageError
 
 DEFAULT_BUILD_SYSTEM = {
     "requires": ["setuptools>=40.8.0"],
@@ -47,135 +73,7 @@ DEFAULT_BUILD_SYSTEM = {
 }
 
 
-class StageFailure(Exception):
-    """A failure with a cause the user should read (`kind` names it for the worker)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no details"
-
-
-def say(message: str) -> None:
-    print(f"==> {message}", flush=True)
-
-
-def run(argv: Sequence[str], *, cwd: str | None = None, what: str) -> None:
-    say(" ".join(argv))
-    code = subprocess.call(list(argv), cwd=cwd)
-    if code != 0:
-        raise StageFailure("command", f"{what} failed (exit code {code}): {' '.join(argv)}")
-
-
-def venv_python(venv: str) -> str:
-    return str(Path(venv) / "bin" / "python")
-
-
-def uv_install(request: Mapping[str, Any], venv: str, reqs: Sequence[str], *extra: str) -> None:
-    if not reqs:
-        return
-    argv = [request["uv"], "pip", "install", "--python", venv_python(venv), *extra]
-    run([*argv, *request["index_args"], *reqs], what=f"installing {', '.join(reqs)}")
-
-
-def freeze(request: Mapping[str, Any], venv: str, *, everything: bool = False) -> list[str]:
-    """`name==version` of the venv's own packages; with `everything` and inherited packages,
-    of every distribution its Python can import (uv sees only the venv's own)."""
-    if everything and request.get("inherit_packages"):
-        versions = installed_versions(venv)
-        return sorted(f"{name}=={version}" for name, version in versions.items())
-    out = subprocess.check_output(
-        [request["uv"], "pip", "freeze", "--python", venv_python(venv)], text=True
-    )
-    return sorted(line for line in out.splitlines() if line.strip())
-
-
-def host_site_dirs() -> list[str]:
-    """Where this interpreter's own packages are (the node's torch, setuptools)."""
-    return sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
-
-
-def installed_versions(venv: str) -> dict[str, str]:
-    """Every distribution the venv's Python can import, by normalized name; the venv's own
-    before the inherited ones, as for imports. Read from the metadata files: no interpreter
-    runs (a `.pth` file of what was just installed would run with it)."""
-    sites = [*Path(venv).glob("lib/python3*/site-packages"), *map(Path, host_site_dirs())]
-    found: dict[str, str] = {}
-    for site in sites:
-        for meta in sorted(site.glob("*.dist-info/METADATA")):
-            name, version = metadata_name_version(meta)
-            if name and version:
-                found.setdefault(canonicalize_name(name), version)
-    return found
-
-
-def metadata_name_version(path: Path) -> tuple[str, str]:
-    """`Name` and `Version` from the headers of a METADATA file."""
-    name = version = ""
-    with path.open(encoding="utf-8", errors="replace") as lines:
-        for line in lines:
-            if not line.strip():
-                break
-            key, _, value = line.partition(":")
-            if key.lower() == "name":
-                name = value.strip()
-            elif key.lower() == "version":
-                version = value.strip()
-    return name, version
-
-
-def inherit_host_packages(venv: str) -> list[str]:
-    """Let the venv see this interpreter's packages (after its own), with a .pth file."""
-    paths = host_site_dirs()
-    site = sorted(Path(venv).glob("lib/python3*/site-packages"))[0]
-    (site / "_wheelwright_host_packages.pth").write_text("\n".join(paths) + "\n")
-    say(f"the venv inherits the packages of {sys.executable}: {', '.join(paths)}")
-    return paths
-
-
-def still_needed(request: Mapping[str, Any], venv: str, reqs: Sequence[str]) -> list[str]:
-    """`reqs` less those the inherited packages satisfy (all of them without inheritance)."""
-    return partition(request, venv, reqs)[0]
-
-
-def partition(
-    request: Mapping[str, Any], venv: str, reqs: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """`reqs` split into those to install and the inherited `name==version`s satisfying the
-    others (everything to install without inheritance)."""
-    if not request.get("inherit_packages") or not reqs:
-        return list(reqs), []
-    versions = installed_versions(venv)
-    needed, satisfied = [], []
-    for text in reqs:
-        req = Requirement(text)
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        have = versions.get(canonicalize_name(req.name))
-        if have is not None and req.specifier.contains(have, prereleases=True):
-            say(f"{text}: {req.name} {have} is already there")
-            satisfied.append(f"{canonicalize_name(req.name)}=={have}")
-            continue
-        needed.append(text)
-    return needed, satisfied
-
-
-def installed(venv: str) -> list[str]:
-    """`name==version` of every distribution in the venv, read from its files: no interpreter
-    of the venv runs (a `.pth` file of what was just installed would run with it)."""
-    found = set()
-    for meta in Path(venv).glob("lib/python3*/site-packages/*.dist-info/METADATA"):
-        name, version = metadata_name_version(meta)
-        if name and version:
-            found.add(f"{name}=={version}")
-    return sorted(found, key=str.lower)
-
-
-def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
+def runtime(request: contract.RuntimeRequest) -> contract.RuntimeResult:
     venv, snapshot = request["venv"], request["snapshot"]
     run([request["uv"], "venv", "--python", sys.executable, venv], what="creating the venv")
     inherited: list[str] = []
@@ -185,8 +83,8 @@ def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     needed, satisfied = partition(request, venv, request["runtime"])
     try:
         uv_install(request, venv, needed, "--no-build")
-    except StageFailure as exc:
-        raise StageFailure(
+    except StageError as exc:
+        raise StageError(
             "runtime",
             f"{exc}; runtime pins are installed from wheels only (--no-build), since this stage"
             " fills the shared package cache and may run no package code",
@@ -197,7 +95,7 @@ def runtime(request: Mapping[str, Any]) -> dict[str, Any]:
     say(f"snapshot of the runtime environment at {snapshot}")
     # copies, not hard links: the build writes into the venv, and must not reach the snapshot
     shutil.copytree(venv, snapshot, symlinks=True, dirs_exist_ok=True)
-    result: dict[str, Any] = {"python": sys.version.split()[0], "freeze": frozen}
+    result: contract.RuntimeResult = {"python": sys.version.split()[0], "freeze": frozen}
     if inherited:
         result["inherited"] = inherited
     return result
@@ -209,12 +107,12 @@ def build_system(source: str) -> dict[str, Any]:
         table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("build-system")
         if table is not None:
             if "requires" not in table:
-                raise StageFailure("build_system", "pyproject.toml [build-system] has no requires")
+                raise StageError("build_system", "pyproject.toml [build-system] has no requires")
             return {**DEFAULT_BUILD_SYSTEM, **table} if "build-backend" not in table else table
         return dict(DEFAULT_BUILD_SYSTEM)
     if (Path(source) / "setup.py").is_file() or (Path(source) / "setup.cfg").is_file():
         return dict(DEFAULT_BUILD_SYSTEM)
-    raise StageFailure(
+    raise StageError(
         "build_system",
         "the source has no build system: neither pyproject.toml nor setup.py nor setup.cfg",
     )
@@ -236,7 +134,9 @@ def venv_cuda_paths(venv: str, *, inherited: bool = False) -> dict[str, str]:
     return paths
 
 
-def hook_caller(request: Mapping[str, Any]) -> BuildBackendHookCaller:
+def hook_caller(
+    request: contract.RequiresRequest | contract.WheelRequest,
+) -> BuildBackendHookCaller:
     if request.get("cuda"):
         inherited = bool(request.get("inherit_packages"))
         os.environ.update(venv_cuda_paths(request["venv"], inherited=inherited))
@@ -256,10 +156,10 @@ def hook_runner(
     """Run a hook; the build environment was set on this process by the executor."""
     code = subprocess.call(list(cmd), cwd=cwd, env={**os.environ, **(extra_environ or {})})
     if code != 0:
-        raise StageFailure("backend", f"the build backend failed (exit code {code})")
+        raise StageError("backend", f"the build backend failed (exit code {code})")
 
 
-def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
+def build_deps(request: contract.BuildDepsRequest) -> contract.BuildDepsResult:
     """The static build requirements: runs none of the package's code."""
     venv = request["venv"]
     system = build_system(request["source"])
@@ -268,14 +168,14 @@ def build_deps(request: Mapping[str, Any]) -> dict[str, Any]:
     if request.get("ensure_ninja") and not shutil.which("ninja"):
         try:
             uv_install(request, venv, still_needed(request, venv, ["ninja"]))
-        except StageFailure:
+        except StageError:
             if "--no-index" not in request["index_args"]:
                 raise
             say("warning: no ninja on PATH nor among the find-links: extensions compile serially")
     return {"build_system": system, "static": static}
 
 
-def requires(request: Mapping[str, Any]) -> dict[str, Any]:
+def requires(request: contract.RequiresRequest) -> contract.RequiresResult:
     """Ask the backend what more it needs (this is where setup.py imports torch)."""
     system = build_system(request["source"])
     say(f"asking {system['build-backend']} for get_requires_for_build_wheel")
@@ -283,12 +183,12 @@ def requires(request: Mapping[str, Any]) -> dict[str, Any]:
         dynamic = list(hook_caller(request).get_requires_for_build_wheel(request["config"]))
     except BackendUnavailable as exc:
         msg = f"backend {system['build-backend']!r} cannot be imported: {last_line(exc.traceback)}"
-        raise StageFailure("backend", msg) from None
+        raise StageError("backend_unavailable", msg) from None
     say(f"the backend asks for: {', '.join(dynamic) or 'nothing more'}")
     return {"dynamic": dynamic}
 
 
-def requires_install(request: Mapping[str, Any]) -> dict[str, Any]:
+def requires_install(request: contract.RequiresInstallRequest) -> contract.RequiresInstallResult:
     """Install what the backend asked for: runs none of the package's code."""
     venv = request["venv"]
     uv_install(request, venv, still_needed(request, venv, request["requires"]))
@@ -296,7 +196,7 @@ def requires_install(request: Mapping[str, Any]) -> dict[str, Any]:
     return {"dynamic": list(request["requires"]), "freeze": freeze_all}
 
 
-def build(request: Mapping[str, Any]) -> dict[str, Any]:
+def build(request: contract.WheelRequest) -> contract.WheelResult:
     outdir = request["outdir"]
     Path(outdir).mkdir(parents=True, exist_ok=True)
     say("build_wheel (no isolation)")
@@ -304,7 +204,10 @@ def build(request: Mapping[str, Any]) -> dict[str, Any]:
     try:
         name = hook_caller(request).build_wheel(outdir, request["config"])
     except HookMissing as exc:
-        raise StageFailure("backend", f"the backend has no {exc.hook_name} hook") from None
+        raise StageError("hook_missing", f"the backend has no {exc.hook_name} hook") from None
+    except BackendUnavailable as exc:
+        msg = f"the build backend cannot be imported: {last_line(exc.traceback)}"
+        raise StageError("backend_unavailable", msg) from None
     finally:
         stats = compilercache.stop(cache)
     return {"wheel": name, "compiler_cache": stats}
@@ -336,7 +239,7 @@ def top_level_modules(wheel: str) -> list[str]:
 def site_packages(venv: str) -> Path:
     found = sorted(Path(venv).glob("lib/python3*/site-packages"))
     if not found:
-        raise StageFailure("verify", f"the runtime environment {venv} has no site-packages")
+        raise StageError("verify", f"the runtime environment {venv} has no site-packages")
     return found[0]
 
 
@@ -361,39 +264,41 @@ def import_modules(venv: str, modules: Sequence[str], scratch: str) -> str | Non
 
 def explain_import_failure(
     output: str, compiled: list[Path], site: Path, venv: str, modules: Sequence[str]
-) -> StageFailure:
+) -> StageError:
     """The import's failure, with every unresolved symbol of every module when that was it."""
     failed = f"importing {', '.join(modules)} from the wheel failed: {last_line(output)}"
     if "undefined symbol" not in output or not compiled:
-        return StageFailure("verify", failed)
+        return StageError("verify", failed)
     try:
         missing = audit.undefined_symbols(compiled, site, venv_python(venv))
     except audit.AuditError as exc:
         say(f"could not list the undefined symbols: {exc}")
-        return StageFailure("verify", failed)
+        return StageError("verify", failed)
     if not missing:
-        return StageFailure("verify", failed)
+        return StageError("verify", failed)
     for module, symbols in missing.items():
         say(f"{module}: {len(symbols)} undefined symbols")
         for symbol in symbols:
             print(f"    {symbol}", flush=True)
     listing = "; ".join(f"{m}: {', '.join(syms)}" for m, syms in missing.items())
-    return StageFailure(
+    return StageError(
         "undefined_symbols",
         f"{failed}. Undefined symbols (built against another torch or library?): {listing}",
     )
 
 
-def cuda_checks(request: Mapping[str, Any], compiled: list[Path], site: Path) -> dict[str, Any]:
+def cuda_checks(
+    request: contract.VerifyRequest, compiled: list[Path], site: Path
+) -> dict[str, Any]:
     """The architecture audit of a CUDA wheel (GPU or not)."""
     arch_list = request.get("cuda_arch_list")
     if not arch_list:
-        raise StageFailure("cuda_archs", "a CUDA build must say its TORCH_CUDA_ARCH_LIST")
+        raise StageError("cuda_archs", "a CUDA build must say its TORCH_CUDA_ARCH_LIST")
     say(f"auditing CUDA architectures against TORCH_CUDA_ARCH_LIST={arch_list}")
     try:
         report = audit.audit_cuda_archs(compiled, site, arch_list)
     except audit.AuditError as exc:
-        raise StageFailure("cuda_archs", str(exc)) from None
+        raise StageError("cuda_archs", str(exc)) from None
     for module, found in report["modules"].items():
         archs = [audit.arch_label(a) for a in found["sass"] + found["ptx"]]
         say(f"{module}: {', '.join(archs) or 'no device code'}")
@@ -402,7 +307,7 @@ def cuda_checks(request: Mapping[str, Any], compiled: list[Path], site: Path) ->
     return report
 
 
-def gpu_check(request: Mapping[str, Any], venv: str) -> dict[str, Any]:
+def gpu_check(request: contract.VerifyRequest, venv: str) -> dict[str, Any]:
     """Which GPU this stage has and, given one and a smoke test, the smoke test run on it."""
     found = audit.gpu_probe(venv_python(venv), request["scratch"])
     smoke = request.get("smoke")
@@ -417,38 +322,40 @@ def gpu_check(request: Mapping[str, Any], venv: str) -> dict[str, Any]:
     say("running the smoke test on the GPU")
     code = subprocess.call([venv_python(venv), "-c", smoke], cwd=request["scratch"])
     if code != 0:
-        raise StageFailure(
-            "smoke", f"the smoke test failed on {found['device']} (exit code {code})"
-        )
+        raise StageError("smoke", f"the smoke test failed on {found['device']} (exit code {code})")
     return {**report, "kernel_run": True, "smoke": "passed"}
 
 
-def verify(request: Mapping[str, Any]) -> dict[str, Any]:
+def verify(request: contract.VerifyRequest) -> contract.VerifyResult:
     wheel, venv = request["wheel"], request["snapshot"]
+    if not wheel:
+        raise StageError("verify", "the verify request names no wheel")
     tags = parse_wheel_filename(Path(wheel).name)[3]
     supported = set(sys_tags())
     if not tags & supported:
         wanted = ", ".join(sorted(str(t) for t in tags))
-        raise StageFailure(
-            "tags", f"wheel tags {wanted} do not fit Python {sys.version.split()[0]}"
-        )
+        raise StageError("tags", f"wheel tags {wanted} do not fit Python {sys.version.split()[0]}")
     uv_install(request, venv, [wheel], "--no-deps", "--offline")
     modules = request.get("imports") or top_level_modules(wheel)
     if not modules:
-        raise StageFailure("verify", "the wheel holds no importable top-level module")
+        raise StageError("verify", "the wheel holds no importable top-level module")
     site = site_packages(venv)
     compiled = installed_modules(wheel, site)
     failure = import_modules(venv, modules, request["scratch"])
     if failure is not None:
         raise explain_import_failure(failure, compiled, site, venv, modules)
-    result: dict[str, Any] = {"imported": modules, "tags": sorted(str(t) for t in tags)}
+    result: contract.VerifyResult = {
+        "imported": list(modules),
+        "tags": sorted(str(t) for t in tags),
+        "gpu": gpu_check(request, venv),
+    }
     if request.get("cuda"):
         result["cuda"] = cuda_checks(request, compiled, site)
-    result["gpu"] = gpu_check(request, venv)
     return result
 
 
-ACTIONS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+#: Each stage's function; its request and result are the TypedDicts of `contract.py`.
+ACTIONS: dict[contract.StageName, Callable[[Any], Mapping[str, Any]]] = {
     "runtime": runtime,
     "build_deps": build_deps,
     "requires": requires,

@@ -16,7 +16,14 @@ import pyproject_hooks
 
 import worker.driver
 
-DRIVER_FILES = ("run.py", "steps.py", "audit.py", "compilercache.py")
+DRIVER_FILES = (
+    "run.py",
+    "steps.py",
+    "installs.py",
+    "contract.py",
+    "audit.py",
+    "compilercache.py",
+)
 VENDORED = (pyproject_hooks, packaging)
 
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,37 +27,28 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
 from service.config import Settings
-from service.errors import (
-    BuildCancelledError,
-    BuildFailedError,
-    DeadlineExceededError,
-    ExecutorError,
-    ImageError,
-)
+from service.errors import BuildFailedError, ExecutorError, ImageError
 from service.models import BuildRequest, Target
 from service.prepare import build_image
 from worker.executors.base import (
     StageContext,
     check_stop,
     read_stage_result,
+    stage_environment,
+    supervise,
     write_stage_request,
 )
 from worker.executors.bundle import driver_bundle
 from worker.executors.limits import named_limit
-from worker.executors.lines import LineSplitter
 from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
-from worker.proxy import PROXY_VARS
 
 LABEL = "org.wheelwright.managed"
 BUILD_LABEL = "org.wheelwright.build-id"
 WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
 COMPILER_CACHE = "/ww/compiler-cache"  # the project's, writable by the build stage alone
 DEFAULT_USER = "1000:1000"
-POLL_S = 1.0
 REAP_GRACE_S = 120
-#: Stages that see the runtime snapshot read-only: it is what verify installs into and trusts.
-SNAPSHOT_READ_ONLY = ("build_deps", "requires", "requires_install", "build")
 
 
 def parse_size(text: str) -> int:
@@ -83,52 +74,34 @@ class DockerSession:
     layout: Layout
     machine: Machine
     facts: Mapping[str, Any]
-    ca: bool
     pids_limit: int = 4096
     compiler_cache: Path | None = None
     containers: list[Container] = field(default_factory=list)
 
-    def environment(self, stage: StagePlan) -> dict[str, str]:
+    def environment(self, stage: StagePlan[Any]) -> dict[str, str]:
         image_path = self.image_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        env = {
-            "PATH": f"{self.layout.venv}/bin:{image_path}",
-            "HOME": f"{WORK}/home",
-            "TMPDIR": f"{WORK}/tmp",
-            "UV_CACHE_DIR": f"{CACHE}/uv" if stage.cache == "shared" else f"{WORK}/tmp/uv-cache",
-            "UV_LINK_MODE": "copy",
-            "UV_PYTHON_DOWNLOADS": "never",
-            "UV_NO_PROGRESS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        if self.ca:
-            env |= {"PIP_CERT": CA, "SSL_CERT_FILE": CA, "REQUESTS_CA_BUNDLE": CA}
-        if stage.network:
-            env |= {k: v for k, v in os.environ.items() if k in PROXY_VARS}
-        else:
-            env["UV_OFFLINE"] = "1"
-        if stage.cache == "none":
-            env["UV_NO_CACHE"] = "1"
-        return env | dict(stage.env)
+        return stage_environment(stage, self.layout, path=image_path)
 
-    def io_dir(self, stage: StagePlan) -> Path:
+    def io_dir(self, stage: StagePlan[Any]) -> Path:
         """The stage's own exchange folder: no other stage ever sees it."""
         return self.workspace / "io" / stage.name
 
-    def mounts_for(self, stage: StagePlan) -> list[Mount]:
-        """Only stages that run no package code get the shared cache; the stages after runtime
-        (but verify) see its snapshot read-only; each stage gets its own io folder."""
+    def mounts_for(self, stage: StagePlan[Any]) -> list[Mount]:
+        """The plan's mounts of the stage: the shared cache only where it may be written, the
+        runtime snapshot read-only where the plan says, the compiler cache where the plan asks
+        for it; each stage gets its own io folder."""
         mounts = list(self.mounts)
         if stage.cache != "shared":
             mounts = [m for m in mounts if m["Target"] != CACHE]
-        if stage.name in SNAPSHOT_READ_ONLY:
+        if stage.snapshot_read_only:
             snapshot = str(self.workspace / "runtime")
             mounts.append(Mount(self.layout.snapshot, snapshot, type="bind", read_only=True))
-        if stage.name == "build" and self.compiler_cache is not None:
+        if stage.compiler_cache and self.compiler_cache is not None:
             mounts.append(Mount(COMPILER_CACHE, str(self.compiler_cache), type="bind"))
         mounts.append(Mount(self.layout.io, str(self.io_dir(stage)), type="bind"))
         return mounts
 
-    def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
+    def run(self, stage: StagePlan[Any], ctx: StageContext) -> dict[str, Any]:
         io = self.io_dir(stage)
         shutil.rmtree(io, ignore_errors=True)
         io.mkdir(parents=True)
@@ -164,10 +137,14 @@ class DockerSession:
         self.containers.append(container)
         try:
             container.start()
-            streamer = threading.Thread(target=_stream_logs, args=(container, ctx), daemon=True)
-            streamer.start()
-            code = _wait(container, stage, ctx)
-            streamer.join(timeout=10)
+            code = supervise(
+                stage,
+                ctx,
+                output=_output(container),
+                wait=partial(_wait, container),
+                kill=partial(_kill, container),
+                what="container",
+            )
             oom_killed = _oom_killed(container)
         finally:
             _remove(container)
@@ -180,7 +157,8 @@ class DockerSession:
             )
             if limit is None:
                 raise
-            raise BuildFailedError(stage.name, f"{limit} ({exc.cause})", exc.log_tail) from None
+            cause = f"{limit} ({exc.cause})"
+            raise BuildFailedError(stage.name, cause, exc.log_tail, kind="limit") from None
 
 
 def _oom_killed(container: Container) -> bool:
@@ -191,31 +169,20 @@ def _oom_killed(container: Container) -> bool:
     return bool((container.attrs.get("State") or {}).get("OOMKilled"))
 
 
-def _wait(container: Container, stage: StagePlan, ctx: StageContext) -> int:
-    while True:
-        try:
-            status = container.wait(timeout=max(0.1, min(POLL_S, ctx.remaining())))
-            return int(status.get("StatusCode", -1))
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            pass
-        try:
-            check_stop(stage, ctx)
-        except (DeadlineExceededError, BuildCancelledError):
-            ctx.emit(f"!! killing the {stage.name} container")
-            _kill(container)
-            raise
-
-
-def _stream_logs(container: Container, ctx: StageContext) -> None:
-    lines = LineSplitter(ctx.max_line_chars)
+def _wait(container: Container, seconds: float) -> int | None:
     try:
-        for chunk in container.logs(stream=True, follow=True):
-            for line in lines.feed_bytes(chunk):
-                ctx.emit(line)
+        status = container.wait(timeout=seconds)
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        return None
+    return int(status.get("StatusCode", -1))
+
+
+def _output(container: Container) -> Iterator[bytes]:
+    """The container's output until it ends (or the engine stops answering)."""
+    try:
+        yield from container.logs(stream=True, follow=True)
     except (docker.errors.APIError, requests.exceptions.RequestException):
-        pass
-    for line in lines.finish():
-        ctx.emit(line)
+        return
 
 
 def _kill(container: Container) -> None:
@@ -337,7 +304,16 @@ class DockerExecutor:
                 find_links.append(location)
         seen_cache = COMPILER_CACHE if compiler_cache is not None else None
         links = tuple(find_links)
-        layout = Layout(WORK, DRIVER, "python3", "uv", find_links=links, compiler_cache=seen_cache)
+        layout = Layout(
+            WORK,
+            DRIVER,
+            "python3",
+            "uv",
+            find_links=links,
+            compiler_cache=seen_cache,
+            shared_cache=CACHE,
+            ca=CA if ca else None,
+        )
         session = DockerSession(
             client=self.client,
             image=image_id,
@@ -356,7 +332,6 @@ class DockerExecutor:
                 "image_python": labels.get("org.wheelwright.python", ""),
                 "docker_version": str(self.client.version().get("Version", "")),
             },
-            ca=ca,
             pids_limit=self.settings.docker.pids_limit,
             compiler_cache=compiler_cache,
         )
@@ -374,7 +349,12 @@ class DockerExecutor:
         now = time.time()
         removed = 0
         labels = [LABEL] + ([f"{BUILD_LABEL}={build_id}"] if build_id else [])
-        for container in self.client.containers.list(all=True, filters={"label": labels}):
+        # a container removed between the listing and its inspection (its own worker's
+        # `finally`, another reaper) is gone already: not an error
+        listed = self.client.containers.list(
+            all=True, filters={"label": labels}, ignore_removed=True
+        )
+        for container in listed:
             deadline = float(container.labels.get("org.wheelwright.deadline", "0") or 0)
             if build_id or deadline < now or _exited_before(container, now - REAP_GRACE_S):
                 _remove(container)

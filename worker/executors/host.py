@@ -2,8 +2,10 @@
 
 For machines with no Docker, such as many HPC GPU nodes: the build uses the host's Python of the
 target version, its compilers and CUDA toolkit (CUDA_HOME), and can verify on its GPU. There is no
-container boundary, so the network policy is advisory (installers run offline in the build and
-verify stages) and the build runs as the worker's own user. Each stage is its own process group,
+container boundary, so the plan's policies are advisory: installers run offline where the plan
+says the network is off, stages that may not write the shared package cache are pointed at their
+own (`UV_CACHE_DIR`, from the plan) though they could reach it, the runtime snapshot is not made
+read-only, and the build runs as the worker's own user. Each stage is its own process group,
 killed as a whole at the deadline, on cancel, or by the reaper if the worker died.
 """
 
@@ -14,23 +16,29 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
 import uv
 
 from service.config import Settings
-from service.errors import BuildCancelledError, DeadlineExceededError, ImageError
+from service.errors import ImageError
 from service.models import BuildRequest
 from service.prepare import build_image
-from worker.executors.base import StageContext, check_stop, read_stage_result, write_stage_request
+from worker.executors.base import (
+    StageContext,
+    check_stop,
+    read_stage_result,
+    stage_environment,
+    supervise,
+    write_stage_request,
+)
 from worker.executors.bundle import driver_bundle
-from worker.executors.lines import LineSplitter
 from worker.plan import Layout, Machine, StagePlan
 from worker.proxy import PROXY_VARS
 
@@ -63,38 +71,19 @@ def find_python(version: str) -> str:
 @dataclass
 class HostSession:
     workspace: Path
-    cache: Path
-    ca_bundle: Path | None
     layout: Layout
     machine: Machine
     facts: Mapping[str, Any]
 
-    def environment(self, stage: StagePlan) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in PASS_THROUGH}
-        shared, own = self.cache / "uv", self.workspace / "tmp" / "uv-cache"
-        path = env.get("PATH", "/usr/bin:/bin")
-        cuda_home = env.get("CUDA_HOME")
+    def environment(self, stage: StagePlan[Any]) -> dict[str, str]:
+        passed = {k: v for k, v in os.environ.items() if k in PASS_THROUGH}
+        path = passed.get("PATH", "/usr/bin:/bin")
+        cuda_home = passed.get("CUDA_HOME")
         if cuda_home:
             path = f"{cuda_home}/bin:{path}"
-        env |= {
-            "PATH": f"{self.layout.venv}/bin:{path}",
-            "HOME": str(self.workspace / "home"),
-            "TMPDIR": str(self.workspace / "tmp"),
-            "UV_CACHE_DIR": str(shared if stage.cache == "shared" else own),
-            "UV_PYTHON_DOWNLOADS": "never",
-            "UV_NO_PROGRESS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-        if self.ca_bundle is not None:
-            ca = str(self.ca_bundle)
-            env |= {"PIP_CERT": ca, "SSL_CERT_FILE": ca, "REQUESTS_CA_BUNDLE": ca}
-        if not stage.network:
-            env["UV_OFFLINE"] = "1"
-        if stage.cache == "none":
-            env["UV_NO_CACHE"] = "1"
-        return env | dict(stage.env)
+        return stage_environment(stage, self.layout, path=path, passed=passed)
 
-    def run(self, stage: StagePlan, ctx: StageContext) -> dict[str, Any]:
+    def run(self, stage: StagePlan[Any], ctx: StageContext) -> dict[str, Any]:
         write_stage_request(self.workspace / "io", stage)
         check_stop(stage, ctx)
         proc = subprocess.Popen(
@@ -109,39 +98,34 @@ class HostSession:
         marker = self.workspace / "io" / f"{stage.name}.pgid"
         marker.write_text(f"{proc.pid} {int(time.time() + ctx.remaining())}\n")
         assert proc.stdout is not None  # noqa: S101  (set by stdout=PIPE)
-        reader = threading.Thread(target=_pump, args=(proc.stdout, ctx), daemon=True)
-        reader.start()
+        kill = partial(_kill_group, proc.pid)
         try:
-            code = _wait(proc, stage, ctx)
+            code = supervise(
+                stage,
+                ctx,
+                output=_chunks(proc.stdout),
+                wait=partial(_wait, proc),
+                kill=kill,
+                what="process group",
+                finish=kill,  # what the stage left running in the background goes too
+            )
         finally:
-            _kill_group(proc.pid)
-            reader.join(timeout=10)
             proc.stdout.close()
             proc.wait()
             marker.unlink(missing_ok=True)
         return read_stage_result(self.workspace / "io", stage, code, ctx)
 
 
-def _pump(stream: IO[bytes], ctx: StageContext) -> None:
-    lines = LineSplitter(ctx.max_line_chars)
+def _chunks(stream: IO[bytes]) -> Iterator[bytes]:
     while chunk := stream.read1(65536):  # type: ignore[attr-defined]
-        for line in lines.feed_bytes(chunk):
-            ctx.emit(line)
-    for line in lines.finish():
-        ctx.emit(line)
+        yield chunk
 
 
-def _wait(proc: subprocess.Popen[bytes], stage: StagePlan, ctx: StageContext) -> int:
-    while True:
-        try:
-            return proc.wait(timeout=max(0.1, min(1.0, ctx.remaining())))
-        except subprocess.TimeoutExpired:
-            pass
-        try:
-            check_stop(stage, ctx)
-        except (DeadlineExceededError, BuildCancelledError):
-            ctx.emit(f"!! killing the {stage.name} process group")
-            raise
+def _wait(proc: subprocess.Popen[bytes], seconds: float) -> int | None:
+    try:
+        return proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return None
 
 
 def _kill_group(pgid: int) -> None:
@@ -179,6 +163,7 @@ class HostExecutor:
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         cache = self.settings.cache_dir / "host"
         cache.mkdir(parents=True, exist_ok=True)
+        ca = self.settings.ca_bundle
         layout = Layout(
             work=str(workspace),
             driver=str(driver_bundle(self.settings.home / "driver")),
@@ -186,12 +171,13 @@ class HostExecutor:
             uv=uv.find_uv_bin(),
             find_links=tuple(request.index.find_links),
             host_packages=self.settings.host.inherit_packages,
+            # no container hides it from the other stages: they are pointed elsewhere
+            shared_cache=str(cache),
+            ca=str(ca) if ca is not None else None,
         )
         pages = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         yield HostSession(
             workspace=workspace,
-            cache=cache,
-            ca_bundle=self.settings.ca_bundle,
             layout=layout,
             machine=Machine(cpus=os.cpu_count() or 1, memory_bytes=pages),
             facts={

@@ -1,0 +1,137 @@
+"""A project's files are the caller's data: what their `[tool.uv]` may make uv reach on this host.
+
+uv locks a project on the service's (or the user's) machine, building forbidden. Before it runs,
+everything the project names that uv would read or fetch is checked, as a build request's
+find-links are (`service.policy`): indexes and find-links are `http(s)://` URLs or folders the
+operator allow-lists; git sources pass the git policy; `path` sources (the project's own
+folders, absent from the scratch copy uv works in) and settings that point uv at host paths or
+programs (its cache folder, Python download mirrors, a keyring program) are refused, naming the
+entry. The uv environment (`uv_environment`) pins the rest, where uv lets the environment win
+over the project's configuration.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from service.config import Settings
+from service.errors import InvalidRequestError
+from service.gitpolicy import check_git_url, git_scheme
+from service.policy import allowed_folders
+
+#: `[tool.uv]` settings that point uv at host paths or programs: never from a project.
+REFUSED_SETTINGS = (
+    "cache-dir",
+    "python-install-mirror",
+    "pypy-install-mirror",
+    "python-downloads-json-url",
+    "keyring-provider",
+    "allow-insecure-host",
+    "trusted-publishing",
+    "publish-url",
+    "check-url",
+)
+WEB_SCHEMES = ("http", "https")
+
+
+def check_project(data: Mapping[str, Any], settings: Settings, *, where: str) -> None:
+    """Raise `InvalidRequestError` naming the first thing of `data` (a parsed pyproject.toml)
+    that uv may not read or fetch on this host."""
+    uv = data.get("tool", {}).get("uv", {})
+    if not isinstance(uv, Mapping):
+        raise InvalidRequestError(f"{where}: [tool.uv] must be a table")
+    for key in REFUSED_SETTINGS:
+        if key in uv:
+            raise InvalidRequestError(
+                f"{where}: [tool.uv] {key} is not accepted in a project sent to Wheelwright "
+                "(it points uv at this host's files or programs)"
+            )
+    folders = allowed_folders(settings)
+    for url in _index_urls(uv, where):
+        check_location(url, folders, what=f"{where}: index {url!r}", folders_ok=False)
+    for location in _strings(uv.get("find-links", []), f"{where}: [tool.uv] find-links"):
+        check_location(location, folders, what=f"{where}: find-links {location!r}")
+    sources = uv.get("sources", {})
+    if not isinstance(sources, Mapping):
+        raise InvalidRequestError(f"{where}: [tool.uv.sources] must be a table")
+    for name, entries in sources.items():
+        for entry in entries if isinstance(entries, list) else [entries]:
+            _check_source(str(name), entry, settings, where)
+
+
+def check_location(
+    location: str, folders: Iterable[Path], *, what: str, folders_ok: bool = True
+) -> None:
+    """An index or find-links location: an http(s) URL, or (`folders_ok`) an allowed folder."""
+    scheme = urlsplit(location).scheme
+    if scheme in WEB_SCHEMES:
+        return
+    path = location.removeprefix("file://") if scheme == "file" else location
+    if folders_ok and scheme in ("", "file") and path.startswith("/"):
+        real = Path(os.path.realpath(path))
+        if any(real == folder or folder in real.parents for folder in folders):
+            return
+    allowed = "an http(s) URL" + (
+        " or a folder the operator allows (sources.find_links)" if folders_ok else ""
+    )
+    raise InvalidRequestError(f"{what} is not allowed on this service: it must be {allowed}")
+
+
+def uv_environment(settings: Settings, work: Path) -> dict[str, str]:
+    """The environment uv runs in for a project: the service's own choices, which uv lets win
+    over the project's `[tool.uv]`; the user's and the system's uv.toml left out (their
+    folders point into the scratch copy)."""
+    return {
+        **os.environ,
+        "UV_PYTHON_DOWNLOADS": "never",
+        "UV_KEYRING_PROVIDER": "disabled",
+        "UV_CACHE_DIR": str(settings.home / "uv-cache"),
+        "XDG_CONFIG_HOME": str(work),
+        "XDG_CONFIG_DIRS": str(work),
+    }
+
+
+def _index_urls(uv: Mapping[str, Any], where: str) -> list[str]:
+    urls = _strings(
+        [uv[key]] if isinstance(uv.get(key := "index-url"), str) else [], f"{where}: {key}"
+    )
+    urls += _strings(uv.get("extra-index-url", []), f"{where}: [tool.uv] extra-index-url")
+    for entry in uv.get("index", []):
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("url"), str):
+            raise InvalidRequestError(f"{where}: each [[tool.uv.index]] needs a url")
+        urls.append(entry["url"])
+    return urls
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidRequestError(f"{what} must be a list of strings")
+    return list(value)
+
+
+def _check_source(name: str, entry: Any, settings: Settings, where: str) -> None:
+    what = f"{where}: [tool.uv.sources] {name}"
+    if not isinstance(entry, Mapping):
+        raise InvalidRequestError(f"{what} must be a table")
+    if "path" in entry:
+        raise InvalidRequestError(
+            f"{what} is a path source; a project build locks pyproject.toml and uv.lock alone, "
+            "so only index, git and url sources can be used"
+        )
+    if "git" in entry:
+        url = str(entry["git"])
+        try:
+            check_git_url(url)
+        except ValueError as exc:
+            raise InvalidRequestError(f"{what}: {exc}") from None
+        if git_scheme(url) == "file" and not settings.sources.allow_file_git:
+            raise InvalidRequestError(
+                f"{what}: file:// git sources are not allowed on this service"
+                " (sources.allow_file_git)"
+            )
+    if "url" in entry and urlsplit(str(entry["url"])).scheme not in WEB_SCHEMES:
+        raise InvalidRequestError(f"{what}: a url source must be an http(s) URL")
