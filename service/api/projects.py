@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +29,7 @@ from service.client import CLI_AGENT
 from service.config import Settings
 from service.errors import InvalidRequestError, UnsafeArchiveError
 from service.gitpolicy import check_git_ref, check_git_url, git_scheme
+from service.index import IndexCatalog
 from service.models import Requester, Target
 from service.project.served import (
     GitProject,
@@ -166,13 +168,20 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
         jobs=state.jobs,
         dispatcher=state.dispatcher,
         base_url=str(request.base_url).rstrip("/"),
-        refresh_index=state.index_catalog.invalidate,
+        refresh_index=partial(_refresh, state.index_catalog),
         requested_by=requested_by
         or Requester(
             via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
             token=token_name(settings.auth, request.headers.get("authorization")),
         ),
     )
+
+
+def _refresh(catalog: IndexCatalog) -> None:
+    """Read the store now, before uv or a wave asks the index: uv's requests of one lock come
+    at once, and while one refreshes the catalog the others would get the snapshot before."""
+    catalog.invalidate()
+    catalog.environment_names()
 
 
 def _start(

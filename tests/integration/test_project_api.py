@@ -222,7 +222,7 @@ def test_a_pushed_dependency_change_builds_only_what_is_new(
         assert answer.status_code == 202, answer.text
         (first_build,) = answer.json()["projects"]
         state = _ended(url, first_build)
-        assert state["state"] == "succeeded", state
+        assert state["state"] == "succeeded", (state["error"], state["packages"])
         packages = state["packages"]
         assert isinstance(packages, list)
         assert [(p["name"], p["state"]) for p in packages] == [("wheelwright-pure", "built")]
@@ -232,7 +232,7 @@ def test_a_pushed_dependency_change_builds_only_what_is_new(
         assert answer.status_code == 202, answer.text
         (second_build,) = answer.json()["projects"]
         state = _ended(url, second_build)
-        assert state["state"] == "succeeded", state
+        assert state["state"] == "succeeded", (state["error"], state["packages"])
         packages = state["packages"]
         assert isinstance(packages, list)
         assert {p["name"]: p["state"] for p in packages} == {
