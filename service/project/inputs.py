@@ -1,0 +1,80 @@
+"""What a project command was given: a folder (pyproject.toml first, else pylock.toml, else
+requirements.txt) or one of those files directly; and, for the two without a pyproject, the
+lock read from it (a pylock.toml as it is, a requirements.txt resolved by uv)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from service.config import Settings
+from service.errors import InvalidRequestError
+from service.models import Target
+from service.project.lock import Lock
+from service.project.pylock import parse_pylock
+from service.project.requirements import compile_requirements
+
+
+class InputKind(StrEnum):
+    PYPROJECT = "pyproject.toml"
+    PYLOCK = "pylock.toml"
+    REQUIREMENTS = "requirements.txt"
+
+
+@dataclass(frozen=True)
+class ProjectInput:
+    kind: InputKind
+    file: Path
+
+    @property
+    def folder(self) -> Path:
+        return self.file.parent
+
+    @property
+    def has_pyproject(self) -> bool:
+        return self.kind is InputKind.PYPROJECT
+
+
+def find_input(path: Path) -> ProjectInput:
+    """The project file `path` names or holds; `InvalidRequestError` when it holds none."""
+    path = path.expanduser().resolve()
+    if path.is_dir():
+        for kind in InputKind:
+            if (path / kind.value).is_file():
+                return ProjectInput(kind, path / kind.value)
+        names = ", ".join(kind.value for kind in InputKind)
+        raise InvalidRequestError(f"{path} holds none of {names}")
+    if not path.is_file():
+        raise InvalidRequestError(f"{path} does not exist")
+    return ProjectInput(_kind_of(path), path)
+
+
+def _kind_of(path: Path) -> InputKind:
+    name = path.name
+    if name == "pyproject.toml":
+        return InputKind.PYPROJECT
+    if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
+        return InputKind.PYLOCK
+    if name.endswith((".txt", ".in")):
+        return InputKind.REQUIREMENTS
+    raise InvalidRequestError(
+        f"{path}: not a project file (pyproject.toml, pylock.toml or pylock.NAME.toml, "
+        "or a requirements file ending in .txt or .in)"
+    )
+
+
+def input_lock(
+    given: ProjectInput, settings: Settings, target: Target, *, index: str | None = None
+) -> Lock:
+    """The lock of a pylock.toml or a requirements.txt (resolved by uv for `target`)."""
+    if given.kind is InputKind.PYLOCK:
+        try:
+            text = given.file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidRequestError(f"cannot read {given.file}: {exc}") from None
+        return parse_pylock(text, where=str(given.file))
+    if given.kind is InputKind.REQUIREMENTS:
+        text = compile_requirements(given.file, settings, target, index=index)
+        return parse_pylock(text, where=f"the pylock.toml uv made of {given.file}")
+    raise InvalidRequestError(f"{given.file}: a pyproject.toml is locked with uv lock, not here")

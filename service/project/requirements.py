@@ -1,0 +1,185 @@
+"""A requirements.txt, resolved by uv into a pylock.toml for one target, building forbidden.
+
+The file is the caller's data. Before uv reads it, each line is checked: the indexes and
+find-links it names must be ones the service's configuration allows (named in the refusal);
+it may not pull in other files (`-r`, `-c`), editable or local trees (`-e`, a path) or a
+direct URL, nor any option this module does not know. uv then runs in a scratch folder holding
+only a copy of the file, with `--no-build` (nothing of the project runs), `--python-version`
+and `--python-platform` of the target's image, and writes a pylock.toml read like any other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import uv
+from packaging.requirements import InvalidRequirement, Requirement
+
+from service.config import Settings
+from service.errors import InvalidRequestError
+from service.models import Target
+from service.policy import allowed_folders
+from service.project.compat import ARCH, GLIBC
+
+UV_TIMEOUT_S = 600
+_COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after a space
+INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url")
+LINK_OPTIONS = ("--find-links", "-f")
+#: Options that change nothing uv may reach: kept as they are.
+HARMLESS = ("--no-binary", "--only-binary", "--prefer-binary", "--pre")
+
+
+def python_platform(target: Target) -> str:
+    """uv's `--python-platform` for the target's image (Debian bookworm's glibc, x86_64)."""
+    del target  # every image is the same platform today; the argument says what it depends on
+    return f"{ARCH}-manylinux_{GLIBC[0]}_{GLIBC[1]}"
+
+
+def check_requirements(text: str, settings: Settings, *, where: str) -> None:
+    """Raise `InvalidRequestError` naming the first line of `text` the service may not follow."""
+    indexes = allowed_indexes(settings)
+    folders = allowed_folders(settings)
+    for number, line in _lines(text):
+        here = f"{where}, line {number}"
+        if not line.startswith("-"):
+            _check_requirement(line, here)
+            continue
+        option, _, value = line.partition("=") if "=" in line.split()[0] else line.partition(" ")
+        option, value = option.strip(), value.strip()
+        if option in INDEX_OPTIONS:
+            if value.rstrip("/") not in indexes:
+                raise InvalidRequestError(
+                    f"{here}: index {value!r} is not one this service allows "
+                    f"(allowed: {', '.join(sorted(indexes)) or 'none are configured'})"
+                )
+        elif option in LINK_OPTIONS:
+            _check_link(value, here, indexes, folders)
+        elif option not in (*HARMLESS, "--no-index"):
+            raise InvalidRequestError(
+                f"{here}: option {option!r} is not accepted in a requirements file here "
+                "(only indexes, find-links and binary choices; no -r, -c or -e)"
+            )
+
+
+def allowed_indexes(settings: Settings) -> set[str]:
+    """Every index or find-links URL the service's configuration names, without a final /."""
+    specs = [settings.index, *(spec.index for spec in settings.environments.values())]
+    urls = {
+        url
+        for index in specs
+        for url in (index.index_url, *index.extra_index_urls, *index.find_links)
+        if url.startswith(("http://", "https://"))
+    }
+    return {url.rstrip("/") for url in urls}
+
+
+def _check_link(value: str, here: str, indexes: set[str], folders: tuple[Path, ...]) -> None:
+    if value.startswith(("http://", "https://")):
+        if value.rstrip("/") in indexes:
+            return
+        raise InvalidRequestError(f"{here}: find-links {value!r} is not one this service allows")
+    path = Path(os.path.realpath(value.removeprefix("file://")))
+    if not any(path == folder or folder in path.parents for folder in folders):
+        allowed = ", ".join(str(f) for f in folders) or "none are configured"
+        raise InvalidRequestError(
+            f"{here}: find-links {value!r} is not an allowed folder on this service "
+            f"(allowed: {allowed})"
+        )
+
+
+def _check_requirement(line: str, here: str) -> None:
+    words = line.split()
+    options = [w for w in words if w.startswith("--")]
+    bad = [w for w in options if not w.startswith("--hash")]
+    if bad:
+        raise InvalidRequestError(
+            f"{here}: option {bad[0]!r} is not accepted after a requirement (only --hash)"
+        )
+    line = " ".join(w for w in words if not w.startswith("--"))
+    try:
+        requirement = Requirement(line)
+    except InvalidRequirement as exc:
+        raise InvalidRequestError(f"{here}: {line!r} is not a requirement: {exc}") from None
+    if requirement.url:
+        raise InvalidRequestError(
+            f"{here}: direct URL {requirement.url!r} is not accepted; name a version on an index"
+        )
+
+
+def _lines(text: str) -> list[tuple[int, str]]:
+    """The logical lines (continuations joined, comments dropped), by their first line number."""
+    found: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            start = number
+        line = _COMMENT.sub("", raw).strip()
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line = (pending + line).strip()
+        pending = ""
+        if line:
+            found.append((start, line))
+    return found
+
+
+def compile_requirements(
+    path: Path, settings: Settings, target: Target, *, index: str | None = None
+) -> str:
+    """The pylock.toml text uv makes of `path` for `target`; `index` (the environment's page on
+    this service) put in front. Refuses, naming it, what the service may not follow."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(f"cannot read {path}: {exc}") from None
+    check_requirements(text, settings, where=str(path))
+    with tempfile.TemporaryDirectory(prefix="wheelwright-compile-") as scratch:
+        work = Path(scratch)
+        shutil.copyfile(path, work / "requirements.txt")
+        front = ("--index", index) if index else ()
+        command = [
+            uv.find_uv_bin(),
+            "pip",
+            "compile",
+            "requirements.txt",
+            "--no-build",
+            "--no-config",
+            "--format",
+            "pylock.toml",
+            "--python-version",
+            target.python,
+            "--python-platform",
+            python_platform(target),
+            "--no-header",
+            "--quiet",
+            *front,
+            "-o",
+            "pylock.toml",
+        ]
+        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
+        for name in [n for n in env if n.startswith("UV_") and n.endswith(("INDEX", "URL"))]:
+            del env[name]  # only the file's indexes (checked) and ours; not the caller's shell's
+        try:
+            done = subprocess.run(
+                command,
+                cwd=work,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=UV_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise InvalidRequestError(f"uv pip compile {path} ran past {UV_TIMEOUT_S} s") from None
+        if done.returncode != 0:
+            detail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
+            raise InvalidRequestError(
+                f"uv could not resolve {path} without building anything: {detail}"
+            )
+        return (work / "pylock.toml").read_text(encoding="utf-8")
