@@ -70,7 +70,11 @@ def plan(
                 where=str(folder / "pyproject.toml"),
             )
         else:  # no pyproject: no build settings but the ABI pins from the lock
-            lock = input_lock(given, settings, chosen, index=index)
+            from_input = input_lock(given, settings, chosen, index=index)
+            if from_input.lock is None:
+                _blocked(from_input.blocked_by or "?", chosen, output_json)
+                return
+            lock = from_input.lock
             project = ProjectBuildSettings()
         result = plan_project(lock, project, chosen, abi_pins=settings.abi_pins)
     except WheelwrightError as exc:

@@ -64,17 +64,29 @@ def _kind_of(path: Path) -> InputKind:
     )
 
 
+@dataclass(frozen=True)
+class InputLock:
+    """The lock of a pylock.toml or requirements.txt, or the package uv cannot resolve the
+    requirements without building first (`name==version`)."""
+
+    lock: Lock | None
+    blocked_by: str | None = None
+
+
 def input_lock(
     given: ProjectInput, settings: Settings, target: Target, *, index: str | None = None
-) -> Lock:
+) -> InputLock:
     """The lock of a pylock.toml or a requirements.txt (resolved by uv for `target`)."""
     if given.kind is InputKind.PYLOCK:
         try:
             text = given.file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise InvalidRequestError(f"cannot read {given.file}: {exc}") from None
-        return parse_pylock(text, where=str(given.file))
+        return InputLock(parse_pylock(text, where=str(given.file)))
     if given.kind is InputKind.REQUIREMENTS:
-        text = compile_requirements(given.file, settings, target, index=index)
-        return parse_pylock(text, where=f"the pylock.toml uv made of {given.file}")
+        compiled = compile_requirements(given.file, settings, target, index=index)
+        if compiled.text is None:
+            return InputLock(None, compiled.blocked_by)
+        where = f"the pylock.toml uv made of {given.file}"
+        return InputLock(parse_pylock(compiled.text, where=where))
     raise InvalidRequestError(f"{given.file}: a pyproject.toml is locked with uv lock, not here")

@@ -25,6 +25,7 @@ from service.errors import InvalidRequestError
 from service.models import Target
 from service.policy import allowed_folders
 from service.project.compat import ARCH, GLIBC
+from service.project.resolve import NEEDS_BUILD, ProjectLock
 
 UV_TIMEOUT_S = 600
 _COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after a space
@@ -131,9 +132,10 @@ def _lines(text: str) -> list[tuple[int, str]]:
 
 def compile_requirements(
     path: Path, settings: Settings, target: Target, *, index: str | None = None
-) -> str:
-    """The pylock.toml text uv makes of `path` for `target`; `index` (the environment's page on
-    this service) put in front. Refuses, naming it, what the service may not follow."""
+) -> ProjectLock:
+    """The pylock.toml text uv makes of `path` for `target`, `index` (the environment's page on
+    this service) in front; or the package (`name==version`) uv cannot resolve without building
+    it (as `project_lock` says it). Refuses, naming it, what the service may not follow."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -178,8 +180,11 @@ def compile_requirements(
         except subprocess.TimeoutExpired:
             raise InvalidRequestError(f"uv pip compile {path} ran past {UV_TIMEOUT_S} s") from None
         if done.returncode != 0:
+            blocker = NEEDS_BUILD.search(done.stderr)
+            if blocker is not None:  # only a build of it can tell its dependencies
+                return ProjectLock(None, f"{blocker.group(1)}=={blocker.group(2)}")
             detail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
             raise InvalidRequestError(
                 f"uv could not resolve {path} without building anything: {detail}"
             )
-        return (work / "pylock.toml").read_text(encoding="utf-8")
+        return ProjectLock((work / "pylock.toml").read_text(encoding="utf-8"))
