@@ -1,0 +1,58 @@
+"""`wheelwright project plan` given a requirements.txt or a pylock.toml instead of a pyproject:
+the real uv resolves the requirements against a real local index over HTTP, building forbidden,
+and the package that only has an sdist is named as the one to build; an index the service does
+not allow is refused, naming it, before uv reads the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from projectkit import fixture_index, project_env, wheelwright
+
+ONLY_PURE = {"project-pure": ("wheelwright_pure", "1.0")}
+
+
+def test_a_requirements_file_names_its_sdist_only_package_as_the_first_build(
+    tmp_path: Path,
+) -> None:
+    with fixture_index(tmp_path / "index", ONLY_PURE) as index:
+        requirements = tmp_path / "app" / "requirements.txt"
+        requirements.parent.mkdir()
+        requirements.write_text(f"--extra-index-url {index}\nsix==1.16.0\nwheelwright-pure==1.0\n")
+        env = {
+            **project_env(tmp_path / "home"),
+            "WHEELWRIGHT_INDEX__EXTRA_INDEX_URLS": f'["{index}"]',
+        }
+
+        done = wheelwright(env, "project", "plan", str(requirements), "--json", timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["blocked_by"] == "wheelwright-pure==1.0"
+
+        # the folder alone finds the file (no pyproject.toml, no pylock.toml there)
+        said = wheelwright(env, "project", "plan", str(requirements.parent), timeout=600)
+        assert said.returncode == 0, said.stderr
+        assert "without building wheelwright-pure==1.0" in " ".join(said.stderr.split())
+
+        # the same index, not on the service's allow-list: refused before uv reads the file
+        refused = wheelwright(project_env(tmp_path / "home2"), "project", "plan", str(requirements))
+        assert refused.returncode != 0
+        assert f"index {index!r} is not one this service allows" in " ".join(refused.stderr.split())
+
+
+def test_a_pylock_file_lists_the_package_without_a_wheel_to_build(tmp_path: Path) -> None:
+    pylock = tmp_path / "pylock.toml"
+    pylock.write_text(
+        'lock-version = "1.0"\n'
+        "[[packages]]\n"
+        'name = "six"\nversion = "1.16.0"\n'
+        'wheels = [{ url = "https://files.example/six-1.16.0-py2.py3-none-any.whl" }]\n'
+        "[[packages]]\n"
+        'name = "wheelwright-pure"\nversion = "1.0"\n'
+        'sdist = { url = "https://files.example/wheelwright_pure-1.0.tar.gz" }\n'
+    )
+    done = wheelwright(project_env(tmp_path / "home"), "project", "plan", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    plan = json.loads(done.stdout)
+    assert [(n["name"], n["reason"]) for n in plan["build"]] == [("wheelwright-pure", "sdist only")]
+    assert plan["from_wheels"] == ["six"]
