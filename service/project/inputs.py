@@ -7,13 +7,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
 
 from service.config import Settings
 from service.errors import InvalidRequestError
 from service.models import Target
 from service.project.lock import Lock
+from service.project.plan import reachable
 from service.project.pylock import parse_pylock
-from service.project.requirements import compile_requirements
+from service.project.requirements import (
+    allowed_indexes,
+    check_requirements,
+    compile_requirements,
+    exact_pins,
+    requirement_names,
+    uv_index_table,
+)
 
 
 class InputKind(StrEnum):
@@ -74,7 +85,12 @@ class InputLock:
 
 
 def input_lock(
-    given: ProjectInput, settings: Settings, target: Target, *, index: str | None = None
+    given: ProjectInput,
+    settings: Settings,
+    target: Target,
+    *,
+    index: str | None = None,
+    fresh: tuple[str, ...] = (),
 ) -> InputLock:
     """The lock of a pylock.toml or a requirements.txt (resolved by uv for `target`)."""
     if given.kind is InputKind.PYLOCK:
@@ -84,9 +100,47 @@ def input_lock(
             raise InvalidRequestError(f"cannot read {given.file}: {exc}") from None
         return InputLock(parse_pylock(text, where=str(given.file)))
     if given.kind is InputKind.REQUIREMENTS:
-        compiled = compile_requirements(given.file, settings, target, index=index)
+        compiled = compile_requirements(given.file, settings, target, index=index, fresh=fresh)
         if compiled.text is None:
             return InputLock(None, compiled.blocked_by)
         where = f"the pylock.toml uv made of {given.file}"
         return InputLock(parse_pylock(compiled.text, where=where))
     raise InvalidRequestError(f"{given.file}: a pyproject.toml is locked with uv lock, not here")
+
+
+@dataclass(frozen=True)
+class InputProject:
+    """What a pylock.toml or requirements.txt says of its environment, in a pyproject's terms:
+    the ABI pins (torch) it installs, where packages come from (a `[tool.uv]` table, checked
+    against the service's allow-lists), and the names it requires directly."""
+
+    abi_pins: dict[str, str]
+    data: dict[str, Any]
+    direct: frozenset[str]
+
+
+def input_project(given: ProjectInput, settings: Settings, target: Target) -> InputProject:
+    try:
+        text = given.file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequestError(f"cannot read {given.file}: {exc}") from None
+    where = str(given.file)
+    if given.kind is InputKind.REQUIREMENTS:
+        check_requirements(text, settings, where=where)
+        pins = exact_pins(text, settings.abi_pins)
+        direct = frozenset(requirement_names(text))
+        return InputProject(pins, {"tool": {"uv": uv_index_table(text)}}, direct)
+    lock = parse_pylock(text, where=where)
+    found = reachable(lock, target)
+    pins = {n: found[n].version for n in map(canonicalize_name, settings.abi_pins) if n in found}
+    allowed = allowed_indexes(settings)
+    registries = sorted({p.registry for p in found.values() if p.registry})
+    for url in registries:
+        if url.rstrip("/") not in allowed:
+            raise InvalidRequestError(
+                f"{where}: index {url!r} is not one this service allows "
+                f"(allowed: {', '.join(sorted(allowed)) or 'none are configured'})"
+            )
+    # a pylock need not record which packages the user asked for: none is taken as direct,
+    # so the printed configuration leaves our index searchable rather than explicit
+    return InputProject(pins, {"tool": {"uv": {"extra-index-url": registries}}}, frozenset())

@@ -112,7 +112,12 @@ def _source(raw: Mapping[str, Any], local: str | None) -> dict[str, str]:
         where = detail.get("path") or detail.get("url") if isinstance(detail, Mapping) else None
         return {"path" if local == "directory" else local: str(where or local)}
     index = raw.get("index")
-    return {"registry": str(index)} if index is not None else {}
+    if index is not None:
+        return {"registry": str(index)}
+    # uv writes no `index`: where the first file lies says where the package comes from
+    files = [raw.get("sdist"), *raw.get("wheels", [])]
+    url = next((f["url"] for f in files if isinstance(f, Mapping) and "url" in f), None)
+    return {"url": str(url)} if url is not None else {}
 
 
 def _filename(entry: Any) -> str:

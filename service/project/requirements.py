@@ -15,10 +15,13 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import uv
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 
 from service.config import Settings
 from service.errors import InvalidRequestError
@@ -50,8 +53,7 @@ def check_requirements(text: str, settings: Settings, *, where: str) -> None:
         if not line.startswith("-"):
             _check_requirement(line, here)
             continue
-        option, _, value = line.partition("=") if "=" in line.split()[0] else line.partition(" ")
-        option, value = option.strip(), value.strip()
+        option, value = _option(line)
         if option in INDEX_OPTIONS:
             if value.rstrip("/") not in indexes:
                 raise InvalidRequestError(
@@ -65,6 +67,59 @@ def check_requirements(text: str, settings: Settings, *, where: str) -> None:
                 f"{here}: option {option!r} is not accepted in a requirements file here "
                 "(only indexes, find-links and binary choices; no -r, -c or -e)"
             )
+
+
+def uv_index_table(text: str) -> dict[str, Any]:
+    """Where the (checked) file takes packages from, as the keys of a `[tool.uv]` table: what
+    the project's environment and its builds use, as for a pyproject's own indexes."""
+    table: dict[str, Any] = {}
+    for _, line in _lines(text):
+        if not line.startswith("-"):
+            continue
+        option, value = _option(line)
+        if option in ("--index-url", "-i"):
+            table["index-url"] = value
+        elif option == "--extra-index-url":
+            table.setdefault("extra-index-url", []).append(value)
+        elif option in LINK_OPTIONS:
+            table.setdefault("find-links", []).append(value.removeprefix("file://"))
+        elif option == "--no-index":
+            table["no-index"] = True
+    return table
+
+
+def requirement_names(text: str) -> set[str]:
+    """The names the file requires (what a pyproject would list as its dependencies)."""
+    return {canonicalize_name(req.name) for req in _requirements(text)}
+
+
+def exact_pins(text: str, names: Iterable[str]) -> dict[str, str]:
+    """The exact pins (`torch==2.13.0`) of `names` among the file's requirements."""
+    wanted = {canonicalize_name(n) for n in names}
+    pins: dict[str, str] = {}
+    for req in _requirements(text):
+        specs = list(req.specifier)
+        if canonicalize_name(req.name) in wanted and len(specs) == 1 and specs[0].operator == "==":
+            pins[canonicalize_name(req.name)] = specs[0].version
+    return pins
+
+
+def _requirements(text: str) -> list[Requirement]:
+    found: list[Requirement] = []
+    for _, line in _lines(text):
+        if line.startswith("-"):
+            continue
+        try:
+            found.append(Requirement(" ".join(w for w in line.split() if not w.startswith("--"))))
+        except InvalidRequirement:
+            continue
+    return found
+
+
+def _option(line: str) -> tuple[str, str]:
+    head = line.split(maxsplit=1)[0]
+    option, _, value = line.partition("=") if "=" in head else line.partition(" ")
+    return option.strip(), value.strip()
 
 
 def allowed_indexes(settings: Settings) -> set[str]:
@@ -131,7 +186,12 @@ def _lines(text: str) -> list[tuple[int, str]]:
 
 
 def compile_requirements(
-    path: Path, settings: Settings, target: Target, *, index: str | None = None
+    path: Path,
+    settings: Settings,
+    target: Target,
+    *,
+    index: str | None = None,
+    fresh: tuple[str, ...] = (),
 ) -> ProjectLock:
     """The pylock.toml text uv makes of `path` for `target`, `index` (the environment's page on
     this service) in front; or the package (`name==version`) uv cannot resolve without building
@@ -144,7 +204,8 @@ def compile_requirements(
     with tempfile.TemporaryDirectory(prefix="wheelwright-compile-") as scratch:
         work = Path(scratch)
         shutil.copyfile(path, work / "requirements.txt")
-        front = ("--index", index) if index else ()
+        refresh = [arg for name in fresh for arg in ("--refresh-package", name)]
+        front = ("--index", index, *refresh) if index else ()
         command = [
             uv.find_uv_bin(),
             "pip",
@@ -165,7 +226,9 @@ def compile_requirements(
             "pylock.toml",
         ]
         env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-        for name in [n for n in env if n.startswith("UV_") and n.endswith(("INDEX", "URL"))]:
+        for name in [
+            n for n in env if n.startswith("UV_") and n.endswith(("INDEX", "URL", "LINKS"))
+        ]:
             del env[name]  # only the file's indexes (checked) and ours; not the caller's shell's
         try:
             done = subprocess.run(
