@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import docker
+import pytest
+from enginekit import managed_containers
 from projectkit import fixture_index, project_env, wheelwright
+from s3_server import free_port
 
 ONLY_PURE = {"project-pure": ("wheelwright_pure", "1.0")}
 
@@ -56,3 +60,38 @@ def test_a_pylock_file_lists_the_package_without_a_wheel_to_build(tmp_path: Path
     plan = json.loads(done.stdout)
     assert [(n["name"], n["reason"]) for n in plan["build"]] == [("wheelwright-pure", "sdist only")]
     assert plan["from_wheels"] == ["six"]
+
+
+@pytest.mark.docker
+def test_project_build_of_a_requirements_file_builds_its_sdist_only_package_once(
+    tmp_path: Path, docker_client: docker.DockerClient, cpu_image: str
+) -> None:
+    home = tmp_path / "home"
+    with fixture_index(tmp_path / "index", ONLY_PURE) as index:
+        requirements = tmp_path / "requirements.txt"
+        requirements.write_text(f"--extra-index-url {index}\nsix==1.16.0\nwheelwright-pure==1.0\n")
+        env = {**project_env(home), "WHEELWRIGHT_INDEX__EXTRA_INDEX_URLS": f'["{index}"]'}
+        url = f"http://127.0.0.1:{free_port()}"
+        args = ("project", "build", str(requirements), "--url", url)
+
+        done = wheelwright(env, *args, "--json", timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        first = json.loads(done.stdout)
+        assert [(p["name"], p["state"]) for p in first["packages"]] == [
+            ("wheelwright-pure", "built")
+        ]
+        assert first["index_url"] in first["uv_config"]
+        assert 'wheelwright-pure = { index = "wheelwright" }' in first["uv_config"]
+
+        again = wheelwright(env, *args, "--json", timeout=900)
+        assert again.returncode == 0, again.stderr[-3000:]
+        second = json.loads(again.stdout)
+        assert [(p["name"], p["state"]) for p in second["packages"]] == [
+            ("wheelwright-pure", "cached")
+        ]
+        assert second["uv_config"] == first["uv_config"]
+
+        refused = wheelwright(env, *args, "--write")
+        assert refused.returncode == 2
+        assert "--write edits a pyproject.toml" in " ".join(refused.stderr.split())
+    assert managed_containers(docker_client, home) == []
