@@ -12,7 +12,7 @@ from service.config import Settings, SourceSettings
 from service.errors import InvalidRequestError
 from service.models import IndexSettings, Target
 from service.project import plan_project
-from service.project.inputs import InputKind, find_input, input_lock
+from service.project.inputs import InputKind, find_input, input_lock, input_project
 from service.project.requirements import check_requirements, python_platform
 from service.project.settings import ProjectBuildSettings
 from tests.buildkit import make_sdist
@@ -113,3 +113,35 @@ def test_a_folder_prefers_pyproject_then_pylock_then_requirements(tmp_path: Path
         find_input(tmp_path / "setup.cfg")
     with pytest.raises(InvalidRequestError, match=r"missing\.txt does not exist"):
         find_input(tmp_path / "missing.txt")
+
+
+def test_a_requirements_file_gives_its_indexes_pins_and_names_to_the_environment(
+    tmp_path: Path,
+) -> None:
+    links = tmp_path / "links"
+    links.mkdir()
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text(
+        f"--index-url {MIRROR}\n-f file://{links}\ntorch==2.13.0\n"
+        "Beta_Pkg>=1 ; sys_platform == 'linux'\n"
+    )
+    found = input_project(find_input(requirements), settings(links), CPU311)
+    assert found.abi_pins == {"torch": "2.13.0"}
+    assert found.direct == {"torch", "beta-pkg"}
+    assert found.data == {"tool": {"uv": {"index-url": MIRROR, "find-links": [str(links)]}}}
+
+
+def test_a_pylock_whose_package_comes_from_an_unallowed_index_is_refused(tmp_path: Path) -> None:
+    pylock = tmp_path / "pylock.toml"
+    pylock.write_text(
+        'lock-version = "1.0"\n[[packages]]\nname = "torch"\nversion = "2.13.0"\n'
+        'index = "https://evil.example/simple"\n'
+        'wheels = [{ url = "https://evil.example/torch-2.13.0-py3-none-any.whl" }]\n'
+    )
+    with pytest.raises(InvalidRequestError) as raised:
+        input_project(find_input(pylock), settings(), CPU311)
+    assert "index 'https://evil.example/simple' is not one this service allows" in str(raised.value)
+    pylock.write_text(pylock.read_text().replace("https://evil.example/simple", MIRROR))
+    found = input_project(find_input(tmp_path), settings(), CPU311)
+    assert found.abi_pins == {"torch": "2.13.0"}
+    assert found.data == {"tool": {"uv": {"extra-index-url": [MIRROR]}}}
