@@ -139,7 +139,10 @@ def _check_link(value: str, here: str, indexes: set[str], folders: tuple[Path, .
         if value.rstrip("/") in indexes:
             return
         raise InvalidRequestError(f"{here}: find-links {value!r} is not one this service allows")
-    path = Path(os.path.realpath(value.removeprefix("file://")))
+    given = Path(value.removeprefix("file://"))
+    if not given.is_absolute():  # uv would read it beside the scratch copy, not the user's file
+        raise InvalidRequestError(f"{here}: find-links {value!r} must be an absolute folder")
+    path = Path(os.path.realpath(given))
     if not any(path == folder or folder in path.parents for folder in folders):
         allowed = ", ".join(str(f) for f in folders) or "none are configured"
         raise InvalidRequestError(

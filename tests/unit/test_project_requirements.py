@@ -37,6 +37,7 @@ def settings(links: Path | None = None) -> Settings:
         ("--extra-index-url http://127.0.0.1:9/simple/", "index 'http://127.0.0.1:9/simple/'"),
         ("--find-links https://evil.example/links", "find-links 'https://evil.example/links'"),
         ("-f /etc", "find-links '/etc' is not an allowed folder"),
+        ("-f wheels", "find-links 'wheels' must be an absolute folder"),
         ("-r /etc/other.txt", "option '-r' is not accepted"),
         ("-e ./src", "option '-e' is not accepted"),
         ("--trusted-host evil.example", "option '--trusted-host' is not accepted"),
