@@ -143,4 +143,7 @@ def input_project(given: ProjectInput, settings: Settings, target: Target) -> In
             )
     # a pylock need not record which packages the user asked for: none is taken as direct,
     # so the printed configuration leaves our index searchable rather than explicit
-    return InputProject(pins, {"tool": {"uv": {"extra-index-url": registries}}}, frozenset())
+    data: dict[str, Any] = {"tool": {"uv": {"extra-index-url": registries}}}
+    if lock.requires_python:  # checked against the target's Python as a pyproject's is
+        data["project"] = {"requires-python": lock.requires_python}
+    return InputProject(pins, data, frozenset())

@@ -135,7 +135,8 @@ def test_a_requirements_file_gives_its_indexes_pins_and_names_to_the_environment
 def test_a_pylock_whose_package_comes_from_an_unallowed_index_is_refused(tmp_path: Path) -> None:
     pylock = tmp_path / "pylock.toml"
     pylock.write_text(
-        'lock-version = "1.0"\n[[packages]]\nname = "torch"\nversion = "2.13.0"\n'
+        'lock-version = "1.0"\nrequires-python = ">=3.10"\n'
+        '[[packages]]\nname = "torch"\nversion = "2.13.0"\n'
         'index = "https://evil.example/simple"\n'
         'wheels = [{ url = "https://evil.example/torch-2.13.0-py3-none-any.whl" }]\n'
     )
@@ -145,4 +146,7 @@ def test_a_pylock_whose_package_comes_from_an_unallowed_index_is_refused(tmp_pat
     pylock.write_text(pylock.read_text().replace("https://evil.example/simple", MIRROR))
     found = input_project(find_input(tmp_path), settings(), CPU311)
     assert found.abi_pins == {"torch": "2.13.0"}
-    assert found.data == {"tool": {"uv": {"extra-index-url": [MIRROR]}}}
+    assert found.data == {
+        "tool": {"uv": {"extra-index-url": [MIRROR]}},
+        "project": {"requires-python": ">=3.10"},
+    }
