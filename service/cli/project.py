@@ -14,16 +14,32 @@ from rich.table import Table
 from service.cli.common import app, err, fail, settings_for
 from service.errors import InvalidRequestError, WheelwrightError
 from service.models import EnvironmentSpec, Target
-from service.project import ProjectPlan, parse_lock, plan_project, read_project_settings
+from service.project import (
+    ProjectBuildSettings,
+    ProjectPlan,
+    parse_lock,
+    plan_project,
+    read_project_settings,
+)
+from service.project.inputs import find_input, input_lock
 from service.project.resolve import project_lock
 
-project_app = typer.Typer(help="Whole projects: pyproject.toml and uv.lock.", no_args_is_help=True)
+project_app = typer.Typer(
+    help="Whole projects: pyproject.toml and uv.lock, pylock.toml, requirements.txt.",
+    no_args_is_help=True,
+)
 app.add_typer(project_app, name="project")
 
 
 @project_app.command("plan")
 def plan(
-    path: Annotated[Path, typer.Argument(help="the project folder (pyproject.toml, uv.lock)")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="the project: a folder (pyproject.toml and uv.lock, else pylock.toml, else "
+            "requirements.txt) or one such file"
+        ),
+    ],
     target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
     cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
     python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
@@ -41,16 +57,25 @@ def plan(
     try:
         settings = settings_for(None)
         chosen = _target(settings.environments, environment, target, cuda, python)
-        folder = path.expanduser().resolve()
-        locked = project_lock(folder, settings, index=index)
-        if locked.text is None:
-            _blocked(locked.blocked_by or "?", chosen, output_json)
-            return
-        lock = parse_lock(locked.text, where=str(folder / "uv.lock"))
-        project = read_project_settings(
-            (folder / "pyproject.toml").read_text(encoding="utf-8"),
-            where=str(folder / "pyproject.toml"),
-        )
+        given = find_input(path)
+        if given.has_pyproject:
+            folder = given.folder
+            locked = project_lock(folder, settings, index=index)
+            if locked.text is None:
+                _blocked(locked.blocked_by or "?", chosen, output_json)
+                return
+            lock = parse_lock(locked.text, where=str(folder / "uv.lock"))
+            project = read_project_settings(
+                (folder / "pyproject.toml").read_text(encoding="utf-8"),
+                where=str(folder / "pyproject.toml"),
+            )
+        else:  # no pyproject: no build settings but the ABI pins from the lock
+            from_input = input_lock(given, settings, chosen, index=index)
+            if from_input.lock is None:
+                _blocked(from_input.blocked_by or "?", chosen, output_json)
+                return
+            lock = from_input.lock
+            project = ProjectBuildSettings()
         result = plan_project(lock, project, chosen, abi_pins=settings.abi_pins)
     except WheelwrightError as exc:
         raise fail(exc) from None

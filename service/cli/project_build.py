@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -28,6 +29,13 @@ from service.project.environment import (
     declared_pins,
     project_environment,
 )
+from service.project.inputs import (
+    InputLock,
+    ProjectInput,
+    find_input,
+    input_lock,
+    input_project,
+)
 from service.project.lock import parse_lock
 from service.project.plan import reachable
 from service.project.run import ProjectProgress
@@ -38,7 +46,13 @@ STATE_STYLE = {"built": "green", "cached": "green", "failed": "red", "not built"
 
 @project_app.command("build")
 def build(
-    path: Annotated[Path, typer.Argument(help="the project folder (pyproject.toml, uv.lock)")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="the project: a folder (pyproject.toml and uv.lock, else pylock.toml, else "
+            "requirements.txt) or one such file"
+        ),
+    ],
     target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
     cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
     python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
@@ -62,23 +76,38 @@ def build(
     configure_logging(json_logs=False, quiet=not verbose)
     try:
         settings = settings_for(executor)
-        folder = path.expanduser().resolve()
+        given = find_input(path)
+        folder = given.folder
         chosen = _target(settings.environments, environment, target, cuda, python)
         pyproject = folder / "pyproject.toml"
-        if not pyproject.is_file():
-            raise InvalidRequestError(f"{folder} has no pyproject.toml")
-        pins = _abi_pins(folder, settings, chosen)
+        other = None if given.has_pyproject else input_project(given, settings, chosen)
+        if other is not None and write:
+            raise InvalidRequestError(
+                f"--write edits a pyproject.toml, and {given.file} is a {given.kind.value}: "
+                "the uv configuration is printed instead; run without --write"
+            )
+        pins = _abi_pins(folder, settings, chosen) if other is None else other.abi_pins
         env = project_environment(
             settings,
-            pyproject,
+            given.file,
             target=chosen,
             environment=environment,
             base_url=url,
             abi_pins=pins,
+            data=None if other is None else other.data,
         )
-        result = _run(folder, env.settings(settings), env, pins, url, workers, output_json)
+        lock_input = None
+        if other is not None:
+            lock_input = _lock_input(given, env.settings(settings), chosen, env.index_url)
+        result = _run(
+            folder, env.settings(settings), env, pins, url, workers, output_json, lock_input
+        )
         built = result.built
-        direct = direct_dependencies(tomllib.loads(pyproject.read_text(encoding="utf-8")))
+        direct = (
+            direct_dependencies(tomllib.loads(pyproject.read_text(encoding="utf-8")))
+            if other is None
+            else other.direct
+        )
         config = uv_config_text(env.index_url, built, direct=direct) if built else ""
         if write and built:
             write_uv_config(pyproject, env.index_url, built)
@@ -103,6 +132,13 @@ def _abi_pins(folder: Path, settings: Settings, target: Target) -> dict[str, str
     return declared_pins(folder / "pyproject.toml", settings.abi_pins)
 
 
+def _lock_input(
+    given: ProjectInput, settings: Settings, target: Target, index: str
+) -> Callable[[tuple[str, ...]], InputLock]:
+    """The lock of a pylock.toml or requirements.txt, our environment's page in front."""
+    return lambda fresh: input_lock(given, settings, target, index=index, fresh=fresh)
+
+
 def _run(
     folder: Path,
     settings: Settings,
@@ -111,6 +147,7 @@ def _run(
     url: str,
     workers: int,
     quiet: bool,
+    lock_input: Callable[[tuple[str, ...]], InputLock] | None = None,
 ) -> ProjectResult:
     with embedded_service(settings, workers=workers) as service:
         project: ProjectBuild | None = None
@@ -132,6 +169,7 @@ def _run(
                 on_change=live.refresh,
                 on_wave=service.wave.flush,
                 before_lock=index.refresh,
+                lock_input=lock_input,
             )
             return project.run()
 

@@ -21,6 +21,7 @@ from service.errors import InvalidRequestError
 from service.jobs import JobBackend
 from service.models import BuildRequest, RequirementSource
 from service.project.environment import ProjectEnvironment
+from service.project.inputs import InputLock
 from service.project.lock import Lock, parse_lock
 from service.project.plan import BuildNode, ProjectPlan, plan_project, reachable
 from service.project.resolve import project_lock, runtime_blocker
@@ -60,6 +61,7 @@ class ProjectBuild:
         on_wave: Callable[[], object] | None = None,
         before_lock: Callable[[], object] | None = None,
         poll_s: float = 0.2,
+        lock_input: Callable[[tuple[str, ...]], InputLock] | None = None,
     ) -> None:
         self.folder = folder
         self.env = env
@@ -72,14 +74,23 @@ class ProjectBuild:
         self._on_wave = on_wave
         self._before_lock = before_lock or (lambda: None)
         self._poll_s = poll_s
-        self._project = read_project_settings(
-            (folder / "pyproject.toml").read_text(encoding="utf-8"),
-            where=str(folder / "pyproject.toml"),
+        # a pylock.toml or requirements.txt (`lock_input`, given the packages built since uv
+        # last looked): no pyproject, so no build settings but the environment's ABI pins
+        self._lock_input = lock_input
+        self._project = (
+            ProjectBuildSettings()
+            if lock_input is not None
+            else read_project_settings(
+                (folder / "pyproject.toml").read_text(encoding="utf-8"),
+                where=str(folder / "pyproject.toml"),
+            )
         )
 
     def run(self) -> ProjectResult:
-        text = self._lock()
-        lock = parse_lock(text, where=str(self.folder / "uv.lock"))
+        if self._lock_input is not None:
+            lock = self._input_lock(self._lock_input)
+        else:
+            lock = parse_lock(self._lock(), where=str(self.folder / "uv.lock"))
         target = self.env.spec.target
         plan = plan_project(lock, self._project, target, abi_pins=tuple(self._abi))
         self._note_served(lock, plan)
@@ -102,6 +113,19 @@ class ProjectBuild:
             self._build_first(str(locked.blocked_by), chain=())
         raise InvalidRequestError(
             f"uv could not lock the project after building {MAX_ROUNDS} packages one by one"
+        )
+
+    def _input_lock(self, lock_input: Callable[[tuple[str, ...]], InputLock]) -> Lock:
+        """The lock of a pylock.toml or requirements.txt; for the latter a fixpoint as in
+        `_lock`: what uv cannot resolve without building is built first."""
+        for _ in range(MAX_ROUNDS):
+            self._before_lock()
+            found = lock_input(self._fresh())
+            if found.lock is not None:
+                return found.lock
+            self._build_first(str(found.blocked_by), chain=())
+        raise InvalidRequestError(
+            f"uv could not resolve the requirements after building {MAX_ROUNDS} packages"
         )
 
     def _build_first(self, pin: str, *, chain: tuple[str, ...]) -> None:
@@ -147,8 +171,11 @@ class ProjectBuild:
     def _note_served(self, lock: Lock, plan: ProjectPlan) -> None:
         """Packages the lock takes from our index (built by an earlier run): in the result."""
         ours = self.env.index_url.rstrip("/")
+        files = f"{ours.rsplit('/simple/', 1)[0]}/files/"  # a pylock names files, not indexes
         for name, package in sorted(reachable(lock, self.env.spec.target).items()):
-            served = (package.registry or "").rstrip("/") == ours
+            served = (package.registry or "").rstrip("/") == ours or package.source.get(
+                "url", ""
+            ).startswith(files)
             if served and name not in self.progress.nodes and name not in plan.nodes:
                 self.progress.nodes[name] = NodeProgress(
                     name, package.version, 0, state="cached", note="on our index already"

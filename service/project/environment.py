@@ -54,10 +54,12 @@ def project_environment(
     environment: str | None,
     base_url: str,
     abi_pins: Mapping[str, str],
+    data: Mapping[str, Any] | None = None,
 ) -> ProjectEnvironment:
     """The environment for a project: `environment` if named (its target is `target`), else
-    one derived from `target`."""
-    data = _toml(pyproject)
+    one derived from `target`. `data`: the project's settings where `pyproject` is another file
+    (a requirements.txt's indexes as a `[tool.uv]` table), instead of reading it."""
+    data = _toml(pyproject) if data is None else data
     if environment is not None:
         spec = settings.environments.get(environment)
         if spec is None:

@@ -30,7 +30,7 @@ from service.errors import InvalidRequestError
 from service.project.trust import check_project, uv_environment
 
 UV_TIMEOUT_S = 600
-_NEEDS_BUILD = re.compile(r"(?:^|\s)([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no usable wheels")
+NEEDS_BUILD = re.compile(r"(?:^|\s)([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no usable wheels")
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def _uv(work: Path, settings: Settings, *flags: str, what: str) -> tuple[str, st
         raise InvalidRequestError(f"{what}: uv lock ran past {UV_TIMEOUT_S} s") from None
     if done.returncode == 0:
         return None
-    blocker = _NEEDS_BUILD.search(done.stderr)
+    blocker = NEEDS_BUILD.search(done.stderr)
     if blocker and "--check" not in flags:
         return blocker.group(1), blocker.group(2)
     detail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
