@@ -26,7 +26,7 @@ from service.models import Target
 from service.project.build import ProjectBuild, ProjectResult
 from service.project.environment import (
     ProjectEnvironment,
-    declared_pins,
+    project_abi_pins,
     project_environment,
 )
 from service.project.inputs import (
@@ -36,8 +36,6 @@ from service.project.inputs import (
     input_lock,
     input_project,
 )
-from service.project.lock import parse_lock
-from service.project.plan import reachable
 from service.project.run import ProjectProgress
 from service.project.uvconfig import direct_dependencies, uv_config_text, write_uv_config
 
@@ -86,7 +84,7 @@ def build(
                 f"--write edits a pyproject.toml, and {given.file} is a {given.kind.value}: "
                 "the uv configuration is printed instead; run without --write"
             )
-        pins = _abi_pins(folder, settings, chosen) if other is None else other.abi_pins
+        pins = project_abi_pins(folder, settings, chosen) if other is None else other.abi_pins
         env = project_environment(
             settings,
             given.file,
@@ -120,16 +118,6 @@ def build(
         _report(result, env.name, config, write, seconds)
     if result.progress.failed:
         raise typer.Exit(BuildFailedError.exit_code)
-
-
-def _abi_pins(folder: Path, settings: Settings, target: Target) -> dict[str, str]:
-    """The ABI-relevant versions (torch) the project installs: from its lock, else its pins."""
-    lock_file = folder / "uv.lock"
-    if lock_file.is_file():
-        lock = parse_lock(lock_file.read_text(encoding="utf-8"), where=str(lock_file))
-        found = reachable(lock, target)
-        return {n: found[n].version for n in settings.abi_pins if n in found}
-    return declared_pins(folder / "pyproject.toml", settings.abi_pins)
 
 
 def _lock_input(

@@ -32,6 +32,8 @@ from service.models import (
     RequirementSource,
     Target,
 )
+from service.project.lock import parse_lock
+from service.project.plan import reachable
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,16 @@ def project_index(data: Mapping[str, Any], settings: Settings, *, ours: str) -> 
         )
     except ValueError as exc:
         raise InvalidRequestError(f"pyproject.toml: bad index settings: {exc}") from None
+
+
+def project_abi_pins(folder: Path, settings: Settings, target: Target) -> dict[str, str]:
+    """The ABI-relevant versions (torch) the project installs: from its lock, else its pins."""
+    lock_file = folder / "uv.lock"
+    if lock_file.is_file():
+        lock = parse_lock(lock_file.read_text(encoding="utf-8"), where=str(lock_file))
+        found = reachable(lock, target)
+        return {n: found[n].version for n in settings.abi_pins if n in found}
+    return declared_pins(folder / "pyproject.toml", settings.abi_pins)
 
 
 def declared_pins(pyproject: Path, names: Iterable[str]) -> dict[str, str]:

@@ -27,9 +27,11 @@ from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightE
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
-from service.project.environment import ProjectEnvironment, declared_pins, project_environment
-from service.project.lock import parse_lock
-from service.project.plan import reachable
+from service.project.environment import (
+    ProjectEnvironment,
+    project_abi_pins,
+    project_environment,
+)
 from service.project.uvconfig import direct_dependencies, uv_config_text
 from service.project.wave import WaveDispatcher
 from service.store import WheelStore
@@ -38,6 +40,10 @@ from service.submit import Submitted, submit
 log = structlog.get_logger("wheelwright.project")
 
 ProjectState = Literal["queued", "running", "succeeded", "failed"]
+#: How often a running project build rewrites its state, and after how long without that a
+#: reader takes it as lost (the API process that ran it stopped).
+HEARTBEAT_S = 15.0
+LOST_AFTER_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -100,17 +106,17 @@ def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
     if key is None or not store.exists(key):
         raise BuildNotFoundError(f"no project build {project_build_id!r}")
     state: dict[str, object] = json.loads(store.get(key))
+    beat = state.get("heartbeat_at")
+    lost = isinstance(beat, (int, float)) and time.time() - beat > LOST_AFTER_S
+    if state.get("state") in ("queued", "running") and lost:
+        state |= {
+            "state": "failed",
+            "error": f"lost: the service process running it stopped (no sign for "
+            f"{LOST_AFTER_S:.0f} s); submit the project again",
+            "finished_at": time.time(),
+        }
+        store.put(key, json.dumps(state, indent=2).encode(), content_type="application/json")
     return state
-
-
-def abi_pins(folder: Path, settings: Settings, target: Target) -> dict[str, str]:
-    """The ABI-relevant versions (torch) the project installs: from its lock, else its pins."""
-    lock_file = folder / "uv.lock"
-    if lock_file.is_file():
-        lock = parse_lock(lock_file.read_text(encoding="utf-8"), where="uv.lock")
-        found = reachable(lock, target)
-        return {n: found[n].version for n in settings.abi_pins if n in found}
-    return declared_pins(folder / "pyproject.toml", settings.abi_pins)
 
 
 def environment_for(
@@ -121,7 +127,7 @@ def environment_for(
     pyproject = folder / "pyproject.toml"
     if not pyproject.is_file():
         raise InvalidRequestError("the project has no pyproject.toml at its top folder")
-    pins = abi_pins(folder, parts.settings, target)
+    pins = project_abi_pins(folder, parts.settings, target)
     env = project_environment(
         parts.settings,
         pyproject,
@@ -157,6 +163,8 @@ class ServedProjectBuild:
         self._git = git
         self._source = dict(source)
         self._build: ProjectBuild | None = None
+        self._saving = threading.Lock()
+        self._ended = threading.Event()
         self.state: dict[str, object] = {
             "id": self.id,
             "state": "queued",
@@ -173,12 +181,22 @@ class ServedProjectBuild:
         }
 
     def save(self) -> None:
-        if self._build is not None:
-            self.state["packages"] = self._build.progress.as_json(time.monotonic())
-        body = json.dumps(self.state, indent=2).encode()
-        self.parts.store.put(
-            layout.project_build_key(self.id), body, content_type="application/json"
-        )
+        """Write the state (the run thread on each change, the heartbeat between)."""
+        with self._saving:
+            if self._build is not None:
+                self.state["packages"] = self._build.progress.as_json(time.monotonic())
+            self.state["heartbeat_at"] = time.time()
+            body = json.dumps(self.state, indent=2).encode()
+            self.parts.store.put(
+                layout.project_build_key(self.id), body, content_type="application/json"
+            )
+
+    def _heartbeat(self) -> None:
+        while not self._ended.wait(HEARTBEAT_S):
+            try:
+                self.save()
+            except Exception as exc:  # the store away for a moment: the next beat may pass
+                log.warning("project.heartbeat_failed", error=str(exc))
 
     def start(self) -> threading.Thread:
         """Save the queued state, then run in a thread of this process."""
@@ -189,9 +207,11 @@ class ServedProjectBuild:
 
     def run(self) -> None:
         bound = structlog.contextvars.bind_contextvars(project_build_id=self.id)
+        beat = threading.Thread(target=self._heartbeat, name=f"beat-{self.id}", daemon=True)
         try:
             self.state["state"] = "running"
             self.save()
+            beat.start()
             self._run()
         except Exception as exc:  # whatever broke, the project build ends with its cause
             cause = (
@@ -200,6 +220,7 @@ class ServedProjectBuild:
             log.warning("project.failed", error=cause)
             self._end("failed", cause)
         finally:
+            self._ended.set()
             shutil.rmtree(self._workdir, ignore_errors=True)
             structlog.contextvars.reset_contextvars(**bound)
 

@@ -21,6 +21,7 @@ from service.config import Settings, load_settings
 from service.errors import BuildNotFoundError
 from service.jobs import MemoryJobs
 from service.models import Target
+from service.project import served
 from service.project.served import ServedParts, ServedProjectBuild, load_state
 from service.store import LocalStore
 from tests.fakes import RecordingDispatcher
@@ -242,3 +243,21 @@ def test_a_crash_in_the_thread_ends_failed_not_running(
     assert not (tmp_path / "work").exists()
     with pytest.raises(BuildNotFoundError):
         load_state(store, "f" * 32)
+
+
+def test_a_project_build_whose_process_died_reads_as_failed_not_running(
+    client: TestClient, store: LocalStore
+) -> None:
+    """The API process that ran it is gone: no heartbeat, so the next read ends it, for good."""
+    key = layout.project_build_key("0" * 32)
+    stale = time.time() - served.LOST_AFTER_S - 1
+    state = {"id": "0" * 32, "state": "running", "heartbeat_at": stale, "error": None}
+    store.put(key, json.dumps(state).encode(), content_type="application/json")
+    answer = client.get(f"/v1/projects/{'0' * 32}")
+    assert answer.status_code == 200
+    assert answer.json()["state"] == "failed"
+    assert "lost" in answer.json()["error"]
+    assert json.loads(store.get(key))["state"] == "failed"  # kept, not only answered
+    fresh = {**state, "id": "1" * 32, "heartbeat_at": time.time()}
+    store.put(layout.project_build_key("1" * 32), json.dumps(fresh).encode())
+    assert client.get(f"/v1/projects/{'1' * 32}").json()["state"] == "running"
