@@ -10,16 +10,13 @@ and `--python-platform` of the target's image, and writes a pylock.toml read lik
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import uv
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -29,9 +26,8 @@ from service.models import Target
 from service.policy import allowed_folders
 from service.project.compat import ARCH, GLIBC
 from service.project.resolve import NEEDS_BUILD, ProjectLock
-from service.project.trust import check_location
+from service.project.trust import check_location, run_uv, uv_detail
 
-UV_TIMEOUT_S = 600
 _COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a # at the start or after a space
 INDEX_OPTIONS = ("--index-url", "-i", "--extra-index-url")
 LINK_OPTIONS = ("--find-links", "-f")
@@ -181,7 +177,6 @@ def compile_requirements(
         refresh = [arg for name in fresh for arg in ("--refresh-package", name)]
         front = ("--index", index, *refresh) if index else ()
         command = [
-            uv.find_uv_bin(),
             "pip",
             "compile",
             "requirements.txt",
@@ -199,28 +194,12 @@ def compile_requirements(
             "-o",
             "pylock.toml",
         ]
-        env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
-        for name in [
-            n for n in env if n.startswith("UV_") and n.endswith(("INDEX", "URL", "LINKS"))
-        ]:
-            del env[name]  # only the file's indexes (checked) and ours; not the caller's shell's
-        try:
-            done = subprocess.run(
-                command,
-                cwd=work,
-                capture_output=True,
-                text=True,
-                env=env,
-                timeout=UV_TIMEOUT_S,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise InvalidRequestError(f"uv pip compile {path} ran past {UV_TIMEOUT_S} s") from None
+        done = run_uv(command, settings, work, what=f"uv pip compile {path}")
         if done.returncode != 0:
             blocker = NEEDS_BUILD.search(done.stderr)
             if blocker is not None:  # only a build of it can tell its dependencies
                 return ProjectLock(None, f"{blocker.group(1)}=={blocker.group(2)}")
-            detail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
+            detail = uv_detail(done)
             raise InvalidRequestError(
                 f"uv could not resolve {path} without building anything: {detail}"
             )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import subprocess
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -23,13 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
-import uv
 
 from service.config import Settings
 from service.errors import InvalidRequestError
-from service.project.trust import check_project, uv_environment
+from service.project.trust import check_project, run_uv, uv_detail
 
-UV_TIMEOUT_S = 600
 NEEDS_BUILD = re.compile(r"(?:^|\s)([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no usable wheels")
 
 
@@ -83,24 +80,14 @@ def _uv(work: Path, settings: Settings, *flags: str, what: str) -> tuple[str, st
     # The project's own [tool.uv] (its indexes, find-links: checked by `trust`) applies; the
     # user's and the system's uv.toml do not. (UV_NO_CONFIG would also drop the project's
     # [tool.uv], and with it the indexes the project names.)
-    env = uv_environment(settings, work)
-    try:
-        done = subprocess.run(
-            [uv.find_uv_bin(), "lock", "--no-build", "--directory", str(work), *flags],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=UV_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise InvalidRequestError(f"{what}: uv lock ran past {UV_TIMEOUT_S} s") from None
+    args = ["lock", "--no-build", "--directory", str(work), *flags]
+    done = run_uv(args, settings, work, what=what)
     if done.returncode == 0:
         return None
     blocker = NEEDS_BUILD.search(done.stderr)
     if blocker and "--check" not in flags:
         return blocker.group(1), blocker.group(2)
-    detail = " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
+    detail = uv_detail(done)
     raise InvalidRequestError(f"{what}: {detail}")
 
 

@@ -13,10 +13,13 @@ over the project's configuration.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import uv
 
 from service.config import Settings
 from service.errors import InvalidRequestError
@@ -36,6 +39,7 @@ REFUSED_SETTINGS = (
     "check-url",
 )
 WEB_SCHEMES = ("http", "https")
+UV_TIMEOUT_S = 600
 
 
 def check_project(data: Mapping[str, Any], settings: Settings, *, where: str) -> None:
@@ -84,15 +88,43 @@ def check_location(
 def uv_environment(settings: Settings, work: Path) -> dict[str, str]:
     """The environment uv runs in for a project: the service's own choices, which uv lets win
     over the project's `[tool.uv]`; the user's and the system's uv.toml left out (their
-    folders point into the scratch copy)."""
-    return {
-        **os.environ,
+    folders point into the scratch copy), and so are the indexes of the caller's shell."""
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not (name.startswith("UV_") and name.endswith(("INDEX", "INDEX_URL", "FIND_LINKS")))
+    }
+    return inherited | {
         "UV_PYTHON_DOWNLOADS": "never",
         "UV_KEYRING_PROVIDER": "disabled",
         "UV_CACHE_DIR": str(settings.home / "uv-cache"),
         "XDG_CONFIG_HOME": str(work),
         "XDG_CONFIG_DIRS": str(work),
     }
+
+
+def run_uv(
+    args: Sequence[str], settings: Settings, work: Path, *, what: str
+) -> subprocess.CompletedProcess[str]:
+    """uv with `args`, in `work` (a scratch folder) and `uv_environment`, bounded in time;
+    `what` names the step in the error when it runs too long."""
+    try:
+        return subprocess.run(
+            [uv.find_uv_bin(), *args],
+            cwd=work,
+            capture_output=True,
+            text=True,
+            env=uv_environment(settings, work),
+            timeout=UV_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise InvalidRequestError(f"{what}: uv ran past {UV_TIMEOUT_S} s") from None
+
+
+def uv_detail(done: subprocess.CompletedProcess[str]) -> str:
+    """The last lines of what uv said, on one line."""
+    return " ".join(line.strip() for line in done.stderr.strip().splitlines()[-6:])
 
 
 def _index_urls(uv: Mapping[str, Any], where: str) -> list[str]:
