@@ -35,8 +35,8 @@ from service.project.served import (
     GitProject,
     ServedParts,
     ServedProjectBuild,
-    environment_for,
     load_state,
+    prepare_for,
 )
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
@@ -187,7 +187,7 @@ def _refresh(catalog: IndexCatalog) -> None:
 def _start(
     request: Request, options: ProjectOptions, upload: UploadFile | None
 ) -> ServedProjectBuild:
-    """Check what can be checked now (target, git URL, the archive and its pyproject.toml),
+    """Check what can be checked now (target, git URL, the archive and its project file),
     then start the build's thread; nothing is left behind when a check refuses."""
     parts = served_parts(request)
     target = _target(options, parts.settings)
@@ -198,7 +198,7 @@ def _start(
     workdir = _workdir(parts.settings)
     try:
         folder = _unpack(upload, workdir, parts.settings)
-        environment_for(folder, parts, target, options.environment)  # refused here, not later
+        prepare_for(folder, parts, target, options.environment)  # refused here, not later
         build = ServedProjectBuild(
             parts,
             target=target,

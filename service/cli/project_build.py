@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,22 +20,13 @@ from service.cli.project import _target, project_app
 from service.config import Settings
 from service.errors import BuildFailedError, InvalidRequestError, WheelwrightError
 from service.logging import configure_logging
-from service.models import Target
 from service.project.build import ProjectBuild, ProjectResult
 from service.project.environment import (
     ProjectEnvironment,
-    project_abi_pins,
-    project_environment,
 )
-from service.project.inputs import (
-    InputLock,
-    ProjectInput,
-    find_input,
-    input_lock,
-    input_project,
-)
+from service.project.prepared import LockInput, prepare_project
 from service.project.run import ProjectProgress
-from service.project.uvconfig import direct_dependencies, uv_config_text, write_uv_config
+from service.project.uvconfig import uv_config_text, write_uv_config
 
 STATE_STYLE = {"built": "green", "cached": "green", "failed": "red", "not built": "red"}
 
@@ -74,41 +63,28 @@ def build(
     configure_logging(json_logs=False, quiet=not verbose)
     try:
         settings = settings_for(executor)
-        given = find_input(path)
-        folder = given.folder
         chosen = _target(settings.environments, environment, target, cuda, python)
-        pyproject = folder / "pyproject.toml"
-        other = None if given.has_pyproject else input_project(given, settings, chosen)
-        if other is not None and write:
+        ready = prepare_project(path, settings, chosen, environment=environment, base_url=url)
+        given, env = ready.given, ready.env
+        if write and not given.has_pyproject:
             raise InvalidRequestError(
                 f"--write edits a pyproject.toml, and {given.file} is a {given.kind.value}: "
                 "the uv configuration is printed instead; run without --write"
             )
-        pins = project_abi_pins(folder, settings, chosen) if other is None else other.abi_pins
-        env = project_environment(
-            settings,
-            given.file,
-            target=chosen,
-            environment=environment,
-            base_url=url,
-            abi_pins=pins,
-            data=None if other is None else other.data,
-        )
-        lock_input = None
-        if other is not None:
-            lock_input = _lock_input(given, env.settings(settings), chosen, env.index_url)
         result = _run(
-            folder, env.settings(settings), env, pins, url, workers, output_json, lock_input
+            ready.folder,
+            ready.settings,
+            env,
+            ready.abi_pins,
+            url,
+            workers,
+            output_json,
+            ready.lock_input,
         )
         built = result.built
-        direct = (
-            direct_dependencies(tomllib.loads(pyproject.read_text(encoding="utf-8")))
-            if other is None
-            else other.direct
-        )
-        config = uv_config_text(env.index_url, built, direct=direct) if built else ""
+        config = uv_config_text(env.index_url, built, direct=ready.direct) if built else ""
         if write and built:
-            write_uv_config(pyproject, env.index_url, built)
+            write_uv_config(given.file, env.index_url, built)
     except WheelwrightError as exc:
         raise fail(exc) from None
     seconds = time.monotonic() - started
@@ -120,13 +96,6 @@ def build(
         raise typer.Exit(BuildFailedError.exit_code)
 
 
-def _lock_input(
-    given: ProjectInput, settings: Settings, target: Target, index: str
-) -> Callable[[tuple[str, ...]], InputLock]:
-    """The lock of a pylock.toml or requirements.txt, our environment's page in front."""
-    return lambda fresh: input_lock(given, settings, target, index=index, fresh=fresh)
-
-
 def _run(
     folder: Path,
     settings: Settings,
@@ -135,7 +104,7 @@ def _run(
     url: str,
     workers: int,
     quiet: bool,
-    lock_input: Callable[[tuple[str, ...]], InputLock] | None = None,
+    lock_input: LockInput | None = None,
 ) -> ProjectResult:
     with embedded_service(settings, workers=workers) as service:
         project: ProjectBuild | None = None

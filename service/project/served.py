@@ -11,7 +11,6 @@ import json
 import shutil
 import threading
 import time
-import tomllib
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,12 +26,9 @@ from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightE
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
-from service.project.environment import (
-    ProjectEnvironment,
-    project_abi_pins,
-    project_environment,
-)
-from service.project.uvconfig import direct_dependencies, uv_config_text
+from service.project.inputs import InputKind
+from service.project.prepared import PreparedProject, prepare_project
+from service.project.uvconfig import uv_config_text
 from service.project.wave import WaveDispatcher
 from service.store import WheelStore
 from service.submit import Submitted, submit
@@ -119,24 +115,17 @@ def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
     return state
 
 
-def environment_for(
+def prepare_for(
     folder: Path, parts: ServedParts, target: Target, environment: str | None
-) -> tuple[ProjectEnvironment, dict[str, str]]:
-    """The project's environment (named, or derived from `target` and its pins): refused with
-    a clear error when the folder has no pyproject.toml or the environment is unknown."""
-    pyproject = folder / "pyproject.toml"
-    if not pyproject.is_file():
-        raise InvalidRequestError("the project has no pyproject.toml at its top folder")
-    pins = project_abi_pins(folder, parts.settings, target)
-    env = project_environment(
-        parts.settings,
-        pyproject,
-        target=target,
-        environment=environment,
-        base_url=parts.base_url,
-        abi_pins=pins,
+) -> PreparedProject:
+    """The project in `folder` (pyproject.toml, else pylock.toml, else requirements.txt) made
+    ready: refused with a clear error when it holds none or the environment is unknown."""
+    if not any((folder / kind.value).is_file() for kind in InputKind):
+        names = ", ".join(kind.value for kind in InputKind)
+        raise InvalidRequestError(f"the project has none of {names} at its top folder")
+    return prepare_project(
+        folder, parts.settings, target, environment=environment, base_url=parts.base_url
     )
-    return env, pins
 
 
 class ServedProjectBuild:
@@ -226,9 +215,10 @@ class ServedProjectBuild:
 
     def _run(self) -> None:
         folder = self._folder if self._folder is not None else self._checkout()
-        env, pins = environment_for(folder, self.parts, self._target, self._named)
+        ready = prepare_for(folder, self.parts, self._target, self._named)
+        env, settings = ready.env, ready.settings
         self.state["environment"], self.state["index_url"] = env.name, env.index_url
-        settings = env.settings(self.parts.settings)
+        self.state["input"] = ready.given.kind.value
         wave = WaveDispatcher(grouped(self.parts.dispatcher), self.parts.jobs)
 
         def submit_one(request: BuildRequest) -> Submitted:
@@ -238,21 +228,20 @@ class ServedProjectBuild:
             )
 
         self._build = ProjectBuild(
-            folder,
+            ready.folder,
             env,
             submit_one,
             self.parts.jobs,
             settings=settings,
-            abi_pins=pins,
+            abi_pins=ready.abi_pins,
             on_change=self.save,
             on_wave=wave.flush,
             before_lock=self.parts.refresh_index,
+            lock_input=ready.lock_input,
         )
         result = self._build.run()
         built = result.built
-        data = tomllib.loads((folder / "pyproject.toml").read_text(encoding="utf-8"))
-        direct = direct_dependencies(data)
-        config = uv_config_text(env.index_url, built, direct=direct) if built else ""
+        config = uv_config_text(env.index_url, built, direct=ready.direct) if built else ""
         self.state["uv_config"] = config
         failed = [node.name for node in result.progress.failed]
         self.state["failed"] = failed

@@ -86,8 +86,28 @@ def test_an_archive_without_pyproject_is_refused(
     archive = tar_gz({"demo/setup.py": b"print('no pyproject here')\n"})
     answer = upload(client, archive, {"environment": "cpu-plain"})
     assert answer.status_code == 422
-    assert "no pyproject.toml" in answer.json()["detail"]
+    detail = answer.json()["detail"]
+    assert "none of pyproject.toml, pylock.toml, requirements.txt at its top folder" in detail
+    assert str(home) not in detail
     assert left_behind(home, store) == []
+
+
+def test_an_uploaded_pylock_toml_is_a_project_too(client: TestClient, store: LocalStore) -> None:
+    pylock = (
+        'lock-version = "1.0"\nrequires-python = ">=3.10"\n[[packages]]\nname = "six"\n'
+        'version = "1.16.0"\n'
+        'wheels = [{ url = "https://files.example/six-1.16.0-py2.py3-none-any.whl" }]\n'
+    )
+    answer = upload(client, tar_gz({"demo/pylock.toml": pylock.encode()}), {"target": "cpu"})
+    assert answer.status_code == 202, answer.text
+    project_build_id = answer.json()["id"]
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, project_build_id))["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert state["state"] == "succeeded", state["error"]
+    assert state["input"] == "pylock.toml"
+    assert state["packages"] == [] and state["uv_config"] == ""  # six has a wheel: nothing to build
 
 
 @pytest.mark.parametrize(
