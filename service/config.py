@@ -93,6 +93,9 @@ class LimitSettings(BaseModel):
     max_wheel_unpacked_bytes: int = Field(
         default=8 * 1024**3, ge=1024, description="a wheel's total unpacked size"
     )
+    max_project_builds: int = Field(
+        default=4, ge=1, description="project builds one API process runs at once (uv, waiting)"
+    )
 
 
 class CompilerCacheSettings(BaseModel):

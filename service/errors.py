@@ -219,6 +219,14 @@ class WaitTimeoutError(WheelwrightError):
     exit_code = 29
 
 
+class BusyError(WheelwrightError):
+    """The service already runs as much of this kind of work as it may; try again later."""
+
+    http_status = 429
+    retryable = True
+    exit_code = 30
+
+
 class QueueUnavailableError(WheelwrightError):
     """Redis (the broker and job state) does not answer."""
 

@@ -23,6 +23,7 @@ from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
 from service.errors import WheelwrightError
 from service.index import IndexCatalog
 from service.jobs import JobBackend, RedisJobs, open_jobs
+from service.project.served import ProjectSlots
 from service.store import WheelStore, open_store
 
 log = structlog.get_logger("wheelwright.api")
@@ -61,6 +62,7 @@ def create_app(
     app.state.jobs = jobs
     app.state.dispatcher = dispatcher
     app.state.index_catalog = IndexCatalog(store, ttl_s=index_ttl_s)
+    app.state.project_slots = ProjectSlots(settings.limits.max_project_builds)
 
     @app.exception_handler(WheelwrightError)
     async def wheelwright_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -169,6 +169,7 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
         dispatcher=state.dispatcher,
         base_url=str(request.base_url).rstrip("/"),
         refresh_index=partial(_refresh, state.index_catalog),
+        slots=state.project_slots,
         requested_by=requested_by
         or Requester(
             via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",

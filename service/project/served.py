@@ -22,7 +22,7 @@ import structlog
 from service import layout
 from service.config import Settings
 from service.dispatch import Dispatcher, GroupDispatcher
-from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
+from service.errors import BuildNotFoundError, BusyError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
@@ -52,6 +52,24 @@ class GitProject:
     subdirectory: str | None = None  # where the project lies in the repository
 
 
+class ProjectSlots:
+    """How many project builds this process runs at once (`limits.max_project_builds`)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._free = threading.BoundedSemaphore(limit)
+
+    def take(self) -> None:
+        if not self._free.acquire(blocking=False):
+            raise BusyError(
+                f"this service already runs {self.limit} project builds (limits."
+                "max_project_builds); submit again when one has ended"
+            )
+
+    def give_back(self) -> None:
+        self._free.release()
+
+
 @dataclass(frozen=True)
 class ServedParts:
     """The service's parts a project build runs with, and where its index is served."""
@@ -63,6 +81,8 @@ class ServedParts:
     base_url: str
     refresh_index: Callable[[], object]
     requested_by: Requester | None = None
+    #: the process's limit on project builds at once; None: no limit (tests of one build)
+    slots: ProjectSlots | None = None
 
 
 class _OneByOne:
@@ -188,11 +208,28 @@ class ServedProjectBuild:
                 log.warning("project.heartbeat_failed", error=str(exc))
 
     def start(self) -> threading.Thread:
-        """Save the queued state, then run in a thread of this process."""
-        self.save()
-        thread = threading.Thread(target=self.run, name=f"project-{self.id}", daemon=True)
-        thread.start()
+        """Take a slot (`BusyError` when none is free), save the queued state, then run in a
+        thread of this process, which gives the slot back when it ends."""
+        slots = self.parts.slots
+        if slots is not None:
+            slots.take()
+        try:
+            self.save()
+            thread = threading.Thread(target=self._run_in_slot, name=f"project-{self.id}")
+            thread.daemon = True
+            thread.start()
+        except BaseException:
+            if slots is not None:
+                slots.give_back()
+            raise
         return thread
+
+    def _run_in_slot(self) -> None:
+        try:
+            self.run()
+        finally:
+            if self.parts.slots is not None:
+                self.parts.slots.give_back()
 
     def run(self) -> None:
         bound = structlog.contextvars.bind_contextvars(project_build_id=self.id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+import threading
 import time
 import zipfile
 from pathlib import Path
@@ -281,3 +282,40 @@ def test_a_project_build_whose_process_died_reads_as_failed_not_running(
     fresh = {**state, "id": "1" * 32, "heartbeat_at": time.time()}
     store.put(layout.project_build_key("1" * 32), json.dumps(fresh).encode())
     assert client.get(f"/v1/projects/{'1' * 32}").json()["state"] == "running"
+
+
+def test_project_builds_past_the_limit_are_refused_until_one_ends(
+    home: Path, store: LocalStore, tmp_path: Path
+) -> None:
+    """`limits.max_project_builds` at once per API process: the next gets 429, nothing kept."""
+    release = threading.Event()
+
+    def slow_index() -> None:  # the first lock waits here, so the build holds its slot
+        release.wait(30)
+
+    settings = configured(home, limits={"max_project_builds": 1})
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    app.state.index_catalog.invalidate = slow_index  # type: ignore[method-assign]
+    client = TestClient(app)
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    first = upload(client, archive, {"environment": "cpu-plain"})
+    assert first.status_code == 202, first.text
+    second = upload(client, archive, {"environment": "cpu-plain"})
+    assert second.status_code == 429
+    assert "already runs 1 project builds (limits.max_project_builds)" in second.json()["detail"]
+    assert [o.key for o in store.list(layout.PROJECT_BUILDS)] == [
+        layout.project_build_key(first.json()["id"])
+    ]
+    assert len(list(home.glob("project-*"))) == 1  # the refused one left no folder
+    release.set()
+    deadline = time.monotonic() + 30
+    while load_state(store, first.json()["id"])["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    while (third := upload(client, archive, {"environment": "cpu-plain"})).status_code == 429:
+        assert time.monotonic() < deadline, "the slot was never given back"
+        time.sleep(0.05)
+    assert third.status_code == 202, third.text
+    while load_state(store, third.json()["id"])["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
