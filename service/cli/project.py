@@ -31,21 +31,29 @@ project_app = typer.Typer(
 app.add_typer(project_app, name="project")
 
 
+#: The options `project plan` and `project build` share: the project, and its target.
+ProjectPath = Annotated[
+    Path,
+    typer.Argument(
+        help="the project: a folder (pyproject.toml and uv.lock, else pylock.toml, else "
+        "requirements.txt) or one such file"
+    ),
+]
+TargetKind = Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")]
+CudaVersion = Annotated[str | None, typer.Option(help="CUDA version of a cuda target")]
+PythonVersion = Annotated[str, typer.Option(help="Python version, like 3.11")]
+EnvironmentName = Annotated[
+    str | None, typer.Option(help="a named environment of the config file (its target)")
+]
+
+
 @project_app.command("plan")
 def plan(
-    path: Annotated[
-        Path,
-        typer.Argument(
-            help="the project: a folder (pyproject.toml and uv.lock, else pylock.toml, else "
-            "requirements.txt) or one such file"
-        ),
-    ],
-    target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
-    cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
-    python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
-    environment: Annotated[
-        str | None, typer.Option(help="a named environment of the config file (its target)")
-    ] = None,
+    path: ProjectPath,
+    target: TargetKind = "cpu",
+    cuda: CudaVersion = None,
+    python: PythonVersion = "3.11",
+    environment: EnvironmentName = None,
     index: Annotated[
         str | None,
         typer.Option(help="the environment's index on a Wheelwright service, put in front"),
@@ -56,7 +64,7 @@ def plan(
     runtime, after which others. Nothing is built; uv locks with building forbidden."""
     try:
         settings = settings_for(None)
-        chosen = _target(settings.environments, environment, target, cuda, python)
+        chosen = chosen_target(settings.environments, environment, target, cuda, python)
         given = find_input(path)
         if given.has_pyproject:
             folder = given.folder
@@ -85,7 +93,7 @@ def plan(
         _show(result)
 
 
-def _target(
+def chosen_target(
     environments: Mapping[str, EnvironmentSpec],
     environment: str | None,
     kind: Literal["cpu", "cuda"],

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.live import Live
@@ -16,7 +16,15 @@ from rich.text import Text
 
 from service.cli.common import err, fail, settings_for
 from service.cli.embedded import embedded_service, served_index
-from service.cli.project import _target, project_app
+from service.cli.project import (
+    CudaVersion,
+    EnvironmentName,
+    ProjectPath,
+    PythonVersion,
+    TargetKind,
+    chosen_target,
+    project_app,
+)
 from service.config import Settings
 from service.errors import BuildFailedError, InvalidRequestError, WheelwrightError
 from service.logging import configure_logging
@@ -33,19 +41,11 @@ STATE_STYLE = {"built": "green", "cached": "green", "failed": "red", "not built"
 
 @project_app.command("build")
 def build(
-    path: Annotated[
-        Path,
-        typer.Argument(
-            help="the project: a folder (pyproject.toml and uv.lock, else pylock.toml, else "
-            "requirements.txt) or one such file"
-        ),
-    ],
-    target: Annotated[Literal["cpu", "cuda"], typer.Option(help="cpu or cuda image")] = "cpu",
-    cuda: Annotated[str | None, typer.Option(help="CUDA version of a cuda target")] = None,
-    python: Annotated[str, typer.Option(help="Python version, like 3.11")] = "3.11",
-    environment: Annotated[
-        str | None, typer.Option(help="a named environment of the config file")
-    ] = None,
+    path: ProjectPath,
+    target: TargetKind = "cpu",
+    cuda: CudaVersion = None,
+    python: PythonVersion = "3.11",
+    environment: EnvironmentName = None,
     url: Annotated[
         str, typer.Option(help="where the service serves the index (served here if loopback)")
     ] = "http://127.0.0.1:8000",
@@ -63,7 +63,7 @@ def build(
     configure_logging(json_logs=False, quiet=not verbose)
     try:
         settings = settings_for(executor)
-        chosen = _target(settings.environments, environment, target, cuda, python)
+        chosen = chosen_target(settings.environments, environment, target, cuda, python)
         ready = prepare_project(path, settings, chosen, environment=environment, base_url=url)
         given, env = ready.given, ready.env
         if write and not given.has_pyproject:
