@@ -27,7 +27,7 @@ from service.archives import Limits
 from service.auth import require, token_name
 from service.client import CLI_AGENT
 from service.config import Settings
-from service.errors import InvalidRequestError, UnsafeArchiveError
+from service.errors import InvalidRequestError, UnsafeArchiveError, WheelwrightError
 from service.gitpolicy import check_git_ref, check_git_url, git_scheme
 from service.index import IndexCatalog
 from service.models import Requester, Target
@@ -37,6 +37,7 @@ from service.project.served import (
     ServedProjectBuild,
     load_state,
     prepare_for,
+    without_paths,
 )
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"])
@@ -199,7 +200,11 @@ def _start(
     workdir = _workdir(parts.settings)
     try:
         folder = _unpack(upload, workdir, parts.settings)
-        prepare_for(folder, parts, target, options.environment)  # refused here, not later
+        try:
+            prepare_for(folder, parts, target, options.environment)  # refused here, not later
+        except WheelwrightError as exc:
+            exc.message = without_paths(exc.message, folder, workdir)
+            raise
         build = ServedProjectBuild(
             parts,
             target=target,

@@ -135,6 +135,15 @@ def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
     return state
 
 
+def without_paths(text: str, folder: Path, workdir: Path) -> str:
+    """`text` with `folder/` taken out (a project's files by their names in the project) and
+    any other path in `workdir` named `<project>`: a refusal tells no one the server's paths."""
+    for root, name in ((folder, ""), (workdir, "<project>/")):
+        for form in dict.fromkeys((str(root), str(root.resolve()))):
+            text = text.replace(form + "/", name).replace(form, name.rstrip("/") or ".")
+    return text
+
+
 def prepare_for(
     folder: Path, parts: ServedParts, target: Target, environment: str | None
 ) -> PreparedProject:
@@ -232,25 +241,36 @@ class ServedProjectBuild:
                 self.parts.slots.give_back()
 
     def run(self) -> None:
+        """Run to the end; the folder is gone before the end is saved, so whoever sees the end
+        sees nothing of the build left on the server."""
         bound = structlog.contextvars.bind_contextvars(project_build_id=self.id)
         beat = threading.Thread(target=self._heartbeat, name=f"beat-{self.id}", daemon=True)
         try:
-            self.state["state"] = "running"
-            self.save()
-            beat.start()
-            self._run()
-        except Exception as exc:  # whatever broke, the project build ends with its cause
-            cause = (
-                str(exc) if isinstance(exc, WheelwrightError) else f"{type(exc).__name__}: {exc}"
-            )
-            log.warning("project.failed", error=cause)
-            self._end("failed", cause)
+            try:
+                self.state["state"] = "running"
+                self.save()
+                beat.start()
+                state, error = self._run()
+            except Exception as exc:  # whatever broke, the project build ends with its cause
+                state = "failed"
+                known = isinstance(exc, WheelwrightError)
+                error = self.public(str(exc) if known else f"{type(exc).__name__}: {exc}")
+                log.warning("project.failed", error=error)
+            finally:
+                self._ended.set()
+                if beat.is_alive():
+                    beat.join()
+                shutil.rmtree(self._workdir, ignore_errors=True)
+            self._end(state, error)
         finally:
-            self._ended.set()
-            shutil.rmtree(self._workdir, ignore_errors=True)
             structlog.contextvars.reset_contextvars(**bound)
 
-    def _run(self) -> None:
+    def public(self, text: str) -> str:
+        """`text` without this server's paths: the project's files named as in the project,
+        anything else of the build's own folder as `<project>`."""
+        return without_paths(text, self._folder or self._workdir / "checkout", self._workdir)
+
+    def _run(self) -> tuple[ProjectState, str | None]:
         folder = self._folder if self._folder is not None else self._checkout()
         ready = prepare_for(folder, self.parts, self._target, self._named)
         env, settings = ready.env, ready.settings
@@ -283,9 +303,8 @@ class ServedProjectBuild:
         failed = [node.name for node in result.progress.failed]
         self.state["failed"] = failed
         if failed:
-            self._end("failed", f"not built: {', '.join(failed)}")
-        else:
-            self._end("succeeded", None)
+            return "failed", f"not built: {', '.join(failed)}"
+        return "succeeded", None
 
     def _checkout(self) -> Path:
         from worker.git import Git  # the worker's hardened git, here only for a project's files

@@ -81,6 +81,19 @@ def test_an_unknown_environment_is_refused_by_name(
     assert left_behind(home, store) == []
 
 
+def test_a_refusal_names_the_project_file_not_the_server_folder(
+    client: TestClient, home: Path, store: LocalStore
+) -> None:
+    old_python = PYPROJECT.replace(">=3.10", "<3")
+    archive = tar_gz({"demo/pyproject.toml": old_python.encode()})
+    answer = upload(client, archive, {"environment": "cpu-plain"})
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert detail.startswith("pyproject.toml requires Python <3, but the target"), detail
+    assert str(home) not in detail and str(home.resolve()) not in detail
+    assert left_behind(home, store) == []
+
+
 def test_an_archive_without_pyproject_is_refused(
     client: TestClient, home: Path, store: LocalStore
 ) -> None:

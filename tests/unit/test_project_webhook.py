@@ -114,7 +114,9 @@ def test_a_push_changing_the_lock_builds_the_pushed_commit_as_a_project(
     }
     assert state["environment"] == "cpu-plain"
     assert state["state"] == "failed"
-    assert "requires Python <3" in str(state["error"])  # the pushed commit, not HEAD
+    # the pushed commit's file, not HEAD's, named as in the repository
+    assert str(state["error"]).startswith("app/pyproject.toml requires Python <3")
+    assert str(tmp_path) not in str(state["error"])
     assert dispatcher.submitted == []
     assert list((tmp_path / "home").glob("project-*")) == []
 
