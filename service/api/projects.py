@@ -221,9 +221,15 @@ def _start(
 
 
 def start_from_git(
-    parts: ServedParts, *, target: Target, environment: str | None, git: GitProject
+    parts: ServedParts,
+    *,
+    target: Target,
+    environment: str | None,
+    git: GitProject,
+    reserved: bool = False,
 ) -> ServedProjectBuild:
-    """Start a project build of `git` (its URL and ref checked already); cloned in its thread."""
+    """Start a project build of `git` (its URL and ref checked already); cloned in its thread.
+    `reserved`: its slot was taken already (`ProjectSlots.take`)."""
     workdir = _workdir(parts.settings)
     source: dict[str, object] = {"kind": "git", "url": git.url, "ref": git.ref}
     if git.commit is not None:
@@ -232,7 +238,7 @@ def start_from_git(
         parts, target=target, environment=environment, workdir=workdir, source=source, git=git
     )
     try:
-        build.start()
+        build.start(reserved=reserved)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -68,14 +68,12 @@ def _queue(
     if project.build == "project" and not project_files_changed(parsed, project):
         reason = "the push changes neither pyproject.toml nor uv.lock: the project is as built"
         return JSONResponse(WebhookAnswer(ignored=reason).model_dump(), status_code=200)
-    window = state.settings.webhooks.replay_window_s
-    if delivery is not None and not state.jobs.first_time(delivery, window):
-        raise JobStateError(f"delivery {delivery!r} was received before; not building it twice")
     answer = WebhookAnswer()
     asker = Requester(via="webhook", delivery=delivery, repository=parsed.repository)
     if project.build == "project":
         answer.projects = start_projects(request, parsed, project, asker)
         return JSONResponse(answer.model_dump(), status_code=202)
+    _first_delivery(request, delivery)
     for build in requests_for(parsed, project):
         result = submit(
             build, state.settings, state.store, state.jobs, state.dispatcher, requested_by=asker
@@ -87,10 +85,21 @@ def _queue(
     return JSONResponse(answer.model_dump(), status_code=202)
 
 
+def _first_delivery(request: Request, delivery: str | None) -> None:
+    """Refuse a delivery id seen within the replay window (`JobStateError`, 409)."""
+    state = request.app.state
+    window = state.settings.webhooks.replay_window_s
+    if delivery is not None and not state.jobs.first_time(delivery, window):
+        raise JobStateError(f"delivery {delivery!r} was received before; not building it twice")
+
+
 def start_projects(
     request: Request, event: events.RefEvent, project: ProjectConfig, asker: Requester
 ) -> list[str]:
-    """One project build of the pushed commit per configured environment; their ids."""
+    """One project build of the pushed commit per configured environment; their ids.
+
+    All or none: every environment is checked and a slot taken for each before the delivery
+    counts as received, so a busy service answers 429 and the forge's redelivery still works."""
     parts = served_parts(request, asker)
     url = project.url or event.clone_url
     try:
@@ -98,16 +107,31 @@ def start_projects(
     except ValueError as exc:
         raise InvalidRequestError(str(exc)) from None
     git = GitProject(url, event.name, commit=event.commit, subdirectory=project.subdirectory)
-    started = []
+    targets = {}
     for environment in project.environments:
         spec = parts.settings.environments.get(environment)
         if spec is None:
             raise InvalidRequestError(
                 f"project {project.repository!r} names unknown environment {environment!r}"
             )
-        build = start_from_git(parts, target=spec.target, environment=environment, git=git)
-        started.append(build.id)
-    return started
+        targets[environment] = spec.target
+    slots = parts.slots
+    left = len(targets) if slots is not None else 0
+    if slots is not None:
+        slots.take(left)
+    try:
+        _first_delivery(request, asker.delivery)
+        started = []
+        for environment, target in targets.items():
+            build = start_from_git(
+                parts, target=target, environment=environment, git=git, reserved=True
+            )
+            left -= 1  # the build's thread owns that slot now, and gives it back at its end
+            started.append(build.id)
+        return started
+    finally:
+        if slots is not None:
+            slots.give_back(left)
 
 
 @router.post("/github", status_code=202, responses={200: {"model": WebhookAnswer}})

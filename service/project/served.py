@@ -59,15 +59,23 @@ class ProjectSlots:
         self.limit = limit
         self._free = threading.BoundedSemaphore(limit)
 
-    def take(self) -> None:
-        if not self._free.acquire(blocking=False):
+    def take(self, count: int = 1) -> None:
+        """`count` slots, all or none: `BusyError` when fewer are free."""
+        taken = 0
+        while taken < count and self._free.acquire(blocking=False):
+            taken += 1
+        if taken < count:
+            self.give_back(taken)
+            busy = f"already runs {self.limit - taken} project builds"
+            if count > 1:
+                busy = f"has {taken} of its {self.limit} project build slots free, not {count}"
             raise BusyError(
-                f"this service already runs {self.limit} project builds (limits."
-                "max_project_builds); submit again when one has ended"
+                f"this service {busy} (limits.max_project_builds); submit again when one has ended"
             )
 
-    def give_back(self) -> None:
-        self._free.release()
+    def give_back(self, count: int = 1) -> None:
+        for _ in range(count):
+            self._free.release()
 
 
 @dataclass(frozen=True)
@@ -216,11 +224,12 @@ class ServedProjectBuild:
             except Exception as exc:  # the store away for a moment: the next beat may pass
                 log.warning("project.heartbeat_failed", error=str(exc))
 
-    def start(self) -> threading.Thread:
-        """Take a slot (`BusyError` when none is free), save the queued state, then run in a
-        thread of this process, which gives the slot back when it ends."""
+    def start(self, *, reserved: bool = False) -> threading.Thread:
+        """Take a slot (`BusyError` when none is free; `reserved`: the caller took it, and keeps
+        it if this fails), save the queued state, then run in a thread of this process, which
+        gives the slot back when it ends."""
         slots = self.parts.slots
-        if slots is not None:
+        if slots is not None and not reserved:
             slots.take()
         try:
             self.save()
@@ -228,7 +237,7 @@ class ServedProjectBuild:
             thread.daemon = True
             thread.start()
         except BaseException:
-            if slots is not None:
+            if slots is not None and not reserved:
                 slots.give_back()
             raise
         return thread

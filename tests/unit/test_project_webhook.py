@@ -52,21 +52,24 @@ def repo(tmp_path: Path) -> tuple[Path, str]:
     return repo, pushed
 
 
-def configured(home: Path, repo: Path) -> Settings:
+def configured(
+    home: Path, repo: Path, environments: tuple[str, ...] = ("cpu-plain",), **overrides: Any
+) -> Settings:
     return load_settings(
         home=home,
-        environments={"cpu-plain": {"target": {"kind": "cpu"}}},
+        environments={name: {"target": {"kind": "cpu"}} for name in environments},
         sources={"allow_file_git": True},
         projects=[
             {
                 "repository": "acme/app",
                 "url": f"file://{repo}",
                 "subdirectory": "app",
-                "environments": ["cpu-plain"],
+                "environments": list(environments),
                 "build": "project",
             }
         ],
         webhooks={"github_secret": SECRET},
+        **overrides,
     )
 
 
@@ -132,3 +135,29 @@ def test_a_push_changing_neither_file_builds_nothing(
     assert answer.json()["projects"] == []
     assert "neither pyproject.toml nor uv.lock" in answer.json()["ignored"]
     assert list(store.list("projects/")) == []
+
+
+def test_a_busy_service_starts_none_of_a_push_and_keeps_its_delivery_for_the_redelivery(
+    tmp_path: Path, store: LocalStore, repo: tuple[Path, str]
+) -> None:
+    folder, pushed = repo
+    two = ("cpu-plain", "cpu-other")
+    busy = configured(tmp_path / "home", folder, two, limits={"max_project_builds": 1})
+    client = TestClient(create_app(busy, store=store, jobs=(jobs := MemoryJobs())))
+    for _ in range(2):  # the forge's redelivery of the same id: refused as busy, not as a replay
+        answer = push(client, pushed, ["app/pyproject.toml"], "d-busy")
+        assert answer.status_code == 429, answer.text
+        assert "1 of its 1 project build slots free, not 2" in answer.json()["detail"]
+    assert list(store.list("projects/")) == []
+    assert list((tmp_path / "home").glob("project-*")) == []
+
+    roomy = configured(tmp_path / "home", folder, two, limits={"max_project_builds": 2})
+    client = TestClient(create_app(roomy, store=store, jobs=jobs))
+    answer = push(client, pushed, ["app/pyproject.toml"], "d-busy")
+    assert answer.status_code == 202, answer.text
+    assert len(answer.json()["projects"]) == 2
+    deadline = time.monotonic() + 30
+    while (replay := push(client, pushed, ["app/pyproject.toml"], "d-busy")).status_code == 429:
+        assert time.monotonic() < deadline, "the two builds never gave their slots back"
+        time.sleep(0.05)
+    assert replay.status_code == 409 and "received before" in replay.json()["detail"]
