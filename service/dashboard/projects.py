@@ -92,21 +92,6 @@ def _project_context(request: Request, state: State) -> dict[str, Any]:
     }
 
 
-@router.get("/projects/{project_build_id}", response_class=HTMLResponse)
-def project_page(request: Request, project_build_id: str, who: Seen) -> HTMLResponse:
-    """One project build: its state, source, target, the package graph, the uv configuration."""
-    try:
-        state = load_state(_store(request), project_build_id)
-    except WheelwrightError as exc:
-        return error_page(request, who, exc)
-    return page(
-        request,
-        "project.html",
-        who,
-        {**_project_context(request, state), "nav": "projects", "id": project_build_id},
-    )
-
-
 @router.get("/projects/{project_build_id}/live")
 def project_live(request: Request, project_build_id: str, who: Seen) -> JSONResponse:
     """The page's changing parts, for the script to swap in while the project build runs."""
@@ -121,4 +106,20 @@ def project_live(request: Request, project_build_id: str, who: Seen) -> JSONResp
             "packages": fragment("_packages.html", **context),
         },
         headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("/projects/{project_build_id:path}", response_class=HTMLResponse)
+def project_page(request: Request, project_build_id: str, who: Seen) -> HTMLResponse:
+    """One project build: its state, source, target, the package graph, the uv configuration.
+    Any id (slashes too, hence after `/live`) that names none is the 404 page, naming it."""
+    try:
+        state = load_state(_store(request), project_build_id)
+    except WheelwrightError as exc:
+        return error_page(request, who, exc)
+    return page(
+        request,
+        "project.html",
+        who,
+        {**_project_context(request, state), "nav": "projects", "id": project_build_id},
     )
