@@ -23,13 +23,15 @@ ENVIRONMENT = "cpu-plain"
 INDEX_URL = f"http://127.0.0.1:9/simple/{ENVIRONMENT}/"
 
 
-def parts_of(settings: Settings, store: WheelStore) -> ServedParts:
+def parts_of(
+    settings: Settings, store: WheelStore, base_url: str = "http://127.0.0.1:9"
+) -> ServedParts:
     return ServedParts(
         settings=settings,
         store=store,
         jobs=MemoryJobs(),
         dispatcher=NoDispatcher(),
-        base_url="http://127.0.0.1:9",
+        base_url=base_url,
         refresh_index=lambda: None,
     )
 
