@@ -5,6 +5,7 @@ build (packages, failures, uv configuration), its live JSON, 404s, hostile text,
 from __future__ import annotations
 
 import html
+import re
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from service.api.app import create_app
 from service.config import ApiToken, AuthSettings, load_settings
+from service.dashboard import projects
 from service.dispatch import NoDispatcher
 from service.jobs import MemoryJobs
 from service.store import LocalStore
@@ -188,3 +190,19 @@ def test_the_pages_need_the_read_scope_as_the_api_does(tmp_path: Path) -> None:
     api = f"/v1/projects/{running.id}"
     assert client.get(api, headers={"Authorization": f"Bearer {NONE}"}).status_code in (401, 403)
     assert client.get(api, headers={"Authorization": f"Bearer {READ}"}).status_code == 200
+
+
+def test_the_list_is_bounded_and_pages_to_older_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, store = _client(tmp_path)
+    monkeypatch.setattr(projects, "PAGE_SIZE", 2)
+    made = [_running(tmp_path, store).id for _ in range(3)]  # written in this order
+    first = client.get("/ui/projects").text
+    assert [i for i in made if f"/ui/projects/{i}" in first] == made[1:]
+    older = re.search(r'href="/ui/projects\?before=([^"]+)" rel="next"', first)
+    assert older is not None
+    second = client.get(f"/ui/projects?before={older.group(1)}").text
+    assert [i for i in made if f"/ui/projects/{i}" in second] == made[:1]
+    assert 'rel="next"' not in second and '<a href="/ui/projects">« Newest</a>' in second
+    assert f"before={older.group(1)}&amp;partial=rows" in second
