@@ -85,7 +85,17 @@ class Screenshots:
     folder: Path
     taken: list[Path] = field(default_factory=list)
 
-    def take(self, driver: WebDriver, name: str, *, phone: bool = True, dark: bool = True) -> None:
+    def take(
+        self,
+        driver: WebDriver,
+        name: str,
+        *,
+        phone: bool = True,
+        dark: bool = True,
+        anchor: str | None = None,
+    ) -> None:
+        """`anchor`: the id of an element scrolled to the top of each shot (else the page's top
+        as the browser left it)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         shots = [("desktop", DESKTOP, "light")]
         if phone:
@@ -98,6 +108,10 @@ class Screenshots:
                 "Emulation.setEmulatedMedia",
                 {"features": [{"name": "prefers-color-scheme", "value": scheme}]},
             )
+            if anchor is not None:
+                driver.execute_script(
+                    "document.getElementById(arguments[0]).scrollIntoView()", anchor
+                )
             time.sleep(0.2)
             path = self.folder / f"{name}-{label}.png"
             assert driver.save_screenshot(str(path)), f"no screenshot of {name}"

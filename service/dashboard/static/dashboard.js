@@ -1,5 +1,6 @@
-// Wheelwright dashboard: the pages work without this; it only keeps running builds live
-// (polling the dashboard's JSON) and adds copy buttons. No framework, nothing fetched elsewhere.
+// Wheelwright dashboard: the pages work without this; it only keeps running builds and project
+// builds live (polling the dashboard's JSON) and adds copy buttons. No framework, nothing
+// fetched elsewhere.
 "use strict";
 
 function followBuild(article) {
@@ -42,6 +43,32 @@ function followBuild(article) {
   setTimeout(tick, 1000);
 }
 
+function followProject(article) {
+  const url = article.dataset.live;
+  if (!url) return;
+  const tick = async () => {
+    let answer;
+    try {
+      const response = await fetch(url, {
+        headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      if (!response.ok) throw new Error(String(response.status));
+      answer = await response.json();
+    } catch (error) {
+      setTimeout(tick, 5000);
+      return;
+    }
+    if (answer.terminal) {  // the uv configuration comes with the page
+      window.location.reload();
+      return;
+    }
+    document.getElementById("summary").innerHTML = answer.summary;
+    document.getElementById("packages").innerHTML = answer.packages;
+    setTimeout(tick, 2000);
+  };
+  setTimeout(tick, 2000);
+}
+
 function followRows(table) {
   const url = table.dataset.liveRows;
   const body = document.getElementById("rows");
@@ -78,6 +105,8 @@ function copyButtons() {
 document.addEventListener("DOMContentLoaded", () => {
   const article = document.querySelector("article.build");
   if (article) followBuild(article);
+  const project = document.querySelector("article.project");
+  if (project) followProject(project);
   const table = document.querySelector("table[data-live-rows]");
   if (table) followRows(table);
   copyButtons();
