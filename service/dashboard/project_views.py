@@ -20,7 +20,6 @@ from service.store import StoredObject
 State = Mapping[str, object]
 ENDED = frozenset({"succeeded", "failed"})
 #: how `load_state` words a project build whose process stopped (its heartbeat did)
-LOST_PREFIX = "lost:"
 _BUILD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CURSOR_RE = re.compile(r"^(\d{1,12}(?:\.\d{1,9})?)-([0-9a-f]{32})$")
 _OK = {"succeeded", "built", "cached"}
@@ -54,11 +53,9 @@ def terminal(state: State) -> bool:
 
 def shown_state(state: State) -> str:
     """The state as the JSON API answers it, except `lost` for one whose process stopped (the
-    API answers `failed`, its error starting `lost:`)."""
+    API answers `failed` with `lost: true`)."""
     name = _text(state.get("state")) or "unknown"
-    if name == "failed" and _text(state.get("error")).startswith(LOST_PREFIX):
-        return "lost"
-    return name
+    return "lost" if name == "failed" and state.get("lost") is True else name
 
 
 def state_class(name: str) -> str:

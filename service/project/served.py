@@ -135,6 +135,7 @@ def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
     if state.get("state") in ("queued", "running") and lost:
         state |= {
             "state": "failed",
+            "lost": True,
             "error": f"lost: the service process running it stopped (no sign for "
             f"{LOST_AFTER_S:.0f} s); submit the project again",
             "finished_at": time.time(),

@@ -289,8 +289,8 @@ def test_a_project_build_whose_process_died_reads_as_failed_not_running(
     store.put(key, json.dumps(state).encode(), content_type="application/json")
     answer = client.get(f"/v1/projects/{'0' * 32}")
     assert answer.status_code == 200
-    assert answer.json()["state"] == "failed"
-    assert "lost" in answer.json()["error"]
+    assert answer.json()["state"] == "failed" and answer.json()["lost"] is True
+    assert answer.json()["error"].startswith("lost: the service process running it stopped")
     assert json.loads(store.get(key))["state"] == "failed"  # kept, not only answered
     fresh = {**state, "id": "1" * 32, "heartbeat_at": time.time()}
     store.put(layout.project_build_key("1" * 32), json.dumps(fresh).encode())

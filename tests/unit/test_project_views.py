@@ -60,7 +60,8 @@ def test_a_running_project_build_lasts_until_now() -> None:
 
 def test_a_lost_project_build_shows_as_lost() -> None:
     error = "lost: the service process running it stopped (no sign for 120 s); submit it again"
-    assert pv.shown_state(_state(state="failed", error=error)) == "lost"
+    assert pv.shown_state(_state(state="failed", error=error, lost=True)) == "lost"
+    assert pv.shown_state(_state(state="failed", error=error)) == "failed"  # the flag, not words
     assert pv.project_row(_state(state="failed", error=error)).tone == "bad"
     assert pv.shown_state(_state(state="failed", error="not built: beta")) == "failed"
     assert pv.shown_state(_state(state="running", error=error)) == "running"
