@@ -10,8 +10,9 @@ import os
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -200,6 +201,12 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="Redis URL; without it `serve` runs builds in-process"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="where users and build containers reach this service (https://wheels."
+        "example.com): the index URL in project builds and their uv configuration, and the "
+        "links the API answers with; default: the URL each request came to (its Host header)",
+    )
     build_timeout_s: int = Field(default=3600, ge=10, description="default build deadline")
     queue: QueueSettings = QueueSettings()
     environments: dict[str, EnvironmentSpec] = Field(
@@ -216,6 +223,18 @@ class Settings(BaseSettings):
     keep_workspace: bool = False
     max_archive_bytes: int = Field(default=4 * 1024**3, description="unpacked size limit")
     max_archive_members: int = Field(default=100_000, description="archive member count limit")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"public_url {value!r} must be an http:// or https:// URL")
+        if parts.query or parts.fragment or parts.username or parts.password:
+            raise ValueError(f"public_url {value!r} takes no query, fragment or credentials")
+        return value.strip().rstrip("/")
 
     @classmethod
     def settings_customise_sources(

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from service import layout
+from service.api.public import service_url
 from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require, token_name
@@ -64,12 +65,8 @@ def _jobs(request: Request) -> JobBackend:
     return jobs
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def view(request: Request, record: BuildRecord) -> BuildView:
-    base = _base(request)
+    base = service_url(request)
     return BuildView(
         build=record,
         url=f"{base}/v1/builds/{record.id}",
@@ -85,7 +82,7 @@ def answer(request: Request, result: Submitted) -> JSONResponse:
         body = SubmitAnswer(
             cached=True,
             artifact=artifact.summary(),
-            index_url=f"{_base(request)}/simple/{artifact.environment}/",
+            index_url=f"{service_url(request)}/simple/{artifact.environment}/",
         )
         return JSONResponse(body.model_dump(mode="json"), status_code=200)
     assert result.record is not None  # noqa: S101  (submit returns one or the other)

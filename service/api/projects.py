@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from service.api.builds import UPLOAD_SUFFIXES
+from service.api.public import service_url
 from service.archives import Limits
 from service.auth import require, token_name
 from service.client import CLI_AGENT
@@ -93,7 +94,7 @@ async def create_project(request: Request) -> JSONResponse:
         fields = _json((await request.body()).decode("utf-8", "replace"), "the body")
         parsed = _options(fields, uploaded=False)
         started = await run_in_threadpool(_start, request, parsed, None)
-    url = f"{str(request.base_url).rstrip('/')}/v1/projects/{started.id}"
+    url = f"{service_url(request)}/v1/projects/{started.id}"
     body = ProjectStarted(id=started.id, state="queued", url=url)
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
 
@@ -168,7 +169,7 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
         store=state.store,
         jobs=state.jobs,
         dispatcher=state.dispatcher,
-        base_url=str(request.base_url).rstrip("/"),
+        base_url=service_url(request),
         refresh_index=partial(_refresh, state.index_catalog),
         slots=state.project_slots,
         requested_by=requested_by

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from service.api.index import files as index_files
+from service.api.public import service_url
 from service.artifacts import Artifact, lookup, read_manifest
 from service.config import Settings
 from service.dashboard.overview import overview
@@ -97,10 +98,6 @@ def _catalog(request: Request) -> IndexCatalog:
     return catalog
 
 
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")
-
-
 def _names(request: Request) -> list[str]:
     settings: Settings = request.app.state.settings
     return sorted(set(_catalog(request).environment_names()) | set(settings.environments))
@@ -133,8 +130,8 @@ def environment(request: Request, name: str, who: Seen) -> HTMLResponse:
             projects = {}  # configured, nothing published yet
         facts = _facts(request, name)
         names = sorted(projects) or ["PACKAGE"]
-        uv = render_uv_config(_base(request), name, names)
-        pip = render_pip_config(_base(request), name, names)
+        uv = render_uv_config(service_url(request), name, names)
+        pip = render_pip_config(service_url(request), name, names)
     except WheelwrightError as exc:
         return error_page(request, who, exc)
     locked = bool(settings.auth.tokens) and not settings.auth.anonymous_index

@@ -359,6 +359,24 @@ def test_full_values_render_valid_manifests(chart: helm.Chart) -> None:
     assert env(container(cuda, "prepare"))["CA_SOURCE"] == "/etc/wheelwright/ca/bundle.pem"
 
 
+def test_the_api_is_told_where_users_reach_it(chart: helm.Chart) -> None:
+    """Project builds name the service's URL in their builds and uv configuration: the API
+    takes it from the ingress (https where tls lists the host), or from api.publicUrl."""
+
+    def public_url(values: dict[str, Any]) -> Any:
+        deployment = find(render(chart, values), "Deployment", "ww-wheelwright-api")
+        return env(container(deployment, "api")).get("WHEELWRIGHT_PUBLIC_URL")
+
+    assert public_url({}) is None  # no ingress: the URL each request came to
+    assert public_url(FULL) == "https://wheels.example.com"
+    plain = {"api": {"ingress": {"enabled": True}}}
+    assert public_url(plain) == "http://wheels.example.com"
+    told = _merge(FULL, {"api": {"publicUrl": "https://pypi.corp.example/wheelwright"}})
+    assert public_url(told) == "https://pypi.corp.example/wheelwright"
+    settings = load_settings(public_url=public_url(told))
+    assert settings.public_url == "https://pypi.corp.example/wheelwright"
+
+
 def test_gpu_limits_only_on_the_cuda_worker(chart: helm.Chart) -> None:
     docs = render(chart, FULL)
     # dind: the GPU goes to the engine that starts the build containers.

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from service import layout
 from service.api.app import create_app
 from service.config import Settings, load_settings
-from service.errors import BuildNotFoundError
+from service.errors import BuildNotFoundError, ConfigError
 from service.jobs import MemoryJobs
 from service.models import Target
 from service.project import served
@@ -122,6 +122,37 @@ def test_an_uploaded_pylock_toml_is_a_project_too(client: TestClient, store: Loc
     assert state["state"] == "succeeded", state["error"]
     assert state["input"] == "pylock.toml"
     assert state["packages"] == [] and state["uv_config"] == ""  # six has a wheel: nothing to build
+
+
+@pytest.mark.parametrize(
+    ("public_url", "expected"),
+    [(None, "http://wheels.forged.example"), ("https://wheels.corp.example/ww/", None)],
+)
+def test_the_index_a_project_build_names_is_the_public_url_not_the_callers_host(
+    home: Path, store: LocalStore, public_url: str | None, expected: str | None
+) -> None:
+    settings = configured(home, public_url=public_url)
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    client = TestClient(app, base_url="http://wheels.forged.example")
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    answer = upload(client, archive, {"environment": "cpu-plain"})
+    assert answer.status_code == 202, answer.text
+    base = expected or "https://wheels.corp.example/ww"
+    project_build_id = answer.json()["id"]
+    assert answer.headers["location"] == f"{base}/v1/projects/{project_build_id}"
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, project_build_id))["state"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    assert state["index_url"] == f"{base}/simple/cpu-plain/", state
+
+
+@pytest.mark.parametrize(
+    "bad", ["ftp://wheels.example", "wheels.example", "https://w.example/?a=1"]
+)
+def test_a_public_url_that_is_no_http_url_is_refused(home: Path, bad: str) -> None:
+    with pytest.raises(ConfigError, match="public_url"):
+        configured(home, public_url=bad)
 
 
 @pytest.mark.parametrize(

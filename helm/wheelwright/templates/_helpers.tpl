@@ -169,3 +169,15 @@ address: {{ required "keda.redisAddress (host:port) is required when the broker 
 databaseIndex: {{ $db | quote }}
 enableTLS: {{ $tls | toString | quote }}
 {{- end }}
+
+{{/* Where users reach the API: api.publicUrl, else the first ingress host, else nothing. */}}
+{{- define "wheelwright.publicUrl" -}}
+{{- if .Values.api.publicUrl -}}
+{{ .Values.api.publicUrl }}
+{{- else if and .Values.api.ingress.enabled .Values.api.ingress.hosts -}}
+{{- $host := (first .Values.api.ingress.hosts).host -}}
+{{- $tls := false -}}
+{{- range .Values.api.ingress.tls }}{{ if has $host .hosts }}{{ $tls = true }}{{ end }}{{ end -}}
+{{ ternary "https" "http" $tls }}://{{ $host }}
+{{- end -}}
+{{- end }}
