@@ -75,6 +75,11 @@ class SourceSettings(BaseModel):
         default=(), description="local wheel folders a request's find-links may name (and below)"
     )
     allow_file_git: bool = Field(default=False, description="accept file:// git URLs")
+    private_hosts: tuple[str, ...] = Field(
+        default=(),
+        description="hosts on this host's own networks (loopback, private ranges) that a "
+        "build's network may reach all the same: a team's own package index",
+    )
 
 
 class LimitSettings(BaseModel):

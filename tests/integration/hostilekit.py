@@ -57,10 +57,24 @@ for attack in plan["attacks"]:
             print(line)
         sys.stdout.flush()
     elif attack == "needs_network" and "egg_info" in sys.argv:  # asked for its requirements
-        import socket
+        import urllib.request
 
-        socket.create_connection(("pypi.org", 443), timeout=10).close()
+        urllib.request.urlopen("https://pypi.org/simple/", timeout=60).close()
         print("probe network: reached pypi.org", flush=True)
+    elif attack.startswith("host_network:") and "egg_info" in sys.argv:
+        import socket, urllib.request
+
+        port = int(attack.split(":", 1)[1])
+
+        def banner():  # WORKED only where the test's own listener on the host answers
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                if not sock.recv(64).startswith(b"host-listener"):
+                    raise ConnectionError("not the host's listener")
+
+        probe("host loopback", banner)
+        for where in (f"127.0.0.1:{port}", f"localhost:{port}"):
+            fetch = lambda: urllib.request.urlopen(f"http://{where}/", timeout=20).close()
+            probe(f"host {where.split(':')[0]} through the proxy", fetch)
     elif attack == "threads" and "bdist_wheel" in sys.argv:
         while True:
             threading.Thread(target=time.sleep, args=(60,), daemon=True).start()

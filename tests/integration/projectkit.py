@@ -111,11 +111,13 @@ def write_project(
 
 
 def project_env(home: Path) -> dict[str, str]:
-    """The CLI's environment: its own home, the torch folder allowed as a find-links source."""
+    """The CLI's environment: its own home, the torch folder allowed as a find-links source,
+    and this machine's loopback allowed to builds (the fixture index lives there)."""
     return {
         **os.environ,
         "WHEELWRIGHT_HOME": str(home),
         "WHEELWRIGHT_SOURCES__FIND_LINKS": f'["{torch_find_links()}"]',
+        "WHEELWRIGHT_SOURCES__PRIVATE_HOSTS": '["127.0.0.1"]',
     }
 
 

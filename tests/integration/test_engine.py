@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import docker
@@ -163,16 +166,54 @@ def test_same_request_twice_gives_identical_inputs_and_key(
     assert json.loads(canonical_json(first.manifest["inputs"]))["source"]["path"] == sdist.name
 
 
+@contextmanager
+def host_listener() -> Iterator[tuple[int, list[str]]]:
+    """A TCP port on the host's loopback that greets whoever connects; the peers it saw."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted: list[str] = []
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            try:
+                conn, peer = server.accept()
+            except TimeoutError:
+                continue
+            accepted.append(str(peer))
+            with conn:
+                conn.sendall(b"host-listener\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], accepted
+    finally:
+        done.set()
+        thread.join()
+        server.close()
+
+
 def test_a_backend_that_needs_the_network_to_answer_is_asked_again_online(
     builder: Builder, tmp_path: Path
 ) -> None:
     """The package's code is asked offline first; only when that fails, online (still without
     the shared cache), and the manifest says so."""
-    sdist = hostile_sdist(tmp_path, ["needs_network"], name="online", version="1.0")
-    built = builder.build(request_for(sdist))
+    with host_listener() as (port, accepted):
+        attacks = ["needs_network", f"host_network:{port}"]
+        sdist = hostile_sdist(tmp_path, attacks, name="online", version="1.0")
+        built = builder.build(request_for(sdist))
     assert built.manifest["isolation"]["requires_network"] is True
     log = built.log_path.read_text() if built.log_path.exists() else "\n".join(builder.lines)
     assert "failed offline; asking the backend again with the network on" in log
+    # online means through the worker's egress proxy: the public index, never this host
+    assert "network: through the worker's egress proxy" in log
     assert "probe network: reached pypi.org" in log
+    assert "probe host loopback: refused" in log
+    assert "probe host 127.0.0.1 through the proxy: refused (HTTPError)" in log
+    assert "probe host localhost through the proxy: refused (HTTPError)" in log
+    assert "egress refused: 127.0.0.1 is 127.0.0.1, an address of this host" in log
+    assert "WORKED" not in log
+    assert accepted == [], "a build reached a port of the host"
     plain = builder.build(request_for(make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0")))
     assert plain.manifest["isolation"]["requires_network"] is False

@@ -20,6 +20,7 @@ from worker.pipeline import build_and_publish
 pytestmark = pytest.mark.docker
 STAGES = ("runtime", "build_deps", "requires", "requires_install", "build", "verify")
 PACKAGE_CODE_STAGES = ("requires", "build", "verify")  # the package's own code runs here
+NETWORK_STAGES = ("runtime", "build_deps", "requires_install")  # installs, through the proxy
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def allow_list(settings: Settings, build_id: str, wheels: Path) -> list[Allowed]
         *(Allowed("/ww/work/io", work / "io" / stage, True, (stage,)) for stage in STAGES),
         # the project's compiler cache (brought from the store): writable, by the build alone
         Allowed("/ww/compiler-cache", settings.work_dir / f"{build_id}.ccache", True, ("build",)),
+        # the worker's egress proxy: the only way out, for the stages with the network alone
+        Allowed("/ww/egress", settings.work_dir / f"{build_id}.egress", False, NETWORK_STAGES),
     ]
     if settings.ca_bundle is not None:
         allowed.append(Allowed("/ww/ca.pem", settings.ca_bundle.resolve(), writable=False))
@@ -129,7 +132,9 @@ def test_every_stage_mount_is_on_the_allow_list(
         if "/ww/compiler-cache" in destinations:  # never the shared package cache
             compiler = next(m for m in mounts if m["Destination"] == "/ww/compiler-cache")
             assert not Path(compiler["Source"]).is_relative_to(settings.cache_dir), where
+        # no stage has a network of its own; the installs reach out through the egress proxy
+        assert host["NetworkMode"] == "none", f"{stage} has a network of its own"
         if stage in PACKAGE_CODE_STAGES:
             assert "/ww/cache" not in destinations, f"{stage} runs package code"
-            assert host["NetworkMode"] == "none", f"{stage} runs package code offline"
+            assert "/ww/egress" not in destinations, f"{stage} runs package code offline"
     assert managed_containers(docker_client, settings.home) == []

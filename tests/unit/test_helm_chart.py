@@ -360,12 +360,18 @@ def test_full_values_render_valid_manifests(chart: helm.Chart) -> None:
 
 
 def test_the_api_is_told_where_users_reach_it(chart: helm.Chart) -> None:
-    """Project builds name the service's URL in their builds and uv configuration: the API
-    takes it from the ingress (https where tls lists the host), or from api.publicUrl."""
+    """Project builds name the service's URL in their builds and uv configuration, and the
+    workers let builds reach it: both take it from the ingress (https where tls lists the
+    host), or from api.publicUrl."""
 
     def public_url(values: dict[str, Any]) -> Any:
-        deployment = find(render(chart, values), "Deployment", "ww-wheelwright-api")
-        return env(container(deployment, "api")).get("WHEELWRIGHT_PUBLIC_URL")
+        docs = render(chart, values)
+        api = env(container(find(docs, "Deployment", "ww-wheelwright-api"), "api"))
+        worker = find(docs, "Deployment", "ww-wheelwright-worker-cpu")
+        assert env(container(worker, "worker")).get("WHEELWRIGHT_PUBLIC_URL") == api.get(
+            "WHEELWRIGHT_PUBLIC_URL"
+        )  # the workers' egress proxy lets builds reach the same index
+        return api.get("WHEELWRIGHT_PUBLIC_URL")
 
     assert public_url({}) is None  # no ingress: the URL each request came to
     assert public_url(FULL) == "https://wheels.example.com"

@@ -62,7 +62,13 @@ class StageError(Exception):
 # ----------------------------------------------------------------------------- requests
 
 
-class CommonRequest(TypedDict):
+class _Egress(TypedDict, total=False):
+    #: the worker's egress proxy (a unix socket), where the stage's network goes through it
+    #: (docker: a stage with the network has none of its own; `egress.py` forwards to this)
+    egress: str
+
+
+class CommonRequest(_Egress):
     """What every stage gets: the installer, where it installs from, the build venv."""
 
     uv: str

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "vendor"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from contract import StageError  # type: ignore[import-not-found]  # a flat bundle
+from egress import use_proxy  # type: ignore[import-not-found]
 from steps import ACTIONS  # type: ignore[import-not-found]
 
 
@@ -28,6 +29,8 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     try:
         request = json.loads(request_path.read_text())
+        if request.get("egress"):
+            print(f"network: through the worker's egress proxy ({use_proxy(request['egress'])})")
         handler = ACTIONS[action]
         data = handler(request)
         result: dict[str, object] = {"ok": True, "data": data}

@@ -123,15 +123,18 @@ class Executor(Protocol):
         ...
 
 
-def write_stage_request(io: Path, stage: StagePlan[Any]) -> None:
-    """Write the stage's request into `io`, never through a link a stage may have left."""
+def write_stage_request(
+    io: Path, stage: StagePlan[Any], executor_fields: Mapping[str, str] | None = None
+) -> None:
+    """Write the stage's request into `io` (with what the executor adds, such as the egress
+    proxy's socket), never through a link a stage may have left."""
     io.mkdir(parents=True, exist_ok=True)
     (io / f"{stage.name}.result.json").unlink(missing_ok=True)
     path = io / f"{stage.name}.request.json"
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     with os.fdopen(fd, "w") as out:
-        out.write(json.dumps(dict(stage.request), indent=2))
+        out.write(json.dumps(dict(stage.request) | dict(executor_fields or {}), indent=2))
 
 
 def read_stage_result(

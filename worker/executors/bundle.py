@@ -23,6 +23,7 @@ DRIVER_FILES = (
     "contract.py",
     "audit.py",
     "compilercache.py",
+    "egress.py",
 )
 VENDORED = (pyproject_hooks, packaging)
 

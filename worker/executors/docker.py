@@ -1,10 +1,13 @@
 """The docker executor: every stage in a fresh, hardened container from the build image.
 
-Each stage gets its own container so it gets its own network policy (host network for installs,
-none for the build and the verify) and a clean process tree. The containers run as a non-root
-user with every capability dropped, `no-new-privileges`, a read-only root filesystem, pids,
-memory and CPU limits, labels for the reaper, and a deadline after which they are killed. They
-never see the Docker socket. Removal happens in `finally`, whatever went wrong.
+Each stage gets its own container, so it gets its own network policy and a clean process tree.
+No container has a network of its own: a stage with the network (the installs) reaches out only
+through the worker's egress proxy (`worker/egress.py`), whose socket is mounted into that stage
+alone, so it reaches public addresses and the hosts the operator allows, never this host's. The
+containers run as a non-root user with every capability dropped, `no-new-privileges`, a
+read-only root filesystem, pids, memory and CPU limits, labels for the reaper, and a deadline
+after which they are killed. They never see the Docker socket. Removal happens in `finally`,
+whatever went wrong.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from service.config import Settings
 from service.errors import BuildFailedError, ExecutorError, ImageError
 from service.models import BuildRequest, Target
 from service.prepare import build_image
+from worker.egress import EgressProxy, policy_for
 from worker.executors.base import (
     StageContext,
     check_stop,
@@ -42,11 +46,14 @@ from worker.executors.bundle import driver_bundle
 from worker.executors.limits import named_limit
 from worker.images import ensure_image
 from worker.plan import Layout, Machine, StagePlan
+from worker.proxy import PROXY_VARS
 
 LABEL = "org.wheelwright.managed"
 BUILD_LABEL = "org.wheelwright.build-id"
 WORK, CACHE, DRIVER, CA = "/ww/work", "/ww/cache", "/ww/driver", "/ww/ca.pem"
 COMPILER_CACHE = "/ww/compiler-cache"  # the project's, writable by the build stage alone
+EGRESS = "/ww/egress"  # the egress proxy's folder, in the stages with the network alone
+EGRESS_SOCKET = "proxy.sock"
 DEFAULT_USER = "1000:1000"
 REAP_GRACE_S = 120
 
@@ -76,11 +83,15 @@ class DockerSession:
     facts: Mapping[str, Any]
     pids_limit: int = 4096
     compiler_cache: Path | None = None
+    #: the folder of the build's egress proxy socket (None: no network for any stage)
+    egress: Path | None = None
     containers: list[Container] = field(default_factory=list)
 
     def environment(self, stage: StagePlan[Any]) -> dict[str, str]:
         image_path = self.image_env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
-        return stage_environment(stage, self.layout, path=image_path)
+        env = stage_environment(stage, self.layout, path=image_path)
+        # the worker's own proxies are the egress proxy's way out, not the stage's
+        return {k: v for k, v in env.items() if k not in PROXY_VARS}
 
     def io_dir(self, stage: StagePlan[Any]) -> Path:
         """The stage's own exchange folder: no other stage ever sees it."""
@@ -98,6 +109,8 @@ class DockerSession:
             mounts.append(Mount(self.layout.snapshot, snapshot, type="bind", read_only=True))
         if stage.compiler_cache and self.compiler_cache is not None:
             mounts.append(Mount(COMPILER_CACHE, str(self.compiler_cache), type="bind"))
+        if stage.network and self.egress is not None:
+            mounts.append(Mount(EGRESS, str(self.egress), type="bind", read_only=True))
         mounts.append(Mount(self.layout.io, str(self.io_dir(stage)), type="bind"))
         return mounts
 
@@ -109,7 +122,8 @@ class DockerSession:
             uid, gid = (int(x) for x in self.user.split(":", 1))
             if os.getuid() == 0:
                 os.chown(io, uid, gid)
-        write_stage_request(io, stage)
+        network = stage.network and self.egress is not None
+        write_stage_request(io, stage, {"egress": f"{EGRESS}/{EGRESS_SOCKET}"} if network else {})
         check_stop(stage, ctx)
         container = self.client.containers.create(
             self.image,
@@ -118,7 +132,7 @@ class DockerSession:
             environment=self.environment(stage),
             working_dir=WORK,
             mounts=self.mounts_for(stage),
-            network_mode="host" if stage.network else "none",
+            network_mode="none",  # the network, where a stage has it, is the egress proxy
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             read_only=True,
@@ -281,6 +295,10 @@ class DockerExecutor:
             (workspace / sub).mkdir(parents=True, exist_ok=True)
         cache.mkdir(parents=True, exist_ok=True)
         user = self._user(workspace, cache, compiler_cache)
+        # beside the workspace, not in it: only the stages with the network see the socket
+        egress = workspace.parent / f"{workspace.name}.egress"
+        shutil.rmtree(egress, ignore_errors=True)
+        egress.mkdir(mode=0o755)
         bundle = driver_bundle(self.settings.home / "driver")
         mounts = [
             Mount(WORK, str(workspace), type="bind"),
@@ -334,12 +352,21 @@ class DockerExecutor:
             },
             pids_limit=self.settings.docker.pids_limit,
             compiler_cache=compiler_cache,
+            egress=egress,
+        )
+        proxy = EgressProxy(
+            egress / EGRESS_SOCKET,
+            policy_for(self.settings),
+            on_refused=lambda why: progress(f"egress refused: {why}"),
         )
         try:
+            proxy.start()
             yield session
         finally:
             for container in list(session.containers):
                 _remove(container)
+            proxy.close()
+            shutil.rmtree(egress, ignore_errors=True)
 
     def reap(self, build_id: str | None = None) -> int:
         """Remove managed containers past their deadline, or exited a while ago.

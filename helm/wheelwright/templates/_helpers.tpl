@@ -86,6 +86,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   value: {{ .Values.build.timeoutSeconds | quote }}
 - name: WHEELWRIGHT_EXECUTOR
   value: {{ .Values.executor | quote }}
+{{- with include "wheelwright.publicUrl" . }}
+- name: WHEELWRIGHT_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
 - name: WHEELWRIGHT_STORE__BACKEND
   value: {{ .Values.store.backend | quote }}
 {{- with .Values.store.s3 }}

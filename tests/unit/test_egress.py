@@ -1,0 +1,284 @@
+"""The egress proxy, the only way out of a build container with the network: real sockets on
+this machine's loopback only. It refuses this host's own addresses (a refused destination is
+never connected to), serves https tunnels and http requests to allowed ones, goes through the
+operator's own proxy where the worker has one, and the driver's forwarder joins a loopback port
+in the container to its unix socket."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from service.config import load_settings
+from worker.driver.egress import forward
+from worker.egress import EgressPolicy, EgressProxy, EgressRefused, policy_for, private_address
+
+LOOPBACK = frozenset({"127.0.0.1"})
+
+
+class Origin:
+    """An http server on 127.0.0.1 that counts its connections and keeps what it was asked."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                origin.requests.append((self.path, dict(self.headers.items())))
+                body = b"hello from the origin"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+
+
+@pytest.fixture
+def origin() -> Iterator[Origin]:
+    server = Origin()
+    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def ask(path: Path, raw: bytes) -> bytes:
+    """Send `raw` to the proxy's unix socket; everything it answers until it closes."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(10)
+        sock.connect(str(path))
+        sock.sendall(raw)
+        return _read_all(sock)
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("address", "private"),
+    [
+        ("127.0.0.1", True),
+        ("127.8.9.10", True),
+        ("10.1.2.3", True),
+        ("172.16.0.1", True),
+        ("192.168.1.1", True),
+        ("169.254.169.254", True),  # a cloud's metadata service
+        ("100.64.0.1", True),
+        ("0.0.0.0", True),  # noqa: S104  (an address to judge, not to bind)
+        ("224.0.0.1", True),
+        ("::1", True),
+        ("::", True),
+        ("fe80::1", True),
+        ("fd00::1", True),
+        ("::ffff:127.0.0.1", True),
+        ("::ffff:10.0.0.1", True),
+        ("8.8.8.8", False),
+        ("151.101.0.223", False),
+        ("203.0.113.80", False),  # documentation ranges are nobody's own network
+        ("2606:4700::1", False),
+    ],
+)
+def test_the_addresses_of_this_host_and_its_networks_are_private(
+    address: str, private: bool
+) -> None:
+    assert private_address(ipaddress.ip_address(address)) is private
+
+
+def test_a_private_destination_is_refused_by_name_unless_the_operator_allows_it() -> None:
+    with pytest.raises(EgressRefused, match=r"127\.0\.0\.1, an address of this host"):
+        EgressPolicy().check("127.0.0.1", 6379)
+    with pytest.raises(EgressRefused, match=r"localhost is (127\.0\.0\.1|::1)"):
+        EgressPolicy().check("localhost", 8000)
+    with pytest.raises(EgressRefused, match=r"sources\.private_hosts"):
+        EgressPolicy().check("[::1]", 443)
+    assert EgressPolicy(LOOPBACK).check("127.0.0.1", 6379) == [
+        (ipaddress.ip_address("127.0.0.1"), 6379)
+    ]
+    with pytest.raises(EgressRefused, match="no such port"):
+        EgressPolicy(LOOPBACK).check("127.0.0.1", 0)
+    with pytest.raises(EgressRefused, match="cannot resolve"):
+        EgressPolicy().check("no-such-host.invalid", 443)
+
+
+def test_the_operator_allows_the_service_its_indexes_and_private_hosts() -> None:
+    settings = load_settings(
+        public_url="http://wheels.internal:8000",
+        index={"extra_index_urls": ["http://mirror.corp:3141/simple"]},
+        environments={
+            "team": {
+                "target": {"kind": "cpu"},
+                "index": {"find_links": ["https://links.corp/wheels/"]},
+            }
+        },
+        sources={"private_hosts": ["Registry.Corp", "[fd00::5]"]},
+    )
+    policy = policy_for(settings, environ={})
+    assert policy.allowed_hosts == {
+        "wheels.internal",
+        "mirror.corp",
+        "links.corp",
+        "pypi.org",
+        "registry.corp",
+        "fd00::5",
+    }
+    assert policy.upstream == ()
+    behind = policy_for(
+        settings,
+        environ={"HTTPS_PROXY": "http://u%40x:p%3Aw@proxy.corp:3128", "NO_PROXY": "corp,.lan"},
+    )
+    (scheme, upstream), *_ = behind.upstream
+    assert (scheme, upstream.host, upstream.port) == ("https", "proxy.corp", 3128)
+    assert upstream.authorization == "Basic dUB4OnA6dw=="  # "u@x:p:w"
+    assert behind.upstream_for("https", "files.pythonhosted.org") == upstream
+    assert behind.upstream_for("https", "mirror.corp") is None  # NO_PROXY
+    assert behind.upstream_for("https", "a.lan") is None
+    assert behind.upstream_for("http", "pypi.org") is None  # no HTTP_PROXY
+
+
+def test_an_http_request_to_an_allowed_host_is_sent_on_and_closed(
+    tmp_path: Path, origin: Origin
+) -> None:
+    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+        answer = ask(
+            proxy.path,
+            f"GET http://127.0.0.1:{origin.port}/simple/torch/?x=1 HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{origin.port}\r\nProxy-Connection: keep-alive\r\n"
+            "Proxy-Authorization: Basic c2VjcmV0\r\n\r\n".encode(),
+        )
+    assert answer.startswith(b"HTTP/1.0 200") and answer.endswith(b"hello from the origin")
+    ((path, headers),) = origin.requests
+    assert path == "/simple/torch/?x=1"  # origin-form, as a server expects it
+    assert headers["Connection"] == "close"
+    assert "Proxy-Authorization" not in headers and "Proxy-Connection" not in headers
+
+
+def test_a_tunnel_to_an_allowed_host_carries_bytes_both_ways(
+    tmp_path: Path, origin: Origin
+) -> None:
+    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+        answer = ask(
+            proxy.path,
+            f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\nHost: x\r\n\r\n"
+            f"GET /inside HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+        )
+    assert answer.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.0 200")
+    assert [path for path, _ in origin.requests] == ["/inside"]
+
+
+def test_a_private_destination_is_answered_403_and_never_connected_to(
+    tmp_path: Path, origin: Origin
+) -> None:
+    refused: list[str] = []
+    with EgressProxy(tmp_path / "p.sock", EgressPolicy(), on_refused=refused.append) as proxy:
+        tunnel = ask(proxy.path, f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n".encode())
+        plain = ask(
+            proxy.path, f"GET http://localhost:{origin.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+        )
+    assert tunnel.startswith(b"HTTP/1.1 403 Forbidden")
+    assert b"wheelwright egress: 127.0.0.1 is 127.0.0.1, an address of this host" in tunnel
+    assert plain.startswith(b"HTTP/1.1 403 Forbidden") and b"localhost is" in plain
+    assert origin.requests == []
+    assert len(refused) == 2 and "sources.private_hosts" in refused[0]
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"HELLO\r\n\r\n", b"not an HTTP/1 request line"),
+        (b"GET ftp://example.org/ HTTP/1.1\r\n\r\n", b"only CONNECT and http:// URLs"),
+        (b"GET /relative HTTP/1.1\r\n\r\n", b"only CONNECT and http:// URLs"),
+        (b"CONNECT example.org:https HTTP/1.1\r\n\r\n", b"not host:port"),
+        (b"GET http://a/ HTTP/1.1\r\nno colon here\r\n\r\n", b"a malformed header line"),
+    ],
+)
+def test_what_is_no_proxy_request_is_answered_400(tmp_path: Path, raw: bytes, why: bytes) -> None:
+    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy()) as proxy:
+        answer = ask(proxy.path, raw)
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request") and why in answer
+
+
+def test_a_tunnel_goes_through_the_operators_proxy_where_the_worker_has_one(
+    tmp_path: Path, origin: Origin
+) -> None:
+    """The operator's proxy gets the CONNECT (with its credentials) and answers the stage."""
+    heads: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def operator_proxy() -> None:  # a tunnel to the origin, whatever was asked
+        conn, _ = listener.accept()
+        with conn, socket.create_connection(("127.0.0.1", origin.port)) as out:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += conn.recv(4096)
+            head, _, rest = data.partition(b"\r\n\r\n")
+            heads.append(head)
+            conn.sendall(b"HTTP/1.1 200 OK from upstream\r\n\r\n")
+            conn.settimeout(10)
+            out.sendall(rest or conn.recv(4096))
+            conn.sendall(_read_all(out))
+
+    threading.Thread(target=operator_proxy, daemon=True).start()
+    port = listener.getsockname()[1]
+    environ = {"HTTPS_PROXY": f"http://ops:s3cret@127.0.0.1:{port}"}
+    policy = policy_for(load_settings(sources={"private_hosts": ["127.0.0.1"]}), environ=environ)
+    with EgressProxy(tmp_path / "proxy.sock", policy) as proxy:
+        answer = ask(
+            proxy.path,
+            b"CONNECT 203.0.113.7:443 HTTP/1.1\r\n\r\n"
+            b"GET /through HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    listener.close()
+    assert answer.startswith(b"HTTP/1.1 200 OK from upstream\r\n\r\nHTTP/1.0 200")
+    assert heads[0].startswith(b"CONNECT 203.0.113.7:443 HTTP/1.1\r\n")
+    assert b"Proxy-Authorization: Basic b3BzOnMzY3JldA==" in heads[0]
+    assert [path for path, _ in origin.requests] == ["/through"]
+
+
+def test_a_socket_path_too_long_for_a_socket_address_still_serves(
+    tmp_path: Path, origin: Origin
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    seen = tmp_path / "s"  # the socket's folder as a container sees it: a short path
+    seen.symlink_to(deep)
+    with EgressProxy(deep / "proxy.sock", EgressPolicy(LOOPBACK)):
+        assert (deep / "proxy.sock").is_socket()
+        answer = ask(
+            seen / "proxy.sock",
+            f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\n\r\n"
+            "GET /long HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+        )
+    assert answer.startswith(b"HTTP/1.1 200 Connection established")
+    assert not (deep / "proxy.sock").exists()  # removed with the proxy
+
+
+def test_the_drivers_forwarder_joins_a_loopback_port_to_the_proxy(
+    tmp_path: Path, origin: Origin
+) -> None:
+    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+        port = forward(str(proxy.path))
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(
+                f"GET http://127.0.0.1:{origin.port}/via-forwarder HTTP/1.1\r\n"
+                "Host: x\r\n\r\n".encode()
+            )
+            answer = _read_all(sock)
+    assert answer.endswith(b"hello from the origin")
+    assert [path for path, _ in origin.requests] == ["/via-forwarder"]
