@@ -62,6 +62,10 @@ class StageError(Exception):
 # ----------------------------------------------------------------------------- requests
 
 
+#: Request keys the executor adds to the plan's request (the plan knows nothing of them).
+EXECUTOR_KEYS = ("egress",)
+
+
 class _Egress(TypedDict, total=False):
     #: the worker's egress proxy (a unix socket), where the stage's network goes through it
     #: (docker: a stage with the network has none of its own; `egress.py` forwards to this)
