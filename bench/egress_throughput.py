@@ -110,10 +110,10 @@ def main() -> None:
 
                 results[name] = (timed(once, args.rounds), timed(many, 1))
     server.shutdown()
-    for name, (one, many) in results.items():
+    for name, (single, together) in results.items():
         print(
-            f"{name:>13}: one download {args.megabytes / one:8.0f} MB/s; "
-            f"{args.parallel} at once {many:6.2f} s"
+            f"{name:>13}: one download {args.megabytes / single:8.0f} MB/s; "
+            f"{args.parallel} at once {together:6.2f} s"
         )
     (d1, dn), (p1, pn) = results["direct"], results["egress proxy"]
     print(f"ratio of speed, proxy/direct: one {d1 / p1:.2f}, {args.parallel} at once {dn / pn:.2f}")
