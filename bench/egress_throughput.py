@@ -22,8 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from service.egress import EgressPolicy, EgressProxy
 from worker.driver.egress import forward
-from worker.egress import EgressPolicy, EgressProxy
 
 CHUNK = 1024 * 1024
 GOAL_MBPS = 250

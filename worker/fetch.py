@@ -9,6 +9,8 @@ the tree) and a request whose source is resolved, so the request key names conte
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from pypi_simple import DigestMismatchError, NoSuchProjectError, PyPISimple
 
 from service.artifacts.checks import Expected
 from service.config import Settings
+from service.egress import EgressPolicy, EgressProxy, policy_for
 from service.errors import FetchError, SourceNotFoundError, UnsafeArchiveError
 from service.models import (
     ArchiveSource,
@@ -47,7 +50,12 @@ class Fetched:
 
 
 def git_for(settings: Settings) -> Git:
-    return Git(allow_file=settings.sources.allow_file_git, ca_bundle=settings.ca_bundle)
+    """The worker's git: hardened, and reaching only what the egress policy allows."""
+    return Git(
+        allow_file=settings.sources.allow_file_git,
+        ca_bundle=settings.ca_bundle,
+        egress=policy_for(settings),
+    )
 
 
 def pin_source(request: BuildRequest, settings: Settings) -> BuildRequest:
@@ -64,21 +72,27 @@ def pin_source(request: BuildRequest, settings: Settings) -> BuildRequest:
 
 
 def fetch(
-    request: BuildRequest, workspace: Path, limits: Limits | None = None, git: Git | None = None
+    request: BuildRequest,
+    workspace: Path,
+    limits: Limits | None = None,
+    git: Git | None = None,
+    egress: EgressPolicy | None = None,
 ) -> Fetched:
     """Fetch the source into `workspace/src` (archives are kept in `workspace/dl`), with what
-    it says it is (read before any of its code runs)."""
-    fetched = _fetch(request, workspace, limits or Limits(), git or Git(allow_file=False))
+    it says it is (read before any of its code runs); `egress`: what the indexes may be."""
+    fetched = _fetch(request, workspace, limits or Limits(), git or Git(allow_file=False), egress)
     return replace(fetched, expected=expected_identity(fetched.request, fetched.root))
 
 
-def _fetch(request: BuildRequest, workspace: Path, limits: Limits, git: Git) -> Fetched:
+def _fetch(
+    request: BuildRequest, workspace: Path, limits: Limits, git: Git, egress: EgressPolicy | None
+) -> Fetched:
     downloads, src = workspace / "dl", workspace / "src"
     downloads.mkdir(parents=True, exist_ok=True)
     source = request.source
     match source:
         case RequirementSource():
-            archive = download_sdist(request, downloads)
+            archive = download_sdist(request, downloads, egress)
             return _from_archive(request, archive, src, limits)
         case ArchiveSource():
             path = Path(source.path)
@@ -128,8 +142,24 @@ def _from_git(request: BuildRequest, source: GitSource, src: Path, git: Git) -> 
     return Fetched(request=resolved, filename=f"{source.url}@{commit}", sha256=commit, root=root)
 
 
-def download_sdist(request: BuildRequest, downloads: Path) -> Path:
-    """Find `name==version`'s sdist on the indexes or find-links folders and download it."""
+@contextmanager
+def _index_session(
+    egress: EgressPolicy | None, refused: list[str]
+) -> Iterator[requests.Session | None]:
+    """A session whose requests go through an egress proxy (None: requests' own defaults)."""
+    if egress is None:
+        yield None
+        return
+    with EgressProxy(None, egress, on_refused=refused.append) as proxy, requests.Session() as web:
+        web.proxies = {"http": proxy.url, "https": proxy.url}
+        yield web
+
+
+def download_sdist(
+    request: BuildRequest, downloads: Path, egress: EgressPolicy | None = None
+) -> Path:
+    """Find `name==version`'s sdist on the indexes or find-links folders and download it;
+    with `egress`, through an egress proxy (the indexes are the request's)."""
     assert isinstance(request.source, RequirementSource)  # noqa: S101  (callers match on kind)
     name, version = request.source.name, Version(request.source.version)
     for location in request.index.find_links:
@@ -140,9 +170,13 @@ def download_sdist(request: BuildRequest, downloads: Path) -> Path:
                 shutil.copyfile(candidate, target)
                 return target
     seen: list[str] = []
+    refused: list[str] = []
     for index in (request.index.index_url, *request.index.extra_index_urls):
         try:
-            with PyPISimple(endpoint=index.rstrip("/") + "/") as client:
+            with (
+                _index_session(egress, refused) as web,
+                PyPISimple(endpoint=index.rstrip("/") + "/", session=web) as client,
+            ):
                 page = client.get_project_page(name, timeout=60)
                 for pkg in page.packages:
                     if pkg.package_type == "sdist" and _is_sdist_of(pkg.filename, name, version):
@@ -156,7 +190,8 @@ def download_sdist(request: BuildRequest, downloads: Path) -> Path:
             msg = f"the sdist of {request.source.requirement} failed its hash check: {exc}"
             raise FetchError(msg) from None
         except requests.RequestException as exc:
-            raise FetchError(f"could not reach the index {index}: {exc}") from None
+            why = f"refused: {refused[-1]}" if refused else str(exc)
+            raise FetchError(f"could not reach the index {index}: {why}") from None
     where = ", ".join((request.index.index_url, *request.index.extra_index_urls))
     if not seen:
         raise SourceNotFoundError(f"no project named {name!r} with an sdist on {where}")

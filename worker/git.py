@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from service.egress import EgressPolicy, EgressProxy, EgressRefused, through
 from service.errors import FetchError, SourceNotFoundError
-from service.gitpolicy import check_git_ref, check_git_url
+from service.gitpolicy import check_git_ref, check_git_url, git_scheme
 from worker.proxy import PROXY_VARS
 
 #: Environment variables git may keep from the worker's: reaching the network and ssh keys.
@@ -63,14 +65,39 @@ def git_config(allow_file: bool) -> list[str]:
 
 
 class Git:
-    """One hardened git for one fetch."""
+    """One hardened git for one fetch. With `egress`, its https goes through an egress proxy
+    and an ssh URL's host is checked first: a URL of this host or its networks is refused
+    unless the operator allows it (`service.egress`)."""
 
-    def __init__(self, *, allow_file: bool, ca_bundle: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        allow_file: bool,
+        ca_bundle: Path | None = None,
+        egress: EgressPolicy | None = None,
+    ) -> None:
         self.allow_file = allow_file
         self.env = git_environment(allow_file, ca_bundle)
         self.config = git_config(allow_file)
+        self.egress = egress
 
     def run(self, *args: str, cwd: Path | None = None) -> str:
+        if self.egress is None:
+            return self._run(args, self.env, cwd)
+        with EgressProxy(None, self.egress) as proxy:
+            return self._run(args, through(proxy.url, self.env), cwd)
+
+    def _reachable(self, url: str) -> None:
+        """An ssh URL's host, checked before git connects (https goes through the proxy)."""
+        if self.egress is None or git_scheme(url) != "ssh":
+            return
+        parts = urlsplit(url)
+        try:
+            self.egress.check(parts.hostname or "", parts.port or 22)
+        except EgressRefused as exc:
+            raise FetchError(f"git URL {url!r}: {exc}") from None
+
+    def _run(self, args: tuple[str, ...], env: dict[str, str], cwd: Path | None) -> str:
         argv = ["git", *self.config, *args]
         try:
             done = subprocess.run(
@@ -78,7 +105,7 @@ class Git:
                 capture_output=True,
                 text=True,
                 check=True,
-                env=self.env,
+                env=env,
                 cwd=cwd,
                 timeout=GIT_TIMEOUT_S,
                 stdin=subprocess.DEVNULL,
@@ -96,6 +123,7 @@ class Git:
         """The full commit hash a branch, tag or HEAD of `url` points to."""
         check_git_url(url)
         check_git_ref(ref)
+        self._reachable(url)
         out = self.run("ls-remote", "--", url, ref, f"refs/tags/{ref}^{{}}")
         hashes = {}
         for line in out.splitlines():
@@ -113,6 +141,7 @@ class Git:
         check_git_url(url)
         if len(commit) not in (40, 64) or not all(c in "0123456789abcdef" for c in commit):
             raise SourceNotFoundError(f"commit {commit!r} is not a full commit hash")
+        self._reachable(url)
         self.run("clone", "--quiet", "--no-checkout", "--", url, str(dest))
         self.run("checkout", "--quiet", commit, "--", cwd=dest)
         self.run("submodule", "update", "--quiet", "--init", "--recursive", cwd=dest)

@@ -1,3 +1,5 @@
 """The proxy variables: what image builds, fetch stages, git and the host executor pass on."""
 
-PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
+from worker.driver.egress import PROXY_NAMES
+
+PROXY_VARS = (*PROXY_NAMES, "NO_PROXY", "no_proxy")

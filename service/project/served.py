@@ -22,6 +22,7 @@ import structlog
 from service import layout
 from service.config import Settings
 from service.dispatch import Dispatcher, GroupDispatcher
+from service.egress import policy_for
 from service.errors import BuildNotFoundError, BusyError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
@@ -321,7 +322,11 @@ class ServedProjectBuild:
 
         assert self._git is not None  # noqa: S101  (made with a folder or a git source)
         settings = self.parts.settings
-        git = Git(allow_file=settings.sources.allow_file_git, ca_bundle=settings.ca_bundle)
+        git = Git(
+            allow_file=settings.sources.allow_file_git,
+            ca_bundle=settings.ca_bundle,
+            egress=policy_for(settings),
+        )
         commit = self._git.commit or git.resolve_ref(self._git.url, self._git.ref)
         self._source["commit"] = commit
         checkout = self._workdir / "checkout"

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import uv
 
 from service.config import Settings
+from service.egress import EgressProxy, policy_for, through
 from service.errors import InvalidRequestError
 from service.gitpolicy import check_git_url, git_scheme
 from service.policy import allowed_folders
@@ -107,19 +108,26 @@ def run_uv(
     args: Sequence[str], settings: Settings, work: Path, *, what: str
 ) -> subprocess.CompletedProcess[str]:
     """uv with `args`, in `work` (a scratch folder) and `uv_environment`, bounded in time;
-    `what` names the step in the error when it runs too long."""
-    try:
-        return subprocess.run(
-            [uv.find_uv_bin(), *args],
-            cwd=work,
-            capture_output=True,
-            text=True,
-            env=uv_environment(settings, work),
-            timeout=UV_TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise InvalidRequestError(f"{what}: uv ran past {UV_TIMEOUT_S} s") from None
+    `what` names the step in the error when it runs too long. Its requests go through an
+    egress proxy of this process (`service.egress`): the project's indexes are the caller's,
+    and none of them may be this host or its networks unless the operator allows it."""
+    refused: list[str] = []
+    with EgressProxy(None, policy_for(settings), on_refused=refused.append) as proxy:
+        try:
+            done = subprocess.run(
+                [uv.find_uv_bin(), *args],
+                cwd=work,
+                capture_output=True,
+                text=True,
+                env=through(proxy.url, uv_environment(settings, work)),
+                timeout=UV_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise InvalidRequestError(f"{what}: uv ran past {UV_TIMEOUT_S} s") from None
+    # uv tells of a 403; the refusal says why (its last lines are what `uv_detail` keeps)
+    done.stderr += "".join(f"\nrefused: {reason}" for reason in dict.fromkeys(refused))
+    return done
 
 
 def uv_detail(done: subprocess.CompletedProcess[str]) -> str:

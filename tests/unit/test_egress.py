@@ -16,8 +16,12 @@ from pathlib import Path
 import pytest
 
 from service.config import load_settings
+from service.egress import EgressPolicy, EgressProxy, EgressRefused, policy_for, private_address
+from service.errors import FetchError, SourceNotFoundError
+from service.models import parse_request
 from worker.driver.egress import forward
-from worker.egress import EgressPolicy, EgressProxy, EgressRefused, policy_for, private_address
+from worker.fetch import download_sdist
+from worker.git import Git
 
 LOOPBACK = frozenset({"127.0.0.1"})
 
@@ -282,3 +286,31 @@ def test_the_drivers_forwarder_joins_a_loopback_port_to_the_proxy(
             answer = _read_all(sock)
     assert answer.endswith(b"hello from the origin")
     assert [path for path, _ in origin.requests] == ["/via-forwarder"]
+
+
+def test_the_workers_git_reaches_no_private_host(tmp_path: Path, origin: Origin) -> None:
+    """git's https goes through the proxy (refused: the listener never sees it); an ssh URL's
+    host is checked before ssh runs."""
+    git = Git(allow_file=False, egress=EgressPolicy())
+    with pytest.raises(FetchError, match=r"127\.0\.0\.1 is 127\.0\.0\.1, an address of this"):
+        git.resolve_ref("ssh://git@127.0.0.1/acme/app.git", "main")
+    with pytest.raises(SourceNotFoundError, match="git ls-remote failed"):
+        git.resolve_ref(f"https://127.0.0.1:{origin.port}/acme/app.git", "main")
+    assert origin.requests == []
+
+
+def test_the_workers_sdist_download_reaches_no_private_index(
+    tmp_path: Path, origin: Origin
+) -> None:
+    request = parse_request(
+        {
+            "source": {"kind": "requirement", "requirement": "demo==1.0"},
+            "index": {"index_url": f"http://127.0.0.1:{origin.port}/simple"},
+        }
+    )
+    with pytest.raises(FetchError, match=r"refused: 127\.0\.0\.1 is 127\.0\.0\.1"):
+        download_sdist(request, tmp_path, EgressPolicy())
+    assert origin.requests == []
+    with pytest.raises(SourceNotFoundError):  # allowed: asked, and it has no such project
+        download_sdist(request, tmp_path, EgressPolicy(LOOPBACK))
+    assert [path for path, _ in origin.requests] == ["/simple/demo/"]

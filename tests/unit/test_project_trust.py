@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,50 @@ def test_uv_runs_with_the_service_s_cache_and_no_downloads_or_keyring(
     assert env["UV_PYTHON_DOWNLOADS"] == "never"
     assert env["UV_KEYRING_PROVIDER"] == "disabled"
     assert env["XDG_CONFIG_HOME"] == str(tmp_path)
+
+
+class CountingIndex:
+    """An index on this machine's loopback that answers 404 and counts who asked."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        seen = self.paths
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen.append(self.path)
+                self.send_error(404)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple"
+
+
+@pytest.fixture
+def loopback_index() -> Iterator[CountingIndex]:
+    index = CountingIndex()
+    yield index
+    index.server.shutdown()
+    index.server.server_close()
+
+
+def test_uv_on_the_service_s_machine_reaches_no_private_index_the_project_names(
+    tmp_path: Path, settings: Settings, loopback_index: CountingIndex
+) -> None:
+    """uv locks through the egress proxy: an index on this host (or its networks) named by the
+    project is refused, never asked; the operator's `sources.private_hosts` lets it in."""
+    tool_uv = f'[[tool.uv.index]]\nname = "mine"\nurl = "{loopback_index.url}"\ndefault = true\n'
+    folder = _project(tmp_path, tool_uv)
+    with pytest.raises(InvalidRequestError, match="403 Forbidden") as refused:
+        project_lock(folder, settings)
+    assert "refused: 127.0.0.1 is 127.0.0.1, an address of this host" in str(refused.value)
+    assert loopback_index.paths == []
+
+    sources = settings.sources.model_copy(update={"private_hosts": ("127.0.0.1",)})
+    allowed = settings.model_copy(update={"sources": sources})
+    with pytest.raises(InvalidRequestError, match="beta"):  # asked, and it has no beta
+        project_lock(folder, allowed)
+    assert loopback_index.paths and loopback_index.paths[0].startswith("/simple/beta/")

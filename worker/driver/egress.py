@@ -13,6 +13,7 @@ import socket
 import threading
 from contextlib import suppress
 
+#: The variables that point a program at a proxy, and those that would let it go around one.
 PROXY_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")
 NO_PROXY_NAMES = ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy")
 

@@ -1,15 +1,19 @@
-"""The one way out of a build container that "has the network": an HTTP proxy of the worker.
+"""The one way out for what a request makes run with the network: an HTTP proxy that reaches
+public addresses only.
 
 A docker stage with the network on runs with no network of its own (`network_mode="none"`); its
 driver forwards a loopback port inside the container to this proxy's unix socket, mounted into
 the stage, and points `HTTP(S)_PROXY` at it. So a package's code (a backend asked again online,
-an sdist build dependency) reaches what an installer reaches, and nothing of the host: the proxy
-resolves each destination itself, refuses the addresses of this host and its private networks
-(loopback, link-local such as a cloud's metadata service, RFC 1918, shared and unique-local
-ranges, multicast) unless the operator allows the host (`sources.private_hosts`, or an index the
-configuration itself names), and connects to the very address it checked. `CONNECT` tunnels
-(https) and absolute-form requests (http) are served; anything else is answered 400. Behind an
-operator's own proxy (`HTTPS_PROXY` / `HTTP_PROXY` of the worker) the tunnel goes through it.
+an sdist build dependency) reaches what an installer reaches, and nothing of the host. The same
+proxy, on a loopback port, carries uv when it locks a project's files on the service's machine
+(`service/project/trust.py`), where the indexes are the caller's. The proxy resolves each
+destination itself, refuses the addresses of this host and its private networks (loopback,
+link-local such as a cloud's metadata service, RFC 1918, shared and unique-local ranges,
+multicast) unless the operator allows the host (`sources.private_hosts`, `public_url`, or an
+index the configuration itself names), and connects to the very address it checked. `CONNECT`
+tunnels (https) and absolute-form requests (http) are served; anything else is answered 400.
+Behind an operator's own proxy (`HTTPS_PROXY` / `HTTP_PROXY` of this process) the tunnel goes
+through it.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from service.config import Settings
+from worker.driver.egress import NO_PROXY_NAMES, PROXY_NAMES
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -116,8 +121,8 @@ class EgressPolicy:
                 if private_address(address):
                     raise EgressRefused(
                         f"{host} is {address}, an address of this host or its own networks: "
-                        "a build reaches public addresses only (the operator may allow a host "
-                        "in sources.private_hosts)"
+                        "what a request or a build makes reach out reaches public addresses "
+                        "only (the operator may allow a host in sources.private_hosts)"
                     )
         return [(address, port) for address in addresses]
 
@@ -150,12 +155,20 @@ def policy_for(settings: Settings, environ: dict[str, str] | None = None) -> Egr
     return EgressPolicy(frozenset(hosts), tuple(upstream), direct)
 
 
+def through(proxy_url: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with every request of the program going to `proxy_url`, none around it (the
+    same variables the driver sets in a build container)."""
+    kept = {k: v for k, v in env.items() if k not in NO_PROXY_NAMES}
+    return kept | dict.fromkeys(PROXY_NAMES, proxy_url)
+
+
 class EgressProxy:
-    """The proxy of one build session, on the unix socket `path` (made by `start`)."""
+    """One proxy: on the unix socket `path` (a build session's, made by `start`), or with no
+    path on a port of 127.0.0.1 (`url`, for a program of this machine)."""
 
     def __init__(
         self,
-        path: Path,
+        path: Path | None,
         policy: EgressPolicy,
         *,
         on_refused: Callable[[str], None] = lambda reason: None,
@@ -169,16 +182,25 @@ class EgressProxy:
         self._closed = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def url(self) -> str:
+        """`http://127.0.0.1:PORT`, for the proxy variables of a program on this machine."""
+        assert self._listener is not None and self.path is None  # noqa: S101  (a started port)
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
     def start(self) -> EgressProxy:
-        self.path.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            _bind_unix(listener, self.path)
-            self.path.chmod(0o666)  # the stage's user connects; the folder is the build's own
-            listener.listen(64)
-        except BaseException:
-            listener.close()
-            raise
+        if self.path is None:
+            listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        else:
+            self.path.unlink(missing_ok=True)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                _bind_unix(listener, self.path)
+                self.path.chmod(0o666)  # the stage's user connects; the folder is the build's
+                listener.listen(64)
+            except BaseException:
+                listener.close()
+                raise
         self._listener = listener
         self._thread = threading.Thread(target=self._serve, name="egress", daemon=True)
         self._thread.start()
@@ -195,7 +217,8 @@ class EgressProxy:
                 _shut(conn)
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
 
     def __enter__(self) -> EgressProxy:
         return self.start()
