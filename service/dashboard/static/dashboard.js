@@ -3,20 +3,27 @@
 // fetched elsewhere.
 "use strict";
 
+// One ask of a live endpoint: its JSON, or null when it did not answer (try again later).
+async function askLive(url) {
+  try {
+    const response = await fetch(url, {
+      headers: { Accept: "application/json" }, credentials: "same-origin",
+    });
+    if (!response.ok) throw new Error(String(response.status));
+    return await response.json();
+  } catch (error) {
+    return null;
+  }
+}
+
 function followBuild(article) {
   const url = article.dataset.live;
   if (!url) return;
   const log = document.getElementById("log");
   let cursor = article.dataset.cursor || "0";
   const tick = async () => {
-    let answer;
-    try {
-      const response = await fetch(`${url}?cursor=${encodeURIComponent(cursor)}`, {
-        headers: { Accept: "application/json" }, credentials: "same-origin",
-      });
-      if (!response.ok) throw new Error(String(response.status));
-      answer = await response.json();
-    } catch (error) {
+    const answer = await askLive(`${url}?cursor=${encodeURIComponent(cursor)}`);
+    if (answer === null) {
       setTimeout(tick, 5000);
       return;
     }
@@ -47,14 +54,8 @@ function followProject(article) {
   const url = article.dataset.live;
   if (!url) return;
   const tick = async () => {
-    let answer;
-    try {
-      const response = await fetch(url, {
-        headers: { Accept: "application/json" }, credentials: "same-origin",
-      });
-      if (!response.ok) throw new Error(String(response.status));
-      answer = await response.json();
-    } catch (error) {
+    const answer = await askLive(url);
+    if (answer === null) {
       setTimeout(tick, 5000);
       return;
     }
