@@ -2,7 +2,7 @@
 
 Each stage gets its own container, so it gets its own network policy and a clean process tree.
 No container has a network of its own: a stage with the network (the installs) reaches out only
-through the worker's egress proxy (`service/egress.py`), whose socket is mounted into that stage
+through the worker's egress proxy (`service/egress/`), whose socket is mounted into that stage
 alone, so it reaches public addresses and the hosts the operator allows, never this host's. The
 containers run as a non-root user with every capability dropped, `no-new-privileges`, a
 read-only root filesystem, pids, memory and CPU limits, labels for the reaper, and a deadline

@@ -1,0 +1,37 @@
+"""The one way out for what a request makes run with the network: an HTTP proxy that reaches
+public addresses only.
+
+A docker stage with the network on runs with no network of its own (`network_mode="none"`); its
+driver forwards a loopback port inside the container to this proxy's unix socket, mounted into
+the stage, and points `HTTP(S)_PROXY` at it. So a package's code (a backend asked again online,
+an sdist build dependency) reaches what an installer reaches, and nothing of the host. The same
+proxy, on a loopback port, carries uv when it locks a project's files on the service's machine
+(`service/project/trust.py`), where the indexes are the caller's. The proxy resolves each
+destination itself, refuses the addresses of this host and its private networks (loopback,
+link-local such as a cloud's metadata service, RFC 1918, shared and unique-local ranges,
+multicast) unless the operator allows the host (`sources.private_hosts`, `public_url`, or an
+index the configuration itself names), and connects to the very address it checked. `CONNECT`
+tunnels (https) and absolute-form requests (http) are served; anything else is answered 400.
+Behind an operator's own proxy (`HTTPS_PROXY` / `HTTP_PROXY` of this process) the tunnel goes
+through it.
+"""
+
+from service.egress.policy import (
+    EgressPolicy,
+    EgressRefused,
+    Upstream,
+    policy_for,
+    private_address,
+    through,
+)
+from service.egress.proxy import EgressProxy
+
+__all__ = [
+    "EgressPolicy",
+    "EgressProxy",
+    "EgressRefused",
+    "Upstream",
+    "policy_for",
+    "private_address",
+    "through",
+]
