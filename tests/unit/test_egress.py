@@ -52,7 +52,8 @@ class Origin:
 @pytest.fixture
 def origin() -> Iterator[Origin]:
     server = Origin()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
+    # a short poll: shutdown() waits for it, in every test's teardown
+    thread = threading.Thread(target=server.server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield server
     server.server.shutdown()
