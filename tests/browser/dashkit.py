@@ -222,6 +222,18 @@ def text_of(driver: WebDriver, element_id: str) -> str:
     return text.strip()
 
 
+def text_at(driver: WebDriver, css: str, index: int = 0) -> str:
+    """The text of the `index`th element matching `css`, read in the page in one step (a live
+    update may replace the element between finding it and reading it); '' if there is none."""
+    text: str = driver.execute_script(
+        "const e = document.querySelectorAll(arguments[0])[arguments[1]];"
+        " return e ? e.innerText : '';",
+        css,
+        index,
+    )
+    return text.strip()
+
+
 def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

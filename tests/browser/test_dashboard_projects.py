@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashkit import Screenshots, Serve, text_of
+from dashkit import Screenshots, Serve, text_at, text_of
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -219,10 +219,8 @@ def test_project_builds_listed_shown_and_followed_live(
         ]
     )
     beta = "#package-rows tr[data-package='beta']"
-    WebDriverWait(browser, 15, poll_frequency=0.3).until(
-        lambda b: "build_deps" in b.find_element(By.CSS_SELECTOR, beta).text
-    )
-    assert "built" in browser.find_element(By.CSS_SELECTOR, "tr[data-package='alpha']").text
+    WebDriverWait(browser, 15, poll_frequency=0.3).until(lambda b: "build_deps" in text_at(b, beta))
+    assert "built" in text_at(browser, "#package-rows tr[data-package='alpha']")
     assert _same_page(browser), "the page reloaded instead of updating itself"
 
     # the list, open in another tab, follows it too
@@ -250,9 +248,7 @@ def test_project_builds_listed_shown_and_followed_live(
     assert browser.find_element(By.CSS_SELECTOR, "article.project").get_attribute("data-live") == ""
     screenshots.take(browser, "project-succeeded")
     browser.switch_to.window(listing)
-    WebDriverWait(browser, 15).until(
-        lambda b: "succeeded" in b.find_elements(By.CSS_SELECTOR, "#rows tr")[1].text
-    )
+    WebDriverWait(browser, 15).until(lambda b: "succeeded" in text_at(b, "#rows tr", 1))
     assert _same_page(browser)
     browser.close()
     browser.switch_to.window(watching)
