@@ -10,7 +10,6 @@ import ipaddress
 import socket
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from service.config import load_settings
 from service.egress import EgressPolicy, EgressProxy, EgressRefused, policy_for, private_address
 from service.errors import FetchError, SourceNotFoundError
 from service.models import parse_request
+from tests.loopback import Origin, serving
 from worker.driver.egress import forward
 from worker.fetch import download_sdist
 from worker.git import Git
@@ -26,38 +26,10 @@ from worker.git import Git
 LOOPBACK = frozenset({"127.0.0.1"})
 
 
-class Origin:
-    """An http server on 127.0.0.1 that counts its connections and keeps what it was asked."""
-
-    def __init__(self) -> None:
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        origin = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                origin.requests.append((self.path, dict(self.headers.items())))
-                body = b"hello from the origin"
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-
-
 @pytest.fixture
 def origin() -> Iterator[Origin]:
-    server = Origin()
-    # a short poll: shutdown() waits for it, in every test's teardown
-    thread = threading.Thread(target=server.server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+    with serving(Origin()) as server:
+        yield server
 
 
 def ask(path: Path, raw: bytes) -> bytes:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import textwrap
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from service.config import Settings
 from service.errors import InvalidRequestError
 from service.project.resolve import project_lock, runtime_blocker
 from service.project.trust import check_project, uv_environment
+from tests.loopback import Origin, serving
 
 HEAD = """\
 [project]
@@ -119,40 +118,20 @@ def test_uv_runs_with_the_service_s_cache_and_no_downloads_or_keyring(
     assert env["XDG_CONFIG_HOME"] == str(tmp_path)
 
 
-class CountingIndex:
-    """An index on this machine's loopback that answers 404 and counts who asked."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        seen = self.paths
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                seen.append(self.path)
-                self.send_error(404)
-
-            def log_message(self, *args: object) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, args=(0.02,), daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple"
-
-
 @pytest.fixture
-def loopback_index() -> Iterator[CountingIndex]:
-    index = CountingIndex()
-    yield index
-    index.server.shutdown()
-    index.server.server_close()
+def loopback_index() -> Iterator[Origin]:
+    """An index on this machine's loopback that answers 404 and keeps who asked."""
+    with serving(Origin(status=404)) as index:
+        yield index
 
 
 def test_uv_on_the_service_s_machine_reaches_no_private_index_the_project_names(
-    tmp_path: Path, settings: Settings, loopback_index: CountingIndex
+    tmp_path: Path, settings: Settings, loopback_index: Origin
 ) -> None:
     """uv locks through the egress proxy: an index on this host (or its networks) named by the
     project is refused, never asked; the operator's `sources.private_hosts` lets it in."""
-    tool_uv = f'[[tool.uv.index]]\nname = "mine"\nurl = "{loopback_index.url}"\ndefault = true\n'
+    url = f"http://127.0.0.1:{loopback_index.port}/simple"
+    tool_uv = f'[[tool.uv.index]]\nname = "mine"\nurl = "{url}"\ndefault = true\n'
     folder = _project(tmp_path, tool_uv)
     with pytest.raises(InvalidRequestError, match="403 Forbidden") as refused:
         project_lock(folder, settings)
