@@ -83,6 +83,8 @@ def test_tokens_guard_every_page_and_every_change(
     screenshots.take(browser, "login")
     browser.find_element(By.ID, "token").send_keys("not-a-token")
     browser.find_element(By.CSS_SELECTOR, "form.login button").click()
+    # the click posts the form: wait for the answer's page, not the page that posted it
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "login-error"))
     assert "not valid" in browser.find_element(By.ID, "login-error").text
 
     archive = fixture_sdist("sleepy", tmp_path / "src", "1.0.0", {"sleep.txt": "300"})

@@ -60,6 +60,9 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     browser.switch_to.new_window("tab")  # the list stays open in its own tab meanwhile
     browser.get(f"{serve.url}/ui/")
     browser.find_element(By.CSS_SELECTOR, row).click()
+    # mark the build's page, not the list that the click leaves
+    WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/ui/builds/{build_id}"))
+    WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "state"))
     browser.execute_script("window.__samePage = true")
 
     # the stages appear while the build runs: fetch done, later ones follow
