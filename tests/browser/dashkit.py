@@ -22,8 +22,11 @@ from typing import Any
 
 import httpx
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service as DriverService
+from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 BIN = Path(sys.executable).parent
@@ -232,6 +235,32 @@ def text_at(driver: WebDriver, css: str, index: int = 0) -> str:
         index,
     )
     return text.strip()
+
+
+def rows_at(driver: WebDriver, css: str) -> list[dict[str, Any]]:
+    """Each row matching `css`, read in the page in one step: its first link's href, its text and
+    its cells' texts (a live update may replace the rows between finding and reading them)."""
+    rows: list[dict[str, Any]] = driver.execute_script(
+        """
+        return Array.from(document.querySelectorAll(arguments[0]), (row) => {
+          const link = row.querySelector("a");
+          return {
+            href: link ? link.href : null,
+            text: row.innerText.trim(),
+            cells: Array.from(row.querySelectorAll("td"), (cell) => cell.innerText.trim()),
+          };
+        });
+        """,
+        css,
+    )
+    return rows
+
+
+def click_css(driver: WebDriver, css: str, timeout_s: float = 10) -> None:
+    """Click the element matching `css`, finding it again if a live update replaced it."""
+    WebDriverWait(driver, timeout_s, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, css).click() is None
+    )
 
 
 def sha256_of(path: Path) -> str:

@@ -15,7 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashkit import Screenshots, Serve, fixture_sdist, sha256_of, text_of, wait_for_file
+from dashkit import (
+    Screenshots,
+    Serve,
+    click_css,
+    fixture_sdist,
+    sha256_of,
+    text_of,
+    wait_for_file,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -59,7 +67,7 @@ def test_watch_a_build_live_then_download_and_install_its_wheel(
     listing = browser.current_window_handle
     browser.switch_to.new_window("tab")  # the list stays open in its own tab meanwhile
     browser.get(f"{serve.url}/ui/")
-    browser.find_element(By.CSS_SELECTOR, row).click()
+    click_css(browser, row)  # the list updates itself while the build runs
     # mark the build's page, not the list that the click leaves
     WebDriverWait(browser, 10).until(lambda b: b.current_url.endswith(f"/ui/builds/{build_id}"))
     WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "state"))

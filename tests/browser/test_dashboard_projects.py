@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from dashkit import Screenshots, Serve, text_at, text_of
+from dashkit import Screenshots, Serve, click_css, rows_at, text_at, text_of
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -145,23 +145,22 @@ def test_project_builds_listed_shown_and_followed_live(
     browser.get(f"{serve.url}/ui/")
     browser.find_element(By.LINK_TEXT, "Projects").click()
     WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#rows tr"))
-    rows = browser.find_elements(By.CSS_SELECTOR, "#rows tr")
-    assert [r.find_element(By.TAG_NAME, "a").get_attribute("href") for r in rows] == [
+    rows = rows_at(browser, "#rows tr")  # the running row makes the list update itself
+    assert [r["href"] for r in rows] == [
         f"{serve.url}/ui/projects/{b.id}" for b in (lost, running, failed)
     ]
-    lost_row, running_row, failed_row = (r.text for r in rows)
+    lost_row, running_row, failed_row = (r["text"] for r in rows)
     assert "lost" in lost_row and "https://git.example/acme/gone.git @ main" in lost_row
     assert "running" in running_row and "(c0ffeec0ffee)" in running_row
     assert f"{HOSTILE_NAME}.tar.gz" in failed_row  # the upload's name, as text
     assert "failed" in failed_row and "cpu-plain" in failed_row
-    counts = [c.text for c in rows[2].find_elements(By.CSS_SELECTOR, "td")[4:6]]
-    assert counts == ["3", "2"]
+    assert rows[2]["cells"][4:6] == ["3", "2"]
     assert "UTC" in failed_row
     assert _xss(browser) is None
     screenshots.take(browser, "projects")
 
     # the failed one: its graph, each failure's cause, the index, the uv configuration
-    rows[2].find_element(By.TAG_NAME, "a").click()
+    click_css(browser, f"#rows a[href$='/ui/projects/{failed.id}']")
     WebDriverWait(browser, 10).until(lambda b: b.find_elements(By.ID, "packages"))
     assert text_of(browser, "state") == "failed"
     assert text_of(browser, "source") == f"{HOSTILE_NAME}.tar.gz pyproject.toml"
@@ -170,10 +169,7 @@ def test_project_builds_listed_shown_and_followed_live(
     failures = text_of(browser, "failures")
     assert f"{HOSTILE_NAME} 2.0 (failed): {HOSTILE_ERROR}" in failures
     assert f"gamma 0.3 (not built): needs {HOSTILE_NAME}, which was not built" in failures
-    table = [
-        [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
-        for row in browser.find_elements(By.CSS_SELECTOR, "#package-rows tr")
-    ]
+    table = [row["cells"] for row in rows_at(browser, "#package-rows tr")]
     assert [row[:6] for row in table] == [
         ["alpha", "1.0", "1", "built", "", "4m 01s"],
         [HOSTILE_NAME, "2.0", "2", "failed", "", "9.5s"],
