@@ -5,8 +5,12 @@ Run it with `uvicorn --factory service.api.app:create_app`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import structlog
 from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.api.builds import router as builds_router
@@ -27,6 +31,27 @@ from service.project.served import ProjectSlots
 from service.store import WheelStore, open_store
 
 log = structlog.get_logger("wheelwright.api")
+
+
+#: how much of a validation message an answer carries (a message may quote the whole input)
+MESSAGE_CHARS = 300
+
+
+def validation_detail(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """FastAPI's validation errors without their inputs: where, what and which kind.
+
+    FastAPI's own handler echoes each error's input, which fails on a body that is not UTF-8
+    (a 500) and sends a large body back; a message that quotes the input is shortened.
+    """
+    detail = []
+    for error in errors:
+        message = str(error.get("msg", ""))
+        if len(message) > MESSAGE_CHARS:
+            message = f"{message[:MESSAGE_CHARS]}… ({len(message)} characters)"
+        detail.append(
+            {"loc": list(error.get("loc", ())), "msg": message, "type": error.get("type")}
+        )
+    return detail
 
 
 def create_app(
@@ -69,6 +94,11 @@ def create_app(
         status = exc.http_status if isinstance(exc, WheelwrightError) else 500
         headers = {"WWW-Authenticate": 'Basic realm="wheelwright"'} if status == 401 else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        return JSONResponse({"detail": validation_detail(errors)}, status_code=422)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
