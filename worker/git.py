@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from service.egress import EgressPolicy, EgressProxy, EgressRefused, through
+from service.egress import EgressPolicy, EgressProxy, through
 from service.errors import FetchError, SourceNotFoundError
-from service.gitpolicy import check_git_ref, check_git_url, git_scheme
+from service.gitpolicy import check_git_ref, check_git_url
+from worker import ssh_tunnel
 from worker.proxy import PROXY_VARS
 
 #: Environment variables git may keep from the worker's: reaching the network and ssh keys.
@@ -27,6 +27,8 @@ KEPT_ENV = (
     "SSH_AUTH_SOCK",
 )
 GIT_TIMEOUT_S = 1800
+#: How a refusal of the egress proxy starts, in git's stderr.
+EGRESS_REFUSAL = "wheelwright egress:"
 
 
 def git_environment(allow_file: bool, ca_bundle: Path | None = None) -> dict[str, str]:
@@ -60,14 +62,15 @@ def git_config(allow_file: bool) -> list[str]:
         "protocol.fd.allow": "never",
         "submodule.recurse": "false",
         "http.followRedirects": "initial",
+        "ssh.variant": "ssh",  # git's ssh arguments as OpenSSH takes them, whatever runs it
     }
     return [arg for name, value in settings.items() for arg in ("-c", f"{name}={value}")]
 
 
 class Git:
-    """One hardened git for one fetch. With `egress`, its https goes through an egress proxy
-    and an ssh URL's host is checked first: a URL of this host or its networks is refused
-    unless the operator allows it (`service.egress`)."""
+    """One hardened git for one fetch. With `egress`, its https and its ssh (submodules at any
+    depth included, ssh through `worker.ssh_tunnel`) go through an egress proxy: a host of this
+    machine or its networks is refused unless the operator allows it (`service.egress`)."""
 
     def __init__(
         self,
@@ -85,17 +88,9 @@ class Git:
         if self.egress is None:
             return self._run(args, self.env, cwd)
         with EgressProxy(None, self.egress) as proxy:
-            return self._run(args, through(proxy.url, self.env), cwd)
-
-    def _reachable(self, url: str) -> None:
-        """An ssh URL's host, checked before git connects (https goes through the proxy)."""
-        if self.egress is None or git_scheme(url) != "ssh":
-            return
-        parts = urlsplit(url)
-        try:
-            self.egress.check(parts.hostname or "", parts.port or 22)
-        except EgressRefused as exc:
-            raise FetchError(f"git URL {url!r}: {exc}") from None
+            env = through(proxy.url, self.env)
+            env |= {"GIT_SSH_COMMAND": ssh_tunnel.command(), ssh_tunnel.PROXY_VAR: proxy.url}
+            return self._run(args, env, cwd)
 
     def _run(self, args: tuple[str, ...], env: dict[str, str], cwd: Path | None) -> str:
         argv = ["git", *self.config, *args]
@@ -112,6 +107,9 @@ class Git:
             )
         except subprocess.CalledProcessError as exc:
             detail = (exc.stderr or exc.stdout).strip().splitlines()
+            refused = [line for line in detail if line.startswith(EGRESS_REFUSAL)]
+            if refused:  # an ssh host (the URL's or a submodule's) the egress proxy refused
+                raise FetchError(f"git {args[0]} failed: {refused[-1]}") from None
             raise SourceNotFoundError(
                 f"git {args[0]} failed: {detail[-1] if detail else exc}"
             ) from None
@@ -123,7 +121,6 @@ class Git:
         """The full commit hash a branch, tag or HEAD of `url` points to."""
         check_git_url(url)
         check_git_ref(ref)
-        self._reachable(url)
         out = self.run("ls-remote", "--", url, ref, f"refs/tags/{ref}^{{}}")
         hashes = {}
         for line in out.splitlines():
@@ -141,7 +138,6 @@ class Git:
         check_git_url(url)
         if len(commit) not in (40, 64) or not all(c in "0123456789abcdef" for c in commit):
             raise SourceNotFoundError(f"commit {commit!r} is not a full commit hash")
-        self._reachable(url)
         self.run("clone", "--quiet", "--no-checkout", "--", url, str(dest))
         self.run("checkout", "--quiet", commit, "--", cwd=dest)
         self.run("submodule", "update", "--quiet", "--init", "--recursive", cwd=dest)

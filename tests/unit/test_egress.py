@@ -262,8 +262,8 @@ def test_the_drivers_forwarder_joins_a_loopback_port_to_the_proxy(
 
 
 def test_the_workers_git_reaches_no_private_host(tmp_path: Path, origin: Origin) -> None:
-    """git's https goes through the proxy (refused: the listener never sees it); an ssh URL's
-    host is checked before ssh runs."""
+    """git's https goes through the proxy (refused: the listener never sees it), and so does its
+    ssh (`worker.ssh_tunnel`; submodules in tests/unit/test_source_policy.py)."""
     git = Git(allow_file=False, egress=EgressPolicy())
     with pytest.raises(FetchError, match=r"127\.0\.0\.1 is 127\.0\.0\.1, an address of this"):
         git.resolve_ref("ssh://git@127.0.0.1/acme/app.git", "main")

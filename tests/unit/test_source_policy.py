@@ -3,16 +3,23 @@ and a git that runs with a hardened configuration (real git, local repositories)
 
 from __future__ import annotations
 
+import shlex
+import socket
 import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 
 import pytest
 
 from service.config import Settings
-from service.errors import InvalidRequestError, SourceNotFoundError
+from service.egress import EgressPolicy
+from service.errors import FetchError, InvalidRequestError, SourceNotFoundError
 from service.models import BuildRequest, parse_request
 from service.policy import check_request
 from service.specs import parse_spec
+from worker import ssh_tunnel
 from worker.git import Git
 
 GOOD_URLS = [
@@ -176,4 +183,117 @@ def test_hardened_git_ignores_hooks_and_user_config(
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(gitconfig))
     commit = _repo(tmp_path / "repo", {"a": "1"})
     Git(allow_file=True).checkout(f"file://{tmp_path / 'repo'}", commit, tmp_path / "out")
+    assert not marker.exists()
+
+
+class SshListener:
+    """A TCP listener on loopback that counts who connects (and says it is an ssh server)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.sock.getsockname()[1]
+        self.connections = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with suppress(OSError):
+                conn.sendall(b"SSH-2.0-not-really\r\n")
+            conn.close()
+
+
+@pytest.fixture
+def listener() -> Iterator[SshListener]:
+    server = SshListener()
+    yield server
+    server.sock.close()
+
+
+def _with_ssh_submodule(tmp_path: Path, port: int) -> tuple[str, str]:
+    """A repository whose submodule's URL is ssh to this host's loopback: its URL and commit."""
+    inner = _repo(tmp_path / "inner", {"y": "1"})
+    repo = tmp_path / "repo"
+    _repo(repo, {"setup.py": "print('hi')\n"})
+    _git("update-index", "--add", "--cacheinfo", f"160000,{inner},sub", cwd=repo)
+    (repo / ".gitmodules").write_text(
+        f'[submodule "sub"]\n\tpath = sub\n\turl = ssh://git@127.0.0.1:{port}/acme/sub.git\n'
+    )
+    _git("add", ".gitmodules", cwd=repo)
+    _git("commit", "-q", "-m", "sub", cwd=repo)
+    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=repo, text=True).strip()
+    return f"file://{repo}", commit
+
+
+def test_a_submodule_over_ssh_to_this_host_is_refused_and_never_reached(
+    tmp_path: Path, listener: SshListener
+) -> None:
+    """The submodule's URL comes from the repository, not the request: its ssh goes through the
+    egress proxy, which refuses this host's own addresses before anything connects."""
+    url, commit = _with_ssh_submodule(tmp_path, listener.port)
+    git = Git(allow_file=True, egress=EgressPolicy())
+    with pytest.raises(FetchError, match=r"git submodule failed: .*127\.0\.0\.1 is 127\.0\.0\.1"):
+        git.checkout(url, commit, tmp_path / "out")
+    assert listener.connections == 0
+
+
+def test_a_submodule_over_ssh_to_an_allowed_host_is_reached_through_the_tunnel(
+    tmp_path: Path, listener: SshListener
+) -> None:
+    url, commit = _with_ssh_submodule(tmp_path, listener.port)
+    git = Git(allow_file=True, egress=EgressPolicy(frozenset({"127.0.0.1"})))
+    with pytest.raises(SourceNotFoundError, match="git submodule failed"):  # not a real server
+        git.checkout(url, commit, tmp_path / "out")
+    assert listener.connections >= 1
+
+
+def test_gits_ssh_arguments_become_a_tunnelled_ssh() -> None:
+    argv = ssh_tunnel.ssh_argv(
+        ["-o", "SendEnv=GIT_PROTOCOL", "-p", "2222", "git@git.example", "git-upload-pack 'a.git'"]
+    )
+    assert argv[:3] == ["ssh", "-o", "BatchMode=yes"]
+    assert argv[4] == f"ProxyCommand={ssh_tunnel.command()} --tunnel git.example 2222"
+    assert argv[5:] == [
+        "-p",
+        "2222",
+        "-o",
+        "SendEnv=GIT_PROTOCOL",
+        "git@git.example",
+        "git-upload-pack 'a.git'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["git.example;touch /tmp/x", "cmd"],
+        ["$(touch /tmp/x)", "cmd"],
+        ["-oProxyCommand=touch /tmp/x", "git.example", "cmd"],
+        ["-p", "22;id", "git.example", "cmd"],
+        ["evil user@git.example", "cmd"],
+        ["-p"],
+        [],
+    ],
+)
+def test_odd_ssh_arguments_are_refused(args: list[str]) -> None:
+    with pytest.raises(ssh_tunnel.Refused):
+        ssh_tunnel.ssh_argv(args)
+
+
+def test_the_ssh_wrapper_runs_nothing_a_host_name_smuggles(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    ran = subprocess.run(
+        [*shlex.split(ssh_tunnel.command()), f"x;touch {marker}", "git-upload-pack 'a'"],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=30,
+    )
+    assert ran.returncode == 255
+    assert "wheelwright egress: ssh:" in ran.stderr and "not a plain host name" in ran.stderr
     assert not marker.exists()
