@@ -11,9 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Origin:
     """Answers every GET with `status` (and `body` when 200); `requests` holds each path and
-    its headers, `port` where it listens."""
+    its headers, `port` where it listens (on `host`: "0.0.0.0" for every interface, as a
+    service that listens on all of them)."""
 
-    def __init__(self, status: int = 200, body: bytes = b"hello from the origin") -> None:
+    def __init__(
+        self, status: int = 200, body: bytes = b"hello from the origin", host: str = "127.0.0.1"
+    ) -> None:
         self.requests: list[tuple[str, dict[str, str]]] = []
         origin = self
 
@@ -31,7 +34,7 @@ class Origin:
             def log_message(self, *args: object) -> None:
                 return None
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.port = self.server.server_address[1]
 
     @property

@@ -9,8 +9,9 @@ proxy, on a loopback port, carries uv when it locks a project's files on the ser
 (`service/project/trust.py`), where the indexes are the caller's. The proxy resolves each
 destination itself, refuses the addresses of this host and its private networks (loopback,
 link-local such as a cloud's metadata service, RFC 1918, shared and unique-local ranges,
-multicast) unless the operator allows the host (`sources.private_hosts`, `public_url`, or an
-index the configuration itself names), and connects to the very address it checked. `CONNECT`
+multicast, and any address of this machine's own interfaces, public ones included) unless the
+operator allows the host (`sources.private_hosts`, `public_url`, or an index the configuration
+itself names), and connects to the very address it checked. `CONNECT`
 tunnels (https) and absolute-form requests (http) are served; anything else is answered 400.
 Behind an operator's own proxy (`HTTPS_PROXY` / `HTTP_PROXY` of this process) the tunnel goes
 through it.
@@ -20,6 +21,7 @@ from service.egress.policy import (
     EgressPolicy,
     EgressRefused,
     Upstream,
+    own_address,
     policy_for,
     private_address,
     through,
@@ -31,6 +33,7 @@ __all__ = [
     "EgressProxy",
     "EgressRefused",
     "Upstream",
+    "own_address",
     "policy_for",
     "private_address",
     "through",

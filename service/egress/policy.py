@@ -37,6 +37,21 @@ PRIVATE_NETWORKS = tuple(
 )
 
 
+def own_address(address: IPAddress) -> bool:
+    """An address of one of this machine's own interfaces, whatever its range (a node's public
+    or documentation-range address reaches the services listening on all of its interfaces):
+    one this machine can bind a socket to."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((str(address), 0))
+        except OSError:
+            return False
+    return True
+
+
 class EgressRefused(Exception):
     """A destination a build may not reach; the message says which and why."""
 
@@ -93,7 +108,7 @@ class EgressPolicy:
         )
         if name not in self.allowed_hosts:
             for address in addresses:
-                if private_address(address):
+                if private_address(address) or own_address(address):
                     raise EgressRefused(
                         f"{host} is {address}, an address of this host or its own networks: "
                         "what a request or a build makes reach out reaches public addresses "

@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 
 from service.config import load_settings
-from service.egress import EgressPolicy, EgressProxy, EgressRefused, policy_for, private_address
+from service.egress import (
+    EgressPolicy,
+    EgressProxy,
+    EgressRefused,
+    own_address,
+    policy_for,
+    private_address,
+)
 from service.errors import FetchError, SourceNotFoundError
 from service.models import parse_request
 from tests.loopback import Origin, serving
@@ -173,6 +180,46 @@ def test_a_private_destination_is_answered_403_and_never_connected_to(
     assert plain.startswith(b"HTTP/1.1 403 Forbidden") and b"localhost is" in plain
     assert origin.requests == []
     assert len(refused) == 2 and "sources.private_hosts" in refused[0]
+
+
+def machine_address() -> str:
+    """This machine's own address on the way out (its default route), not loopback: on these
+    machines 192.0.2.2, a documentation-range address that no private range covers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("203.0.113.80", 443))  # no packet is sent: this only picks a route
+        address: str = probe.getsockname()[0]
+    assert not address.startswith("127."), "this machine has no address but loopback"
+    return address
+
+
+def test_an_address_of_this_machines_own_interfaces_is_its_own_whatever_its_range() -> None:
+    assert own_address(ipaddress.ip_address("127.0.0.1"))
+    assert own_address(ipaddress.ip_address(machine_address()))
+    assert own_address(ipaddress.ip_address(f"::ffff:{machine_address()}"))
+    assert not own_address(ipaddress.ip_address("203.0.113.80"))
+    assert not own_address(ipaddress.ip_address("8.8.8.8"))
+
+
+def test_this_machines_own_public_address_is_refused_and_never_connected_to(
+    tmp_path: Path,
+) -> None:
+    """A service listening on all interfaces is reached through any of the machine's
+    addresses, not only the private ones: the machine's own address is refused whatever its
+    range (here 192.0.2.2, in no private range)."""
+    own = machine_address()
+    with (
+        serving(Origin(host="0.0.0.0")) as everywhere,  # noqa: S104  (as Redis or the API may)
+        EgressProxy(tmp_path / "p.sock", EgressPolicy()) as proxy,
+    ):
+        tunnel = ask(proxy.path, f"CONNECT {own}:{everywhere.port} HTTP/1.1\r\n\r\n".encode())
+        plain = ask(
+            proxy.path,
+            f"GET http://{own}:{everywhere.port}/ HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+        )
+    assert tunnel.startswith(b"HTTP/1.1 403 Forbidden"), tunnel
+    assert f"{own} is {own}, an address of this host".encode() in tunnel
+    assert plain.startswith(b"HTTP/1.1 403 Forbidden"), plain
+    assert everywhere.requests == []
 
 
 @pytest.mark.parametrize(
