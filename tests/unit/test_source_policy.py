@@ -149,23 +149,26 @@ def test_hardened_git_refuses_file_transport_unless_allowed(tmp_path: Path) -> N
         Git(allow_file=False).resolve_ref(f"file://{tmp_path / 'repo'}", "main")
 
 
+def _with_submodule(tmp_path: Path, url: str) -> tuple[str, str]:
+    """A repository with one submodule whose URL is `url`: the repository's URL and commit."""
+    inner = _repo(tmp_path / "inner", {"y": "1"})
+    repo = tmp_path / "repo"
+    _repo(repo, {"setup.py": "print('hi')\n"})
+    _git("update-index", "--add", "--cacheinfo", f"160000,{inner},sub", cwd=repo)
+    (repo / ".gitmodules").write_text(f'[submodule "sub"]\n\tpath = sub\n\turl = {url}\n')
+    _git("add", ".gitmodules", cwd=repo)
+    _git("commit", "-q", "-m", "sub", cwd=repo)
+    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=repo, text=True).strip()
+    return f"file://{repo}", commit
+
+
 def test_hostile_submodule_transport_runs_nothing(tmp_path: Path) -> None:
     """A repository whose .gitmodules names an `ext::` command: the checkout fails, and the
     command never ran."""
     marker = tmp_path / "pwned"
-    _repo(tmp_path / "sub", {"x": "1"})
-    repo = tmp_path / "repo"
-    sub_commit = _repo(tmp_path / "inner", {"y": "1"})
-    _repo(repo, {"a": "1"})
-    _git("update-index", "--add", "--cacheinfo", f"160000,{sub_commit},evil", cwd=repo)
-    (repo / ".gitmodules").write_text(
-        f'[submodule "evil"]\n\tpath = evil\n\turl = ext::sh -c touch% {marker}\n'
-    )
-    _git("add", ".gitmodules", cwd=repo)
-    _git("commit", "-q", "-m", "sub", cwd=repo)
-    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=repo, text=True).strip()
+    url, commit = _with_submodule(tmp_path, f"ext::sh -c touch% {marker}")
     with pytest.raises(SourceNotFoundError, match="git submodule failed"):
-        Git(allow_file=True).checkout(f"file://{repo}", commit, tmp_path / "out")
+        Git(allow_file=True).checkout(url, commit, tmp_path / "out")
     assert not marker.exists()
 
 
@@ -215,18 +218,7 @@ def listener() -> Iterator[SshListener]:
 
 
 def _with_ssh_submodule(tmp_path: Path, port: int) -> tuple[str, str]:
-    """A repository whose submodule's URL is ssh to this host's loopback: its URL and commit."""
-    inner = _repo(tmp_path / "inner", {"y": "1"})
-    repo = tmp_path / "repo"
-    _repo(repo, {"setup.py": "print('hi')\n"})
-    _git("update-index", "--add", "--cacheinfo", f"160000,{inner},sub", cwd=repo)
-    (repo / ".gitmodules").write_text(
-        f'[submodule "sub"]\n\tpath = sub\n\turl = ssh://git@127.0.0.1:{port}/acme/sub.git\n'
-    )
-    _git("add", ".gitmodules", cwd=repo)
-    _git("commit", "-q", "-m", "sub", cwd=repo)
-    commit = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=repo, text=True).strip()
-    return f"file://{repo}", commit
+    return _with_submodule(tmp_path, f"ssh://git@127.0.0.1:{port}/acme/sub.git")
 
 
 def test_a_submodule_over_ssh_to_this_host_is_refused_and_never_reached(
