@@ -27,8 +27,6 @@ KEPT_ENV = (
     "SSH_AUTH_SOCK",
 )
 GIT_TIMEOUT_S = 1800
-#: How a refusal of the egress proxy starts, in git's stderr.
-EGRESS_REFUSAL = "wheelwright egress:"
 
 
 def git_environment(allow_file: bool, ca_bundle: Path | None = None) -> dict[str, str]:
@@ -86,13 +84,16 @@ class Git:
 
     def run(self, *args: str, cwd: Path | None = None) -> str:
         if self.egress is None:
-            return self._run(args, self.env, cwd)
-        with EgressProxy(None, self.egress) as proxy:
+            return self._run(args, self.env, cwd, [])
+        refused: list[str] = []
+        with EgressProxy(None, self.egress, on_refused=refused.append) as proxy:
             env = through(proxy.url, self.env)
             env |= {"GIT_SSH_COMMAND": ssh_tunnel.command(), ssh_tunnel.PROXY_VAR: proxy.url}
-            return self._run(args, env, cwd)
+            return self._run(args, env, cwd, refused)
 
-    def _run(self, args: tuple[str, ...], env: dict[str, str], cwd: Path | None) -> str:
+    def _run(
+        self, args: tuple[str, ...], env: dict[str, str], cwd: Path | None, refused: list[str]
+    ) -> str:
         argv = ["git", *self.config, *args]
         try:
             done = subprocess.run(
@@ -106,10 +107,9 @@ class Git:
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.CalledProcessError as exc:
+            if refused:  # a host (the URL's or a submodule's) the egress proxy refused
+                raise FetchError(f"git {args[0]} failed: egress refused: {refused[-1]}") from None
             detail = (exc.stderr or exc.stdout).strip().splitlines()
-            refused = [line for line in detail if line.startswith(EGRESS_REFUSAL)]
-            if refused:  # an ssh host (the URL's or a submodule's) the egress proxy refused
-                raise FetchError(f"git {args[0]} failed: {refused[-1]}") from None
             raise SourceNotFoundError(
                 f"git {args[0]} failed: {detail[-1] if detail else exc}"
             ) from None

@@ -312,9 +312,10 @@ def test_the_workers_git_reaches_no_private_host(tmp_path: Path, origin: Origin)
     """git's https goes through the proxy (refused: the listener never sees it), and so does its
     ssh (`worker.ssh_tunnel`; submodules in tests/unit/test_source_policy.py)."""
     git = Git(allow_file=False, egress=EgressPolicy())
-    with pytest.raises(FetchError, match=r"127\.0\.0\.1 is 127\.0\.0\.1, an address of this"):
+    refusal = r"git ls-remote failed: egress refused: 127\.0\.0\.1 is 127\.0\.0\.1, an address"
+    with pytest.raises(FetchError, match=refusal):
         git.resolve_ref("ssh://git@127.0.0.1/acme/app.git", "main")
-    with pytest.raises(SourceNotFoundError, match="git ls-remote failed"):
+    with pytest.raises(FetchError, match=refusal):
         git.resolve_ref(f"https://127.0.0.1:{origin.port}/acme/app.git", "main")
     assert origin.requests == []
 

@@ -228,7 +228,8 @@ def test_a_submodule_over_ssh_to_this_host_is_refused_and_never_reached(
     egress proxy, which refuses this host's own addresses before anything connects."""
     url, commit = _with_ssh_submodule(tmp_path, listener.port)
     git = Git(allow_file=True, egress=EgressPolicy())
-    with pytest.raises(FetchError, match=r"git submodule failed: .*127\.0\.0\.1 is 127\.0\.0\.1"):
+    refusal = r"git submodule failed: egress refused: 127\.0\.0\.1 is 127\.0\.0\.1"
+    with pytest.raises(FetchError, match=refusal):
         git.checkout(url, commit, tmp_path / "out")
     assert listener.connections == 0
 
