@@ -281,6 +281,71 @@ def test_worker_container_joins_its_queue_and_stops_on_sigterm(
     assert container.wait(timeout=10)["StatusCode"] == 0, _logs(container)
 
 
+#: Run inside each service image as its own user, with no network: the worker's git checks a
+#: repository out, and the ssh of its submodule, whose URL is this container's loopback, goes
+#: through the egress proxy, which refuses it before anything connects.
+GIT_IN_IMAGE = r"""
+import socket, subprocess
+from pathlib import Path
+from service.egress import EgressPolicy
+from service.errors import FetchError
+from worker.git import Git
+
+def git(*args, cwd):
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True)
+
+listener = socket.create_server(("127.0.0.1", 0))
+port = listener.getsockname()[1]
+listener.settimeout(0.5)
+inner, repo = Path("/tmp/inner"), Path("/tmp/repo")
+for path in (inner, repo):
+    path.mkdir()
+    git("init", "-q", "-b", "main", cwd=path)
+    (path / "setup.py").write_text("print('hi')\n")
+    git("add", "-A", cwd=path)
+    git("commit", "-q", "-m", "x", cwd=path)
+head = subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=inner, text=True).strip()
+git("update-index", "--add", "--cacheinfo", f"160000,{head},sub", cwd=repo)
+(repo / ".gitmodules").write_text(
+    f'[submodule "sub"]\n\tpath = sub\n\turl = ssh://git@127.0.0.1:{port}/a/sub.git\n'
+)
+git("add", ".gitmodules", cwd=repo)
+git("commit", "-q", "-m", "sub", cwd=repo)
+commit = Git(allow_file=True).resolve_ref("file:///tmp/repo", "main")
+guarded = Git(allow_file=True, egress=EgressPolicy())
+try:
+    guarded.checkout("file:///tmp/repo", commit, Path("/tmp/out"))
+except FetchError as exc:
+    print("refused:", exc)
+assert Path("/tmp/out/setup.py").is_file(), "the project was not checked out"
+try:
+    listener.accept()
+    print("the submodule's host was reached")
+except TimeoutError:
+    print("never reached")
+"""
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("kind", ["api", "worker"])
+def test_each_service_image_checks_out_git_and_tunnels_ssh(
+    docker_client: docker.DockerClient, api_image: str, worker_image: str, kind: str
+) -> None:
+    """The API checks a project out (a project build from git, a webhook's) and the worker a
+    git source: both images carry git and ssh, and the worker's git runs there as it does here."""
+    image = api_image if kind == "api" else worker_image
+    output = docker_client.containers.run(
+        image,
+        entrypoint=["/opt/wheelwright/bin/python", "-c", GIT_IN_IMAGE],
+        network_mode="none",
+        remove=True,
+        stdout=True,
+        stderr=True,
+    ).decode()
+    assert "refused: git submodule failed: egress refused: 127.0.0.1 is 127.0.0.1" in output
+    assert "never reached" in output, output
+
+
 @pytest.mark.docker
 def test_builds_keep_only_the_newest_build_stage(
     docker_client: docker.DockerClient, api_image: str, worker_image: str
