@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +30,9 @@ from pydantic_settings import (
 
 from service.errors import ConfigError
 from service.models import EnvironmentSpec, IndexSettings
+
+#: the shortest API token accepted: a token is a secret, not a password to remember
+MIN_TOKEN_CHARS = 24
 
 
 def _default_home() -> Path:
@@ -141,6 +152,16 @@ class ApiToken(BaseModel):
     token: SecretStr
     scopes: tuple[Literal["read", "build", "admin"], ...] = ("read",)
 
+    @model_validator(mode="after")
+    def _long_enough(self) -> ApiToken:
+        """A short token is guessed; refused here, naming the token by its name only."""
+        if len(self.token.get_secret_value()) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"token {self.name!r} is shorter than {MIN_TOKEN_CHARS} characters"
+                " (make one with `openssl rand -hex 24`)"
+            )
+        return self
+
 
 class AuthSettings(BaseModel):
     """With no tokens configured the service is open (the embedded default)."""
@@ -149,6 +170,13 @@ class AuthSettings(BaseModel):
 
     tokens: tuple[ApiToken, ...] = ()
     anonymous_index: bool = Field(default=True, description="index readable without a token")
+    max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="wrong tokens (and logins) one client address may send in "
+        "failure_window_s; past that it gets 429 for the rest of the window",
+    )
+    failure_window_s: int = Field(default=60, ge=1, description="see max_failures")
 
 
 class QueueSettings(BaseModel):

@@ -151,7 +151,9 @@ def test_overview_counts_days_and_medians() -> None:
 
 
 def test_session_cookies_are_signed_per_token_and_expire() -> None:
-    alice = ApiToken(name="alice", token=SecretStr("s3cret-alice"), scopes=("read",))
+    alice = ApiToken(
+        name="alice", token=SecretStr("s3cret-alice-0123456789abcdef"), scopes=("read",)
+    )
     auth = AuthSettings(tokens=(alice,))
     value = session_value(alice)
     assert "s3cret" not in value
@@ -160,5 +162,7 @@ def test_session_cookies_are_signed_per_token_and_expire() -> None:
     assert not viewer.may("build")
     assert _from_session(auth, value[:-1] + ("0" if value[-1] != "0" else "1")) is None
     assert _from_session(auth, session_value(alice, now=time.time() - 13 * 3600)) is None
-    rotated = ApiToken(name="alice", token=SecretStr("new-secret"), scopes=("read",))
+    rotated = ApiToken(
+        name="alice", token=SecretStr("new-secret-0123456789abcdef"), scopes=("read",)
+    )
     assert _from_session(AuthSettings(tokens=(rotated,)), value) is None

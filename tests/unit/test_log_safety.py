@@ -43,7 +43,7 @@ def test_control_characters_are_shown_in_caret_notation_and_the_text_stays() -> 
     assert shown == (
         "^[]52;c;ZWNobyBvd25lZA==^G^[[1A^[[2K^[]0;innocent title^G<U+009B>31m^?^@done\tok\nnext^M"
     )
-    assert not any(ord(c) < 0x20 and c not in "\t\n" or 0x7F <= ord(c) < 0xA0 for c in shown)
+    assert not any((ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) < 0xA0 for c in shown)
     assert printable(shown) == shown  # idempotent: a second reader changes nothing
     assert printable("naïve — 東京 ^[ plain") == "naïve — 東京 ^[ plain"
     assert without_colour("\x1b[1;32mok\x1b[0m \x1b[2K") == "ok ^[[2K"
@@ -75,13 +75,17 @@ def test_secrets_are_masked() -> None:
         "SHORT_TOKEN": "abc",  # too short to mask without mangling every log
     }
     settings = Settings(
-        auth={"tokens": [{"name": "ci", "token": "ci-secret-token", "scopes": ["build"]}]},  # type: ignore[arg-type]
+        auth={
+            "tokens": [
+                {"name": "ci", "token": "ci-secret-token-0123456789abc", "scopes": ["build"]}
+            ]
+        },  # type: ignore[arg-type]
         webhooks={"github_secret": "hook-secret-1"},  # type: ignore[arg-type]
     )
     redact = Redactor.for_service(settings, env)
     line = (
         "proxy http://alice:pr0xy-pass@proxy.corp:3128 token ghp_abcdefghijkl"
-        " ci-secret-token hook-secret-1 /usr/bin abc"
+        " ci-secret-token-0123456789abc hook-secret-1 /usr/bin abc"
     )
     assert (
         redact(line)
