@@ -113,6 +113,21 @@ class LimitSettings(BaseModel):
     max_project_builds: int = Field(
         default=4, ge=1, description="project builds one API process runs at once (uv, waiting)"
     )
+    project_build_share: int | None = Field(
+        default=None,
+        ge=1,
+        description="of those, what one requester (a token, a webhook's repository) may run "
+        "at once; default: half of max_project_builds, rounded up",
+    )
+    max_waiting_project_builds: int = Field(
+        default=8, ge=0, description="a webhook repository's project builds waiting for a slot"
+    )
+    max_project_packages: int = Field(
+        default=200, ge=1, description="packages one project build may build"
+    )
+    max_builds_per_requester: int = Field(
+        default=256, ge=1, description="builds one requester may have queued or running at once"
+    )
 
 
 class CompilerCacheSettings(BaseModel):

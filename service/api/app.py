@@ -28,7 +28,8 @@ from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
 from service.errors import BusyError, WheelwrightError
 from service.index import IndexCatalog
 from service.jobs import JobBackend, RedisJobs, open_jobs
-from service.project.served import ProjectSlots
+from service.project.slots import ProjectSlots
+from service.shares import project_share
 from service.store import WheelStore, open_store
 
 log = structlog.get_logger("wheelwright.api")
@@ -88,7 +89,10 @@ def create_app(
     app.state.jobs = jobs
     app.state.dispatcher = dispatcher
     app.state.index_catalog = IndexCatalog(store, ttl_s=index_ttl_s)
-    app.state.project_slots = ProjectSlots(settings.limits.max_project_builds)
+    limits = settings.limits
+    app.state.project_slots = ProjectSlots(
+        limits.max_project_builds, project_share(limits), limits.max_waiting_project_builds
+    )
 
     @app.exception_handler(WheelwrightError)
     async def wheelwright_error(_request: Request, exc: Exception) -> JSONResponse:

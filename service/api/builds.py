@@ -105,7 +105,10 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
-    result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
+    quota = settings.limits.max_builds_per_requester
+    result = submit(
+        build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by, quota=quota
+    )
     if result.created:
         state.index_catalog.invalidate()
     return answer(request, result)

@@ -25,6 +25,7 @@ from service.errors import AuthError, InvalidRequestError, JobStateError
 from service.gitpolicy import check_git_url
 from service.models import Requester
 from service.project.served import GitProject
+from service.shares import share_of
 from service.submit import submit
 from service.webhooks import events
 from service.webhooks.trigger import (
@@ -97,7 +98,13 @@ def _queue(
     _first_delivery(request, delivery)
     for build in requests_for(parsed, project):
         result = submit(
-            build, state.settings, state.store, state.jobs, state.dispatcher, requested_by=asker
+            build,
+            state.settings,
+            state.store,
+            state.jobs,
+            state.dispatcher,
+            requested_by=asker,
+            quota=state.settings.limits.max_builds_per_requester,
         )
         if result.record is not None:
             answer.builds.append(result.record.id)
@@ -132,8 +139,10 @@ def start_projects(
 ) -> list[str]:
     """One project build of the pushed commit per configured environment; their ids.
 
-    All or none: every environment is checked and a slot taken for each before the delivery
-    counts as received, so a busy service answers 429 and the forge's redelivery still works."""
+    All or none: every environment is checked and each build given its place in the line for
+    a slot (`ProjectSlots.join`) before the delivery counts as received; a busy service keeps
+    them waiting (the forge does not send a delivery again by itself). Only a repository whose
+    line is full is answered 429, and its delivery does not count as received."""
     parts = served_parts(request, asker)
     url = project.url or event.clone_url
     try:
@@ -150,22 +159,23 @@ def start_projects(
             )
         targets[environment] = spec.target
     slots = parts.slots
-    left = len(targets) if slots is not None else 0
+    tickets: list[int | None] = [None] * len(targets)
     if slots is not None:
-        slots.take(left)
+        tickets = list(slots.join(share_of(asker), len(targets)))
+    started: list[str] = []
     try:
         _first_delivery(request, delivery)
-        started = []
-        for environment, target in targets.items():
+        for (environment, target), ticket in zip(targets.items(), tickets, strict=True):
             build = start_from_git(
-                parts, target=target, environment=environment, git=git, reserved=True
+                parts, target=target, environment=environment, git=git, ticket=ticket
             )
-            left -= 1  # the build's thread owns that slot now, and gives it back at its end
-            started.append(build.id)
+            started.append(build.id)  # the build's thread owns its ticket now
         return started
     finally:
         if slots is not None:
-            slots.give_back(left)
+            for ticket in tickets[len(started) :]:
+                if ticket is not None:
+                    slots.leave(ticket)
 
 
 @router.post("/github", status_code=202, responses={200: {"model": WebhookAnswer}})
