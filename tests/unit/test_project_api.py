@@ -405,3 +405,35 @@ def test_one_token_holds_at_most_its_share_of_the_project_build_slots(
             assert time.monotonic() < deadline
             time.sleep(0.05)
     assert len(list(store.list(layout.PROJECT_BUILDS))) == 2  # the refused one kept nothing
+
+
+def test_a_project_with_more_packages_to_build_than_the_limit_is_refused_before_any_is_queued(
+    home: Path, store: LocalStore
+) -> None:
+    packages = "".join(
+        f'[[packages]]\nname = "ext{n}"\nversion = "1.0"\n'
+        f'sdist = {{ url = "https://files.example/ext{n}-1.0.tar.gz" }}\n\n'
+        for n in range(3)
+    )
+    pylock = f'lock-version = "1.0"\nrequires-python = ">=3.10"\n\n{packages}'
+    dispatcher = RecordingDispatcher()
+    settings = configured(home, limits={"max_project_packages": 2})
+    client = TestClient(create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=dispatcher))
+    started = upload(
+        client, tar_gz({"demo/pylock.toml": pylock.encode()}), {"environment": "cpu-plain"}
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, started.json()["id"]))["state"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["state"] == "failed"
+    assert state["error"] == (
+        "the project has 3 packages to build, more than this service's limit of 2"
+        " (limits.max_project_packages)"
+    )
+    assert dispatcher.submitted == []
+    assert list(home.glob("project-*")) == []
