@@ -37,6 +37,8 @@ def test_log_lines_are_shown_as_plain_text() -> None:
     assert logs.clean("10%\r50%\r100%").text == "100%"
     # colour is left out, every other control shown as the CLI and the log endpoint show it
     assert logs.clean("a\x07b\x1b]0;title\x07c").text == "a^Gb^[]0;title^Gc"
+    # a line of a new log comes shown already (`service.printable`): its colour goes too
+    assert logs.clean("^[[32mcompiling^[[0m unit 3 <k.cu>").text == "compiling unit 3 <k.cu>"
     long = logs.clean("x" * 5000)
     assert long.text.endswith("(3000 more characters)") and len(long.text) < 2100
     assert logs.clean("===> [build] start (network off)").kind == "stage"

@@ -1,5 +1,6 @@
 """Fair shares without a service: whose share a request uses, how large a share is by default,
-and the project-build line (order, shares, waiting builds before new requests)."""
+the project-build line (order, shares, waiting builds before new requests), and the shortest
+token a share may be held by."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import threading
 
 import pytest
 
-from service.config import LimitSettings
-from service.errors import BusyError
+from service.config import LimitSettings, load_settings
+from service.errors import BusyError, ConfigError
 from service.models import Requester
 from service.project.slots import ProjectSlots
 from service.shares import ANONYMOUS, Share, project_share, share_of
@@ -74,3 +75,16 @@ def test_a_line_is_bounded_per_requester_all_or_none() -> None:
     (ticket,) = slots.join(B, 1)  # another requester's line is its own
     slots.leave(ticket)
     assert slots.waiting == 2
+
+
+def test_a_short_token_is_refused_by_its_name_never_its_value() -> None:
+    secret = "too-short-secret"
+    tokens = [{"name": "ci", "token": secret, "scopes": ["build"]}]
+    with pytest.raises(ConfigError) as refused:
+        load_settings(auth={"tokens": tokens})
+    assert "auth.tokens.0: Value error, token 'ci' is shorter than 24 characters" in str(
+        refused.value
+    )
+    assert secret not in str(refused.value)
+    long_enough = [{"name": "ci", "token": "x" * 24, "scopes": ["build"]}]
+    assert load_settings(auth={"tokens": long_enough}).auth.tokens[0].name == "ci"
