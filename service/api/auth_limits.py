@@ -1,14 +1,15 @@
 """Failed tokens and logins, counted per client address: past a few a minute, 429.
 
-A pure ASGI middleware in front of every route, so every place that compares a token (the API's
-`Authorization`, the index's basic auth, a dashboard page, the login form) counts alike. A
-request that presents a token no configured entry matches, and a login form answered 401, is a
-failure of its client address; once an address has `auth.max_failures` failures within
-`auth.failure_window_s`, every request of it that presents a token (or logs in) is answered 429,
-with `Retry-After`, for the rest of the window, without comparing anything: a guesser learns
-nothing from a refused try, right or wrong. Requests without credentials (the anonymous index)
-are not held back. The count is this API process's own; the address is the one the server sees
-(behind a proxy: the forwarded address, where uvicorn is told to trust it).
+A pure ASGI middleware in front of every route, so every place that compares a secret (the API's
+`Authorization`, the index's basic auth, a dashboard page, the login form, a webhook's token or
+signature) counts alike. A request that presents a token no configured entry matches, and a
+login form or webhook answered 401, is a failure of its client address; once an address has
+`auth.max_failures` failures within `auth.failure_window_s`, every request of it that presents a
+secret is answered 429, with `Retry-After`, for the rest of the window, without comparing
+anything: a guesser learns nothing from a refused try, right or wrong. Requests without
+credentials (the anonymous index) are not held back. The count is this API process's own; the
+address is the one the server sees (behind a proxy: the forwarded address, where uvicorn is told
+to trust it by `FORWARDED_ALLOW_IPS`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from service.api.limits import _answer as answer_now
 from service.auth import matching, presented_token
 from service.config import AuthSettings
 
-LOGIN = "/ui/login"
+#: where a secret comes in the body or in a header of its own: a 401 there is a failure
+CHECKED_HERE = ("/ui/login", "/v1/webhooks/github", "/v1/webhooks/gitlab")
 #: addresses remembered at most (the oldest forgotten first): bounded under a spray of them
 MAX_ADDRESSES = 10_000
 
@@ -72,7 +74,7 @@ class FailedAuthLimits:
         self.failures = FailureWindow(auth.max_failures, auth.failure_window_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.auth.tokens:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
@@ -81,9 +83,10 @@ class FailedAuthLimits:
             (v.decode("latin-1") for k, v in scope["headers"] if k.lower() == b"authorization"),
             None,
         )
-        token = presented_token(authorization)
-        login = scope["method"] == "POST" and scope["path"].rstrip("/") == LOGIN
-        if token is None and not login:
+        # on a service without tokens a token is not looked at, so it is never a wrong one
+        token = presented_token(authorization) if self.auth.tokens else None
+        checked_here = scope["method"] == "POST" and scope["path"].rstrip("/") in CHECKED_HERE
+        if token is None and not checked_here:
             await self.app(scope, receive, send)
             return
         wait = self.failures.wait_s(address)
@@ -96,7 +99,7 @@ class FailedAuthLimits:
             return
         if token is not None and not matching(self.auth, token):
             self.failures.failed(address)
-        if not login:
+        if not checked_here:
             await self.app(scope, receive, send)
             return
 

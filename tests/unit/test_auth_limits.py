@@ -44,3 +44,16 @@ def test_wrong_tokens_then_the_right_one_are_answered_429(tmp_path: Path) -> Non
     assert client.get("/healthz").status_code == 200  # no token presented: not held back
     login = client.post("/ui/login", data={"token": "x", "csrf_token": "y"})
     assert login.status_code == 429
+
+
+def test_wrong_webhook_tokens_count_on_a_service_without_api_tokens(tmp_path: Path) -> None:
+    settings = load_settings(
+        home=tmp_path, webhooks={"gitlab_token": "hook-token"}, auth={"max_failures": 2}
+    )
+    client = TestClient(create_app(settings, jobs=MemoryJobs()))
+    headers = {"X-Gitlab-Token": "guess", "X-Gitlab-Event": "Push Hook"}
+    answers = [client.post("/v1/webhooks/gitlab", json={}, headers=headers) for _ in range(3)]
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    # an API token is not looked at on an open service: never a wrong one, never held back
+    open_call = {"Authorization": "Bearer anything"}
+    assert all(client.get("/v1/builds", headers=open_call).status_code == 200 for _ in range(5))
