@@ -12,15 +12,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -167,16 +159,6 @@ class ApiToken(BaseModel):
     token: SecretStr
     scopes: tuple[Literal["read", "build", "admin"], ...] = ("read",)
 
-    @model_validator(mode="after")
-    def _long_enough(self) -> ApiToken:
-        """A short token is guessed; refused here, naming the token by its name only."""
-        if len(self.token.get_secret_value()) < MIN_TOKEN_CHARS:
-            raise ValueError(
-                f"token {self.name!r} is shorter than {MIN_TOKEN_CHARS} characters"
-                " (make one with `openssl rand -hex 24`)"
-            )
-        return self
-
 
 class AuthSettings(BaseModel):
     """With no tokens configured the service is open (the embedded default)."""
@@ -192,6 +174,18 @@ class AuthSettings(BaseModel):
         "failure_window_s; past that it gets 429 for the rest of the window",
     )
     failure_window_s: int = Field(default=60, ge=1, description="see max_failures")
+
+    @field_validator("tokens")
+    @classmethod
+    def _long_enough(cls, tokens: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        """A short token is guessed; refused here, naming the token by its name only."""
+        for entry in tokens:
+            if len(entry.token.get_secret_value()) < MIN_TOKEN_CHARS:
+                raise ValueError(
+                    f"token {entry.name!r} is shorter than {MIN_TOKEN_CHARS} characters"
+                    " (make one with `openssl rand -hex 24`)"
+                )
+        return tokens
 
 
 class QueueSettings(BaseModel):

@@ -82,7 +82,7 @@ def test_a_short_token_is_refused_by_its_name_never_its_value() -> None:
     tokens = [{"name": "ci", "token": secret, "scopes": ["build"]}]
     with pytest.raises(ConfigError) as refused:
         load_settings(auth={"tokens": tokens})
-    assert "auth.tokens.0: Value error, token 'ci' is shorter than 24 characters" in str(
+    assert "auth.tokens: Value error, token 'ci' is shorter than 24 characters" in str(
         refused.value
     )
     assert secret not in str(refused.value)
