@@ -33,6 +33,7 @@ from service.errors import (
 from service.keys import new_build_id
 from service.models import BuildRequest
 from service.prepare import Prepared, prepare
+from service.printable import printable
 from service.redact import Redactor
 from service.store import WheelStore
 from worker.cache_use import CacheUse
@@ -112,8 +113,9 @@ class _Recorder:
     dropped_bytes: int = 0
 
     def line(self, text: str) -> None:
-        """Keep one line (secrets masked), unless the log already holds `max_bytes`."""
-        text = self.clean(text)
+        """Keep one line (secrets masked, controls shown as `^[`), unless the log already holds
+        `max_bytes`: the stored log and every reader of the stream get it so."""
+        text = printable(self.clean(text))
         size = len(text.encode("utf-8", "replace")) + 1
         with self.lock:  # stage output arrives from the executor's log thread too
             if self.written + size > self.max_bytes:

@@ -33,6 +33,7 @@ from service.models import (
     Requester,
     parse_request,
 )
+from service.printable import printable
 from service.store import WheelStore
 from service.submit import Submitted, submit
 
@@ -104,7 +105,10 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
-    result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
+    quota = settings.limits.max_builds_per_requester
+    result = submit(
+        build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by, quota=quota
+    )
     if result.created:
         state.index_catalog.invalidate()
     return answer(request, result)
@@ -212,7 +216,8 @@ def build_log(
     build_id: str,
     follow: Annotated[bool, Query(description="stream until the build ends")] = False,
 ) -> StreamingResponse:
-    """The build's log; with `follow`, streamed while the build runs."""
+    """The build's log; with `follow`, streamed while the build runs. Control characters but
+    tab and newline are shown in caret notation (`^[`): a terminal that reads it gets text."""
     jobs = _jobs(request)
     jobs.get(build_id)  # 404 for an unknown build
     return StreamingResponse(
@@ -235,7 +240,7 @@ def _log_lines(
     while True:
         lines, cursor = jobs.read_log(build_id, cursor, block_ms=1000 if follow and not last else 0)
         seen = seen or bool(lines)
-        yield from (line + "\n" for line in lines)
+        yield from (printable(line) + "\n" for line in lines)
         if last or not follow or time.monotonic() > deadline:
             break
         if not lines and settled(jobs, build_id, redelivery_s).terminal:
@@ -243,4 +248,4 @@ def _log_lines(
     if not seen:
         key = layout.build_log_key(build_id)
         if store.exists(key):
-            yield store.get(key).decode("utf-8", "replace")
+            yield printable(store.get(key).decode("utf-8", "replace"))

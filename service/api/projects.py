@@ -227,10 +227,10 @@ def start_from_git(
     target: Target,
     environment: str | None,
     git: GitProject,
-    reserved: bool = False,
+    ticket: int | None = None,
 ) -> ServedProjectBuild:
     """Start a project build of `git` (its URL and ref checked already); cloned in its thread.
-    `reserved`: its slot was taken already (`ProjectSlots.take`)."""
+    `ticket`: its place in the line for a slot (`ProjectSlots.join`), else it takes one now."""
     workdir = _workdir(parts.settings)
     source: dict[str, object] = {"kind": "git", "url": git.url, "ref": git.ref}
     if git.commit is not None:
@@ -239,7 +239,7 @@ def start_from_git(
         parts, target=target, environment=environment, workdir=workdir, source=source, git=git
     )
     try:
-        build.start(reserved=reserved)
+        build.start(ticket=ticket)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

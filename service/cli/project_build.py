@@ -10,11 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from service.cli.common import err, fail, settings_for
+from service.cli.common import err, fail, settings_for, shown
 from service.cli.embedded import embedded_service, served_index
 from service.cli.project import (
     CudaVersion,
@@ -143,11 +142,11 @@ def progress_table(progress: ProjectProgress, environment: str) -> Table | Text:
         style = STATE_STYLE.get(node.state, "yellow")
         table.add_row(
             str(node.wave),
-            escape(f"{node.name}=={node.version}"),
+            shown(f"{node.name}=={node.version}"),
             f"[{style}]{node.state}[/]",
-            escape(node.stage or "-"),
+            shown(node.stage or "-"),
             f"{seconds:.1f} s" if seconds is not None else "-",
-            escape(node.error or node.wheel or node.note or ""),
+            shown(node.error or node.wheel or node.note or ""),
         )
     return table
 
@@ -163,7 +162,7 @@ def _report(
         )
         return
     for node in progress.failed:
-        err.print(f"[bold red]{escape(node.name)}:[/] {escape(node.error or node.state)}")
+        err.print(f"[bold red]{shown(node.name)}:[/] {shown(node.error or node.state)}")
     built, new = progress.built, progress.new
     if not new and not progress.failed:
         err.print(

@@ -93,6 +93,7 @@ class ProjectBuild:
             lock = parse_lock(self._lock(), where=str(self.folder / "uv.lock"))
         target = self.env.spec.target
         plan = plan_project(lock, self._project, target, abi_pins=tuple(self._abi))
+        self._check_size(plan)
         self._note_served(lock, plan)
         self._run(plan)
         return ProjectResult(self.progress, plan)
@@ -166,6 +167,17 @@ class ProjectBuild:
             raise InvalidRequestError(
                 f"uv cannot resolve the project without {node.pin}, and its build "
                 f"{done.error or 'failed'}"
+            )
+
+    def _check_size(self, plan: ProjectPlan) -> None:
+        """Refuse a plan with more packages to build than `limits.max_project_packages`, before
+        any of them is submitted: one project build does not fill the queue."""
+        limit = self._settings.limits.max_project_packages
+        count = len(plan.nodes) + len(self.progress.nodes)
+        if count > limit:
+            raise InvalidRequestError(
+                f"the project has {count} packages to build, more than this service's limit "
+                f"of {limit} (limits.max_project_packages)"
             )
 
     def _note_served(self, lock: Lock, plan: ProjectPlan) -> None:

@@ -363,3 +363,77 @@ def test_project_builds_past_the_limit_are_refused_until_one_ends(
     while load_state(store, third.json()["id"])["state"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_one_token_holds_at_most_its_share_of_the_project_build_slots(
+    home: Path, store: LocalStore
+) -> None:
+    """Two slots, a share of one each: a token sending slow project builds gets one slot, its
+    next is refused naming its share, and another token's build is accepted meanwhile."""
+    release = threading.Event()
+    slow, fast = "slow-team-token-0123456789abcdef", "fast-team-token-0123456789abcdef"
+    tokens = [
+        {"name": "slow-team", "token": slow, "scopes": ["build"]},
+        {"name": "fast-team", "token": fast, "scopes": ["build"]},
+    ]
+    settings = configured(home, limits={"max_project_builds": 2}, auth={"tokens": tokens})
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    app.state.index_catalog.invalidate = lambda: release.wait(30)  # type: ignore[method-assign]
+    client = TestClient(app)
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    files = {"file": ("demo.tar.gz", archive, "application/octet-stream")}
+    options = {"options": json.dumps({"environment": "cpu-plain"})}
+
+    def start(token: str) -> Any:
+        auth = {"Authorization": f"Bearer {token}"}
+        return client.post("/v1/projects", files=files, data=options, headers=auth)
+
+    first = start(slow)
+    assert first.status_code == 202, first.text
+    second = start(slow)
+    assert second.status_code == 429 and second.headers["retry-after"] == "30"
+    assert second.json()["detail"].startswith(
+        "1 project builds of token 'slow-team' run already, as many as one requester may "
+        "(limits.project_build_share: 1 of this service's 2)"
+    )
+    other = start(fast)  # the other team is not held back by the first
+    assert other.status_code == 202, other.text
+    release.set()
+    deadline = time.monotonic() + 30
+    for started in (first, other):
+        while load_state(store, started.json()["id"])["state"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert len(list(store.list(layout.PROJECT_BUILDS))) == 2  # the refused one kept nothing
+
+
+def test_a_project_with_more_packages_to_build_than_the_limit_is_refused_before_any_is_queued(
+    home: Path, store: LocalStore
+) -> None:
+    packages = "".join(
+        f'[[packages]]\nname = "ext{n}"\nversion = "1.0"\n'
+        f'sdist = {{ url = "https://files.example/ext{n}-1.0.tar.gz" }}\n\n'
+        for n in range(3)
+    )
+    pylock = f'lock-version = "1.0"\nrequires-python = ">=3.10"\n\n{packages}'
+    dispatcher = RecordingDispatcher()
+    settings = configured(home, limits={"max_project_packages": 2})
+    client = TestClient(create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=dispatcher))
+    started = upload(
+        client, tar_gz({"demo/pylock.toml": pylock.encode()}), {"environment": "cpu-plain"}
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, started.json()["id"]))["state"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["state"] == "failed"
+    assert state["error"] == (
+        "the project has 3 packages to build, more than this service's limit of 2"
+        " (limits.max_project_packages)"
+    )
+    assert dispatcher.submitted == []
+    assert list(home.glob("project-*")) == []
