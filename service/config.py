@@ -102,6 +102,17 @@ class LimitSettings(BaseModel):
     max_project_builds: int = Field(
         default=4, ge=1, description="project builds one API process runs at once (uv, waiting)"
     )
+    max_pyproject_bytes: int = Field(
+        default=1024**2,
+        ge=1024,
+        description="a project's pyproject.toml (checked before it is read)",
+    )
+    max_lock_bytes: int = Field(
+        default=8 * 1024**2, ge=1024, description="a project's uv.lock or pylock.toml"
+    )
+    max_requirements_bytes: int = Field(
+        default=1024**2, ge=1024, description="a project's requirements file"
+    )
 
 
 class CompilerCacheSettings(BaseModel):

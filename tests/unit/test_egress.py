@@ -20,7 +20,6 @@ from service.egress import (
     EgressProxy,
     EgressRefused,
     own_address,
-    policy_for,
     private_address,
 )
 from service.errors import FetchError, SourceNotFoundError
@@ -30,7 +29,10 @@ from worker.driver.egress import forward
 from worker.fetch import download_sdist
 from worker.git import Git
 
-LOOPBACK = frozenset({"127.0.0.1"})
+
+def loopback(port: int) -> EgressPolicy:
+    """The operator's allow-list with one port of this machine's loopback on it."""
+    return EgressPolicy.allowing(f"127.0.0.1:{port}")
 
 
 @pytest.fixture
@@ -92,11 +94,9 @@ def test_a_private_destination_is_refused_by_name_unless_the_operator_allows_it(
         EgressPolicy().check("localhost", 8000)
     with pytest.raises(EgressRefused, match=r"sources\.private_hosts"):
         EgressPolicy().check("[::1]", 443)
-    assert EgressPolicy(LOOPBACK).check("127.0.0.1", 6379) == [
-        (ipaddress.ip_address("127.0.0.1"), 6379)
-    ]
+    assert loopback(6379).check("127.0.0.1", 6379) == [(ipaddress.ip_address("127.0.0.1"), 6379)]
     with pytest.raises(EgressRefused, match="no such port"):
-        EgressPolicy(LOOPBACK).check("127.0.0.1", 0)
+        loopback(6379).check("127.0.0.1", 0)
     with pytest.raises(EgressRefused, match="cannot resolve"):
         EgressPolicy().check("no-such-host.invalid", 443)
 
@@ -113,17 +113,19 @@ def test_the_operator_allows_the_service_its_indexes_and_private_hosts() -> None
         },
         sources={"private_hosts": ["Registry.Corp", "[fd00::5]"]},
     )
-    policy = policy_for(settings, environ={})
-    assert policy.allowed_hosts == {
-        "wheels.internal",
-        "mirror.corp",
-        "links.corp",
-        "pypi.org",
-        "registry.corp",
-        "fd00::5",
+    policy = EgressPolicy.from_settings(settings, environ={})
+    assert policy.allowed == {
+        ("wheels.internal", 8000),
+        ("mirror.corp", 3141),
+        ("links.corp", 443),
+        ("pypi.org", 443),
+        ("registry.corp", 80),  # a bare host: its URLs' default ports, no other
+        ("registry.corp", 443),
+        ("fd00::5", 80),
+        ("fd00::5", 443),
     }
     assert policy.upstream == ()
-    behind = policy_for(
+    behind = EgressPolicy.from_settings(
         settings,
         environ={"HTTPS_PROXY": "http://u%40x:p%3Aw@proxy.corp:3128", "NO_PROXY": "corp,.lan"},
     )
@@ -139,7 +141,7 @@ def test_the_operator_allows_the_service_its_indexes_and_private_hosts() -> None
 def test_an_http_request_to_an_allowed_host_is_sent_on_and_closed(
     tmp_path: Path, origin: Origin
 ) -> None:
-    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+    with EgressProxy(tmp_path / "proxy.sock", loopback(origin.port)) as proxy:
         answer = ask(
             proxy.path,
             f"GET http://127.0.0.1:{origin.port}/simple/torch/?x=1 HTTP/1.1\r\n"
@@ -156,7 +158,7 @@ def test_an_http_request_to_an_allowed_host_is_sent_on_and_closed(
 def test_a_tunnel_to_an_allowed_host_carries_bytes_both_ways(
     tmp_path: Path, origin: Origin
 ) -> None:
-    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+    with EgressProxy(tmp_path / "proxy.sock", loopback(origin.port)) as proxy:
         answer = ask(
             proxy.path,
             f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -261,7 +263,8 @@ def test_a_tunnel_goes_through_the_operators_proxy_where_the_worker_has_one(
     threading.Thread(target=operator_proxy, daemon=True).start()
     port = listener.getsockname()[1]
     environ = {"HTTPS_PROXY": f"http://ops:s3cret@127.0.0.1:{port}"}
-    policy = policy_for(load_settings(sources={"private_hosts": ["127.0.0.1"]}), environ=environ)
+    settings = load_settings(sources={"private_hosts": ["127.0.0.1"]})
+    policy = EgressPolicy.from_settings(settings, environ=environ)
     with EgressProxy(tmp_path / "proxy.sock", policy) as proxy:
         answer = ask(
             proxy.path,
@@ -282,7 +285,7 @@ def test_a_socket_path_too_long_for_a_socket_address_still_serves(
     deep.mkdir(parents=True)
     seen = tmp_path / "s"  # the socket's folder as a container sees it: a short path
     seen.symlink_to(deep)
-    with EgressProxy(deep / "proxy.sock", EgressPolicy(LOOPBACK)):
+    with EgressProxy(deep / "proxy.sock", loopback(origin.port)):
         assert (deep / "proxy.sock").is_socket()
         answer = ask(
             seen / "proxy.sock",
@@ -296,7 +299,7 @@ def test_a_socket_path_too_long_for_a_socket_address_still_serves(
 def test_the_drivers_forwarder_joins_a_loopback_port_to_the_proxy(
     tmp_path: Path, origin: Origin
 ) -> None:
-    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+    with EgressProxy(tmp_path / "proxy.sock", loopback(origin.port)) as proxy:
         port = forward(str(proxy.path))
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
@@ -333,5 +336,5 @@ def test_the_workers_sdist_download_reaches_no_private_index(
         download_sdist(request, tmp_path, EgressPolicy())
     assert origin.requests == []
     with pytest.raises(SourceNotFoundError):  # allowed: asked, and it has no such project
-        download_sdist(request, tmp_path, EgressPolicy(LOOPBACK))
+        download_sdist(request, tmp_path, loopback(origin.port))
     assert [path for path, _ in origin.requests] == ["/simple/demo/"]

@@ -125,11 +125,17 @@ def test_an_uploaded_pylock_toml_is_a_project_too(client: TestClient, store: Loc
 
 
 @pytest.mark.parametrize(
-    ("public_url", "expected"),
-    [(None, "http://wheels.forged.example"), ("https://wheels.corp.example/ww/", None)],
+    ("public_url", "index", "link"),
+    [
+        # no public_url: the index is this process's own loopback at the port the request
+        # came in on (TestClient's socket is port 80), never the caller's Host; the Location
+        # link only tells the caller, so it may say what the caller called us
+        (None, "http://127.0.0.1:80", "http://wheels.forged.example"),
+        ("https://wheels.corp.example/ww/", "https://wheels.corp.example/ww", None),
+    ],
 )
-def test_the_index_a_project_build_names_is_the_public_url_not_the_callers_host(
-    home: Path, store: LocalStore, public_url: str | None, expected: str | None
+def test_the_index_a_project_build_names_is_the_public_url_or_its_own_never_the_callers_host(
+    home: Path, store: LocalStore, public_url: str | None, index: str, link: str | None
 ) -> None:
     settings = configured(home, public_url=public_url)
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
@@ -137,14 +143,14 @@ def test_the_index_a_project_build_names_is_the_public_url_not_the_callers_host(
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     answer = upload(client, archive, {"environment": "cpu-plain"})
     assert answer.status_code == 202, answer.text
-    base = expected or "https://wheels.corp.example/ww"
     project_build_id = answer.json()["id"]
-    assert answer.headers["location"] == f"{base}/v1/projects/{project_build_id}"
+    assert answer.headers["location"] == f"{link or index}/v1/projects/{project_build_id}"
     deadline = time.monotonic() + 30
     while (state := load_state(store, project_build_id))["state"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, state
         time.sleep(0.05)
-    assert state["index_url"] == f"{base}/simple/cpu-plain/", state
+    assert state["index_url"] == f"{index}/simple/cpu-plain/", state
+    assert "forged" not in json.dumps(state)
 
 
 @pytest.mark.parametrize(
