@@ -16,13 +16,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
 from service import layout
-from service.api.public import service_url
+from service.api.public import own_url, service_url
 from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require, token_name
 from service.client import CLI_AGENT
 from service.config import Settings
 from service.dispatch import Dispatcher
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
 from service.jobs import JobBackend, settled
 from service.models import (
@@ -33,6 +34,7 @@ from service.models import (
     Requester,
     parse_request,
 )
+from service.policy import check_egress
 from service.store import WheelStore
 from service.submit import Submitted, submit
 
@@ -104,6 +106,7 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
+    check_egress(build, EgressPolicy.from_settings(settings, own=own_url(request)))
     result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
     if result.created:
         state.index_catalog.invalidate()

@@ -100,8 +100,8 @@ def allow_entry(entry: str) -> frozenset[HostPort]:
     text = entry.strip()
     host, port_text = text, ""
     if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest and not rest.startswith(":"):
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
             raise ConfigError(f"sources.private_hosts: {entry!r} is not host or host:port")
         port_text = rest[1:]
     elif text.count(":") == 1:

@@ -19,10 +19,11 @@ from service.egress import (
     EgressPolicy,
     EgressProxy,
     EgressRefused,
+    allow_entry,
     own_address,
     private_address,
 )
-from service.errors import FetchError, SourceNotFoundError
+from service.errors import ConfigError, FetchError, SourceNotFoundError
 from service.models import parse_request
 from tests.loopback import Origin, serving
 from worker.driver.egress import forward
@@ -338,3 +339,61 @@ def test_the_workers_sdist_download_reaches_no_private_index(
     with pytest.raises(SourceNotFoundError):  # allowed: asked, and it has no such project
         download_sdist(request, tmp_path, loopback(origin.port))
     assert [path for path, _ in origin.requests] == ["/simple/demo/"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "allowed"),
+    [
+        ("pypi.corp.internal:443", {("pypi.corp.internal", 443)}),
+        ("Registry.Corp", {("registry.corp", 80), ("registry.corp", 443)}),
+        ("[fd00::5]:8443", {("fd00::5", 8443)}),
+        ("[fd00::5]", {("fd00::5", 80), ("fd00::5", 443)}),
+        ("fd00::5", {("fd00::5", 80), ("fd00::5", 443)}),
+    ],
+)
+def test_an_allow_list_entry_is_a_host_and_port(entry: str, allowed: set[tuple[str, int]]) -> None:
+    assert allow_entry(entry) == allowed
+
+
+@pytest.mark.parametrize("entry", ["host:http", "[fd00::5", "[fd00::5]x", "host:70000", ":443", ""])
+def test_a_malformed_allow_list_entry_is_refused_by_name(entry: str) -> None:
+    with pytest.raises(ConfigError, match=r"sources\.private_hosts"):
+        EgressPolicy.from_settings(load_settings(sources={"private_hosts": [entry]}), environ={})
+
+
+def test_an_allowed_private_host_opens_its_port_and_no_other(tmp_path: Path) -> None:
+    """Allowing a team's index on this host lets in that port only: not Redis beside it, and a
+    bare host means its URLs' default ports (80, 443), not every port."""
+    with serving(Origin()) as index, serving(Origin()) as redis_like:
+        settings = load_settings(sources={"private_hosts": [f"127.0.0.1:{index.port}"]})
+        for policy in (
+            EgressPolicy.from_settings(settings, environ={}),
+            EgressPolicy.allowing("127.0.0.1"),
+        ):
+            with EgressProxy(tmp_path / "p.sock", policy) as proxy:
+                other = ask(
+                    proxy.path, f"CONNECT 127.0.0.1:{redis_like.port} HTTP/1.1\r\n\r\n".encode()
+                )
+                assert other.startswith(b"HTTP/1.1 403 Forbidden"), other
+                assert b"sources.private_hosts" in other
+        with EgressProxy(tmp_path / "p.sock", EgressPolicy.from_settings(settings)) as proxy:
+            asked = ask(
+                proxy.path,
+                f"GET http://127.0.0.1:{index.port}/simple/ HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            )
+        assert asked.startswith(b"HTTP/1.0 200")
+        assert index.paths == ["/simple/"]
+        assert redis_like.requests == []
+
+
+def test_the_policy_is_the_operators_whatever_a_project_environment_adds() -> None:
+    """A configured index allows its own host:port, nothing else of the host; the service's
+    own address is allowed only as `own` (the port it serves on) or `public_url`."""
+    settings = load_settings(index={"index_url": "http://127.0.0.1:3141/simple/"})
+    policy = EgressPolicy.from_settings(settings, own="http://127.0.0.1:8000", environ={})
+    assert policy.allows("127.0.0.1", 3141) and policy.allows("127.0.0.1", 8000)
+    assert not policy.allows("127.0.0.1", 6379)
+    assert policy.refusal("http://127.0.0.1:6379/") is not None
+    assert policy.refusal("http://127.0.0.1:3141/simple/") is None
+    assert policy.refusal("https://203.0.113.80/simple/") is None  # public: the proxy decides
+    assert policy.refusal("/srv/wheels") is None  # a folder: the folder allow-list decides

@@ -369,3 +369,58 @@ def test_project_builds_past_the_limit_are_refused_until_one_ends(
     while load_state(store, third.json()["id"])["state"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_a_small_upload_unpacking_to_a_16_mib_pyproject_is_refused_at_once(
+    client: TestClient, home: Path, store: LocalStore
+) -> None:
+    """The file's size is checked before a byte of it is parsed: 4xx in well under a second,
+    naming the file and the limit, and nothing left on the server."""
+    huge = PYPROJECT.encode() + b"# " + b"x" * (16 * 1024**2) + b"\n"
+    archive = tar_gz({"demo/pyproject.toml": huge})
+    assert len(archive) < 64 * 1024  # a small upload
+    started = time.monotonic()
+    answer = upload(client, archive, {"environment": "cpu-plain"})
+    seconds = time.monotonic() - started
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("pyproject.toml is larger than the limit of 1048576 bytes"), detail
+    assert "limits.max_pyproject_bytes" in detail and str(home) not in detail
+    assert seconds < 1.0, seconds
+    assert left_behind(home, store) == []
+
+
+REQUIREMENTS = "six==1.16.0\n"
+PYLOCK = 'lock-version = "1.0"\nrequires-python = ">=3.10"\n'
+
+
+@pytest.mark.parametrize(
+    ("members", "named", "setting"),
+    [
+        ({"pyproject.toml": PYPROJECT}, "pyproject.toml", "max_pyproject_bytes"),
+        ({"pyproject.toml": PYPROJECT, "uv.lock": "version = 1\n"}, "uv.lock", "max_lock_bytes"),
+        ({"pylock.toml": PYLOCK}, "pylock.toml", "max_lock_bytes"),
+        ({"requirements.txt": REQUIREMENTS}, "requirements.txt", "max_requirements_bytes"),
+    ],
+)
+def test_each_project_file_over_its_limit_is_refused_naming_it(
+    home: Path, store: LocalStore, members: dict[str, str], named: str, setting: str
+) -> None:
+    limits = {setting: 4096}
+    app = create_app(
+        configured(home, limits=limits),
+        store=store,
+        jobs=MemoryJobs(),
+        dispatcher=RecordingDispatcher(),
+    )
+    padded = {
+        name: text + ("# padding\n" * 500 if name == named else "")
+        for name, text in members.items()
+    }
+    archive = tar_gz({f"demo/{name}": text.encode() for name, text in padded.items()})
+    answer = upload(TestClient(app), archive, {"environment": "cpu-plain"})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"{named} is larger than the limit of 4096 bytes"), detail
+    assert f"limits.{setting}" in detail
+    assert left_behind(home, store) == []
