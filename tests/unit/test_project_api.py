@@ -9,6 +9,7 @@ import json
 import tarfile
 import threading
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,16 @@ from fastapi.testclient import TestClient
 from service import layout
 from service.api.app import create_app
 from service.config import Settings, load_settings
+from service.egress import EgressPolicy
 from service.errors import BuildNotFoundError, ConfigError
 from service.jobs import MemoryJobs
 from service.models import Target
 from service.project import served
+from service.project.build import ProjectBuild
+from service.project.prepared import prepare_project
 from service.project.served import ServedParts, ServedProjectBuild, load_state
 from service.store import LocalStore
+from service.submit import Submitted
 from tests.fakes import RecordingDispatcher
 
 PYPROJECT = '[project]\nname = "demo"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
@@ -424,3 +429,42 @@ def test_each_project_file_over_its_limit_is_refused_naming_it(
     assert detail.startswith(f"{named} is larger than the limit of 4096 bytes"), detail
     assert f"limits.{setting}" in detail
     assert left_behind(home, store) == []
+
+
+def test_each_project_file_is_parsed_once_from_prepare_to_the_build(
+    tmp_path: Path, home: Path, jobs: MemoryJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare_project reads pyproject.toml and uv.lock once each; the build gets them parsed
+    (its settings, its lock), and reads neither again."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(PYPROJECT + 'dependencies = ["torch==2.13.0"]\n')
+    (folder / "uv.lock").write_text(
+        'version = 1\nrequires-python = ">=3.10"\n[[package]]\nname = "demo"\nversion = "0.1"\n'
+        'source = { virtual = "." }\n'
+    )
+    parsed: list[str] = []
+    real = tomllib.loads
+
+    def counted(text: str, **kwargs: Any) -> dict[str, Any]:
+        parsed.append("lock" if text.startswith("version = 1") else "pyproject")
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(tomllib, "loads", counted)
+    settings = configured(home)
+    ready = prepare_project(
+        folder, settings, Target(), environment="cpu-plain", base_url="http://127.0.0.1:8000"
+    )
+    ProjectBuild(
+        ready.folder,
+        ready.env,
+        lambda request: Submitted(),
+        jobs,
+        settings=ready.settings,
+        egress=ready.egress,
+        abi_pins=ready.abi_pins,
+        pyproject=ready.pyproject,
+        lock=ready.lock,
+    )
+    assert sorted(parsed) == ["lock", "pyproject"]
+    assert ready.egress == EgressPolicy.from_settings(settings, own="http://127.0.0.1:8000")
