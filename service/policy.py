@@ -19,7 +19,7 @@ from service.config import Settings
 from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.gitpolicy import git_scheme
-from service.models import BuildRequest, GitSource
+from service.models import BuildRequest, GitSource, IndexSettings
 
 
 def allowed_folders(settings: Settings) -> tuple[Path, ...]:
@@ -51,10 +51,10 @@ def check_request(request: BuildRequest, settings: Settings) -> None:
             )
 
 
-def check_egress(request: BuildRequest, egress: EgressPolicy) -> None:
-    """Raise `InvalidRequestError` naming the first index or find-links URL of `request` that
-    `egress` (the operator's policy) refuses: an address of this host or its networks."""
-    index = request.index
+def check_egress(index: IndexSettings, egress: EgressPolicy) -> None:
+    """Raise `InvalidRequestError` naming the first index or find-links URL of a request's
+    `index` that `egress` (the operator's policy) refuses: an address of this host or its
+    networks."""
     for url in (index.index_url, *index.extra_index_urls, *index.find_links):
         refused = egress.refusal(url)
         if refused is not None:

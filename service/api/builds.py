@@ -13,7 +13,7 @@ from typing import IO, Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from service import layout
 from service.api.public import own_url, service_url
@@ -31,6 +31,7 @@ from service.models import (
     BuildRecord,
     BuildRequest,
     BuildState,
+    IndexSettings,
     Requester,
     parse_request,
 )
@@ -97,6 +98,11 @@ def answer(request: Request, result: Submitted) -> JSONResponse:
     )
 
 
+def _egress(request: Request) -> EgressPolicy:
+    """The operator's policy, this process's own port allowed (a request may name our index)."""
+    return EgressPolicy.from_settings(request.app.state.settings, own=own_url(request))
+
+
 def _submit(request: Request, build: BuildRequest) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
@@ -106,7 +112,7 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
-    check_egress(build, EgressPolicy.from_settings(settings, own=own_url(request)))
+    check_egress(build.index, _egress(request))
     result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
     if result.created:
         state.index_catalog.invalidate()
@@ -146,6 +152,8 @@ def create_build_from_upload(
         raise InvalidRequestError(f"options is not JSON: {exc}") from None
     if not isinstance(fields, dict) or "source" in fields:
         raise InvalidRequestError("options must be a JSON object without `source`")
+    with suppress(ValidationError):  # a bad index is named by parse_request below
+        check_egress(IndexSettings.model_validate(fields.get("index") or {}), _egress(request))
     settings: Settings = request.app.state.settings
     limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
     source = _keep_upload(file, request.app.state.store, settings.limits.max_upload_bytes, limits)

@@ -148,7 +148,17 @@ def test_a_build_request_naming_an_index_on_this_hosts_network_is_refused_naming
             answer = httpx.post(f"{api}/v1/builds", json={**request, "index": index}, timeout=30)
             assert answer.status_code == 422, answer.text
             assert url in answer.json()["detail"] and "refused" in answer.json()["detail"]
+        # an uploaded sdist with such an index: refused before the upload is stored
+        sdist = tar_gz({"iam-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: iam\nVersion: 1.0\n"})
+        answer = httpx.post(
+            f"{api}/v1/builds/upload",
+            files={"file": ("iam-1.0.tar.gz", sdist, "application/gzip")},
+            data={"options": json.dumps({"index": {"extra_index_urls": [url]}})},
+            timeout=30,
+        )
+        assert answer.status_code == 422 and url in answer.json()["detail"], answer.text
     assert metadata.requests == []
+    assert list(store.list("")) == []  # no upload kept, no build record
 
 
 def test_an_allowed_host_and_port_is_let_in_and_no_other_port_of_it(
