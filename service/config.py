@@ -120,6 +120,17 @@ class LimitSettings(BaseModel):
     max_builds_per_requester: int = Field(
         default=256, ge=1, description="builds one requester may have queued or running at once"
     )
+    max_pyproject_bytes: int = Field(
+        default=1024**2,
+        ge=1024,
+        description="a project's pyproject.toml (checked before it is read)",
+    )
+    max_lock_bytes: int = Field(
+        default=8 * 1024**2, ge=1024, description="a project's uv.lock or pylock.toml"
+    )
+    max_requirements_bytes: int = Field(
+        default=1024**2, ge=1024, description="a project's requirements file"
+    )
 
 
 class CompilerCacheSettings(BaseModel):

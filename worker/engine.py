@@ -23,7 +23,7 @@ import structlog
 
 from service.artifacts.checks import Expected
 from service.config import Settings
-from service.egress import policy_for
+from service.egress import EgressPolicy
 from service.errors import (
     BuildFailedError,
     DeadlineExceededError,
@@ -275,7 +275,8 @@ def _fetch(
     """The source, fetched as prepared: a git ref resolved (and keyed by its commit) unless the
     caller did so already; anything else must key as prepared."""
     pinned = prepared.pinned(pin_source(prepared.request, settings))
-    fetched = fetch(pinned.request, workspace, limits, git_for(settings), policy_for(settings))
+    egress = EgressPolicy.from_settings(settings)
+    fetched = fetch(pinned.request, workspace, limits, git_for(settings), egress)
     pinned.check_fetched(fetched.request)
     return fetched, pinned
 

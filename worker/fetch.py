@@ -21,7 +21,7 @@ from pypi_simple import DigestMismatchError, NoSuchProjectError, PyPISimple
 
 from service.artifacts.checks import Expected
 from service.config import Settings
-from service.egress import EgressPolicy, EgressProxy, policy_for
+from service.egress import EgressPolicy, EgressProxy
 from service.errors import FetchError, SourceNotFoundError, UnsafeArchiveError
 from service.models import (
     ArchiveSource,
@@ -54,7 +54,7 @@ def git_for(settings: Settings) -> Git:
     return Git(
         allow_file=settings.sources.allow_file_git,
         ca_bundle=settings.ca_bundle,
-        egress=policy_for(settings),
+        egress=EgressPolicy.from_settings(settings),
     )
 
 

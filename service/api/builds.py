@@ -13,16 +13,17 @@ from typing import IO, Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from service import layout
-from service.api.public import service_url
+from service.api.public import own_url, service_url
 from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require, token_name
 from service.client import CLI_AGENT
 from service.config import Settings
 from service.dispatch import Dispatcher
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
 from service.jobs import JobBackend, settled
 from service.models import (
@@ -30,9 +31,11 @@ from service.models import (
     BuildRecord,
     BuildRequest,
     BuildState,
+    IndexSettings,
     Requester,
     parse_request,
 )
+from service.policy import check_egress
 from service.printable import printable
 from service.store import WheelStore
 from service.submit import Submitted, submit
@@ -96,6 +99,11 @@ def answer(request: Request, result: Submitted) -> JSONResponse:
     )
 
 
+def _egress(request: Request) -> EgressPolicy:
+    """The operator's policy, this process's own port allowed (a request may name our index)."""
+    return EgressPolicy.from_settings(request.app.state.settings, own=own_url(request))
+
+
 def _submit(request: Request, build: BuildRequest) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
@@ -105,6 +113,7 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
+    check_egress(build.index, _egress(request))
     quota = settings.limits.max_builds_per_requester
     result = submit(
         build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by, quota=quota
@@ -147,6 +156,8 @@ def create_build_from_upload(
         raise InvalidRequestError(f"options is not JSON: {exc}") from None
     if not isinstance(fields, dict) or "source" in fields:
         raise InvalidRequestError("options must be a JSON object without `source`")
+    with suppress(ValidationError):  # a bad index is named by parse_request below
+        check_egress(IndexSettings.model_validate(fields.get("index") or {}), _egress(request))
     settings: Settings = request.app.state.settings
     limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
     source = _keep_upload(file, request.app.state.store, settings.limits.max_upload_bytes, limits)

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from service.api.builds import UPLOAD_SUFFIXES
-from service.api.public import service_url
+from service.api.public import own_url, service_url
 from service.archives import Limits
 from service.auth import require, token_name
 from service.client import CLI_AGENT
@@ -160,7 +160,8 @@ def _git(option: GitOption, settings: Settings) -> GitProject:
 
 
 def served_parts(request: Request, requested_by: Requester | None = None) -> ServedParts:
-    """The app's own store, job state and dispatcher, the index at the request's base URL."""
+    """The app's own store, job state and dispatcher; the index where this service reaches
+    itself (`own_url`: `public_url` or its own loopback port, never the request's Host)."""
     state = request.app.state
     settings: Settings = state.settings
     agent = request.headers.get("user-agent", "")
@@ -169,7 +170,7 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
         store=state.store,
         jobs=state.jobs,
         dispatcher=state.dispatcher,
-        base_url=service_url(request),
+        base_url=own_url(request),
         refresh_index=partial(_refresh, state.index_catalog),
         slots=state.project_slots,
         requested_by=requested_by

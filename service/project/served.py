@@ -22,7 +22,7 @@ import structlog
 from service import layout
 from service.config import Settings
 from service.dispatch import Dispatcher, GroupDispatcher
-from service.egress import policy_for
+from service.egress import EgressPolicy
 from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
@@ -290,11 +290,14 @@ class ServedProjectBuild:
             submit_one,
             self.parts.jobs,
             settings=settings,
+            egress=ready.egress,
             abi_pins=ready.abi_pins,
             on_change=self.save,
             on_wave=wave.flush,
             before_lock=self.parts.refresh_index,
             lock_input=ready.lock_input,
+            pyproject=ready.pyproject,
+            lock=ready.lock,
         )
         result = self._build.run()
         built = result.built
@@ -314,7 +317,7 @@ class ServedProjectBuild:
         git = Git(
             allow_file=settings.sources.allow_file_git,
             ca_bundle=settings.ca_bundle,
-            egress=policy_for(settings),
+            egress=EgressPolicy.from_settings(settings),
         )
         commit = self._git.commit or git.resolve_ref(self._git.url, self._git.ref)
         self._source["commit"] = commit
