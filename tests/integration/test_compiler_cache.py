@@ -88,13 +88,13 @@ def test_a_rebuild_with_one_file_changed_compiles_that_file_alone(
 
     warm, warm_log = _build(_torch_multi(tmp_path, cpu_sccache, "b", CHANGED), settings, store)
     section = _cache(warm)
-    assert section["scope"] == "upload:torchmulti"
+    assert section["scope"] == "upload:torchmulti@anonymous"
     assert section["brought"]["generation"] == 1
     counts = section["counts"]
     assert (counts["compiles"], counts["hits"], counts["misses"]) == (9, 8, 1), counts
     assert "compiler cache: 9 compiles, 8 hits, 1 misses" in warm_log
     assert "compiler cache: saved generation 2" in warm_log
-    assert [g for g, _ in generations(store, scope_prefix("upload:torchmulti"))] == [1, 2]
+    assert [g for g, _ in generations(store, scope_prefix("upload:torchmulti@anonymous"))] == [1, 2]
 
     wheel = store.root / warm.artifact.wheel_key
     out = run_in_image(docker_client, cpu_sccache, RUN, [wheel])
@@ -145,7 +145,7 @@ def test_the_cache_travels_through_s3_to_a_worker_with_nothing_on_disk(
     assert section["brought"]["files"] > 0
     counts = section["counts"]
     assert (counts["hits"], counts["misses"]) == (8, 1), counts
-    assert "compiler cache of upload:torchmulti: generation 1" in log
+    assert "compiler cache of upload:torchmulti@anonymous: generation 1" in log
 
 
 def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
@@ -157,9 +157,9 @@ def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
     archive = sdist_of(FIXTURES / "modern-ext", folder, "modern_ext", "2.0.0")
     target = {"image": cpu_sccache}
     uploaded, _ = _build(request_for(archive, target=target), settings, store)
-    assert _cache(uploaded)["scope"] == "upload:modern-ext"
+    assert _cache(uploaded)["scope"] == "upload:modern-ext@anonymous"
     assert _cache(uploaded)["counts"]["misses"] >= 1
-    assert [g for g, _ in generations(store, scope_prefix("upload:modern-ext"))] == [1]
+    assert [g for g, _ in generations(store, scope_prefix("upload:modern-ext@anonymous"))] == [1]
 
     # the very same sdist through the index (from a find-links folder): the same files at the
     # same paths, so a shared cache would hit; it is another scope, and it starts cold
@@ -172,7 +172,7 @@ def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
     )
     indexed, _ = _build(from_index, settings, store)
     section = _cache(indexed)
-    assert section["scope"] == "index:modern-ext"
+    assert section["scope"] == f"index:modern-ext@file:{folder}"
     assert section["brought"]["generation"] == 0
     assert section["counts"]["hits"] == 0
     assert section["counts"]["misses"] == section["counts"]["compiles"] >= 1
@@ -188,10 +188,10 @@ def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
             "src/modern_ext/__init__.py": ("", "raise ImportError('broken on purpose')\n"),
         },
     )
-    before = list(store.list(scope_prefix("upload:modern-ext")))
+    before = list(store.list(scope_prefix("upload:modern-ext@anonymous")))
     with pytest.raises(BuildFailedError, match=r"verify|import"):
         _build(request_for(broken, target=target), settings, store)
-    after = list(store.list(scope_prefix("upload:modern-ext")))
+    after = list(store.list(scope_prefix("upload:modern-ext@anonymous")))
     assert [(o.key, o.size) for o in after] == [(o.key, o.size) for o in before]
     assert sorted(p.name for p in settings.work_dir.iterdir()) == []
 
