@@ -6,19 +6,30 @@ it does not hold), and the scope strings as store keys."""
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from service.artifacts.checks import Expected
+from service.config import load_settings
 from service.models import Requester, parse_request
+from service.store import LocalStore
 from service.store.base import check_key
+from tests.fakes import FakeExecutor
 from worker import cache_scope as cs
-from worker.compiler_cache import scope_prefix
+from worker.cache_use import CacheUse
+from worker.compiler_cache import generations, scope_prefix
 from worker.fetch import Fetched, fetch
 from worker.git import Git, RefClass
 
+T = TypeVar("T")
 NAMED = Expected(project="Torch_Scatter", version="2.1.2")
+#: sccache's statistics of a build that compiled one file and wrote it to the cache
+STATS = {
+    "stats": {"compile_requests": 1, "cache_misses": {"counts": {"C/C++": 1}}, "cache_writes": 1}
+}
 
 
 def _fetched(source: dict[str, object], **fields: object) -> Fetched:
@@ -193,3 +204,68 @@ def test_the_fetch_stage_records_the_ref_class(origin: dict[str, str], tmp_path:
     tagged = {**source, "ref": "v1"}
     fetched = fetch(parse_request({"source": tagged}), tmp_path / "t", git=Git(allow_file=True))
     assert cs.project_scope(fetched, None) == cs.Scope(scope.fallback, git_ref=fetched.git_ref)
+
+
+class _Sections:
+    """The engine's log as `CacheUse` sees it: lines kept, sections run at once."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+    def run(self, stage: str, network: bool, action: Callable[[], T]) -> T:
+        del stage, network
+        return action()
+
+
+def test_a_branch_build_reads_the_repositorys_cache_writes_its_own_and_says_so(
+    origin: dict[str, str], tmp_path: Path
+) -> None:
+    settings = load_settings(home=tmp_path / "home")
+    settings.work_dir.mkdir(parents=True)
+    store = LocalStore(tmp_path / "store")
+    executor = FakeExecutor(settings, compiler_cache=True)
+    shared = f"git:{cs.repository(origin['url'])}"
+    main = parse_request({"source": {"kind": "git", "url": origin["url"], "ref": "main"}})
+    on_main = CacheUse.decide(
+        fetch(main, tmp_path / "m", git=Git(allow_file=True)), settings, executor, store
+    )
+    rec = _Sections()
+    on_main.bring(rec, tmp_path / "cache-main", settings)
+    (tmp_path / "cache-main" / "a").mkdir()
+    (tmp_path / "cache-main" / "a" / "object").write_bytes(b"main's")
+    section = on_main.report(STATS, rec.line)
+    assert section["scope"] == shared
+    assert section["git"] == {
+        "ref_class": "default-branch",
+        "ref": "refs/heads/main",
+        "read_shared": False,
+    }
+    on_main.save(rec, tmp_path / "cache-main", settings, section["counts"])
+    assert f"compiler cache of {shared}: none stored yet (a cold build)" in rec.lines
+    assert any(line.startswith("compiler cache: saved generation 1") for line in rec.lines)
+
+    feature = parse_request({"source": {"kind": "git", "url": origin["url"], "ref": "feature"}})
+    fetched = fetch(feature, tmp_path / "f", git=Git(allow_file=True))
+    on_branch = CacheUse.decide(fetched, settings, executor, store)
+    on_branch.bring(rec, tmp_path / "cache-branch", settings)
+    assert (tmp_path / "cache-branch" / "a" / "object").read_bytes() == b"main's"
+    (tmp_path / "cache-branch" / "a" / "branch-object").write_bytes(b"the branch's")
+    section = on_branch.report(STATS, rec.line)
+    own = section["scope"]
+    assert own.startswith(f"{shared}@") and section["brought"]["scope"] == shared
+    assert section["git"] == {
+        "ref_class": "branch",
+        "ref": "refs/heads/feature",
+        "read_shared": True,
+    }
+    on_branch.save(rec, tmp_path / "cache-branch", settings, section["counts"])
+    assert [g for g, _ in generations(store, scope_prefix(own))] == [1]
+    assert [g for g, _ in generations(store, scope_prefix(shared))] == [1]  # not written
+    main_again = CacheUse.decide(
+        fetch(main, tmp_path / "m2", git=Git(allow_file=True)), settings, executor, store
+    )
+    main_again.bring(rec, tmp_path / "cache-main2", settings)
+    assert not (tmp_path / "cache-main2" / "a" / "branch-object").exists()
