@@ -26,7 +26,8 @@ from service.config import Settings, StoreSettings, load_settings
 from service.errors import BuildFailedError
 from service.models import BuildRequest
 from service.store import LocalStore, WheelStore, open_store
-from worker.compiler_cache import bring, generations, save, scope_prefix
+from worker.cache_scope import Scope
+from worker.compiler_cache import Limits, bring, generations, save, scope_prefix
 from worker.engine import Hooks
 from worker.executors.docker import DockerExecutor
 from worker.pipeline import Outcome, build_and_publish
@@ -287,15 +288,16 @@ def test_two_workers_saving_one_generation_in_s3_one_wins(
     tmp_path: Path, s3_settings: StoreSettings
 ) -> None:
     store = open_store(_settings(tmp_path / "home").model_copy(update={"store": s3_settings}))
-    scope = f"index:race-{uuid.uuid4().hex[:8]}"
-    brought = [bring(store, scope, tmp_path / name, 1 << 20) for name in ("a", "b")]
+    scope = Scope(f"index:race-{uuid.uuid4().hex[:8]}@https://pypi.org/simple")
+    limits = Limits(max_bytes=1 << 20, max_members=1_000)
+    brought = [bring(store, scope, tmp_path / name, limits) for name in ("a", "b")]
     for name, brought_one in zip(("a", "b"), brought, strict=True):
         (tmp_path / name / "entry").write_bytes(name.encode())
         assert brought_one.generation == 0
-    first = save(store, brought[0], tmp_path / "a", 1 << 20, tmp_path)
-    second = save(store, brought[1], tmp_path / "b", 1 << 20, tmp_path)
+    first = save(store, brought[0], tmp_path / "a", limits, tmp_path)
+    second = save(store, brought[1], tmp_path / "b", limits, tmp_path)
     assert (first["saved"], second["saved"]) == (True, False)
     assert second["reason"] == "another build saved generation 1 first"
-    after = bring(store, scope, tmp_path / "c", 1 << 20)
+    after = bring(store, scope, tmp_path / "c", limits)
     assert after.generation == 1
     assert (tmp_path / "c" / "entry").read_bytes() == b"a"  # whole, and the winner's
