@@ -46,7 +46,8 @@ class Scope:
 
 
 def project_scope(fetched: Fetched, requester: Requester | None) -> Scope | None:
-    """The build's scope; None when the project cannot be named before its code runs."""
+    """The build's scope; None when the project cannot be named before its code runs (or an
+    sdist's origin is unknown)."""
     source = fetched.request.source
     if isinstance(source, GitSource):
         return git_scope(source.url, fetched.git_ref, source.commit or fetched.sha256)
@@ -56,7 +57,9 @@ def project_scope(fetched: Fetched, requester: Requester | None) -> Scope | None
     project = canonicalize_name(name)
     if isinstance(source, ArchiveSource | DirectorySource):
         return Scope(f"upload:{project}@{requester_origin(requester)}")
-    return Scope(f"index:{project}@{index_origin(fetched.index_origin or '')}")
+    if fetched.index_origin is None:  # nothing says where the sdist came from: no cache
+        return None
+    return Scope(f"index:{project}@{index_origin(fetched.index_origin)}")
 
 
 def git_scope(url: str, ref: RefClass | None, commit: str) -> Scope:
@@ -85,7 +88,7 @@ def index_origin(location: str) -> str:
     `https://user:secret@pypi.org/simple` are both `https://pypi.org/simple`; a folder is
     `file:` and its normalized path."""
     if not location.startswith(("http://", "https://")):
-        return f"file:{posixpath.normpath(location or '/')}"
+        return f"file:{posixpath.normpath(location)}"
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()

@@ -65,7 +65,7 @@ class CacheUse:
             return cls(reason)
         scope = project_scope(fetched, requester)
         if scope is None:
-            return cls("the project has no name before its code runs")
+            return cls("the project has no name (or no known origin) before its code runs")
         return cls("", store, scope)
 
     def prepare(

@@ -51,6 +51,7 @@ def test_index_builds_are_scoped_by_the_index_their_sdist_came_from() -> None:
     assert cs.project_scope(folder, None) == cs.Scope("index:torch-scatter@file:/srv/sdists")
     # who asked does not matter: the same index and name is the same origin
     assert cs.project_scope(team, Requester(token="team-b")) == scope
+    assert cs.project_scope(_fetched(source, expected=NAMED), None) is None  # origin unknown
 
 
 @pytest.mark.parametrize(
