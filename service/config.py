@@ -142,6 +142,9 @@ class CompilerCacheSettings(BaseModel):
     max_bytes: int = Field(
         default=2 * 1024**3, ge=16 * 1024**2, description="one project's cache; LRU beyond"
     )
+    max_members: int = Field(
+        default=100_000, ge=1_000, description="one cache's files and folders; LRU beyond"
+    )
 
 
 class StoreSettings(BaseModel):

@@ -31,7 +31,7 @@ from service.errors import (
     WheelwrightError,
 )
 from service.keys import new_build_id
-from service.models import BuildRequest
+from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
 from service.printable import printable
 from service.redact import Redactor
@@ -179,13 +179,15 @@ def run_build(
     build_id: str | None = None,
     hooks: Hooks | None = None,
     store: WheelStore | None = None,
+    requested_by: Requester | None = None,
 ) -> T:
     """Build `request` and hand the result to `on_wheel` before the workspace goes away.
 
     A plain `BuildRequest` is prepared here (see `service.prepare`); the fetched source must
     key as prepared (a git ref is keyed by the commit it resolved to). With a `store`, the
     project's compiler cache is brought from it before the build and saved back to it once
-    `on_wheel` (the publish) succeeded.
+    `on_wheel` (the publish) succeeded; `requested_by` is who asked (an upload's compiler
+    cache is its requester's).
     """
     build_id = build_id or new_build_id()
     hooks = hooks or Hooks()
@@ -214,7 +216,7 @@ def run_build(
         )
         key, environment = pinned.key, pinned.environment
         rec.line(f"request key {key}, environment {environment}")
-        cache = CacheUse.decide(fetched, settings, executor, store)
+        cache = CacheUse.decide(fetched, settings, executor, store, requested_by)
         inputs = cache.prepare(rec, fetched, workspace, cache_dir, settings)
         ctx = StageContext(
             build_id,

@@ -95,6 +95,7 @@ def _run(record: BuildRecord, svc: Services, *, may_retry: bool) -> str:
                 svc.executor,
                 build_id=build_id,
                 hooks=hooks,
+                requested_by=record.requested_by,
             )
     except BuildCancelledError as exc:
         return jobs.finish(build_id, "cancelled", error=str(exc)).state
