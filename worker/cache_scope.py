@@ -13,6 +13,12 @@ wrote it (DESIGN.md, "Trust boundaries"). Anyone can serve or upload a package c
                                                      own scope; it reads the repository's
                                                      (`fallback`) while its own is empty
 
+Each of these ends in `#<inputs digest>`: the other code a build runs besides its source (its
+runtime pins, extra build requirements, indexes and find-links, config settings and build env:
+`CMAKE_ARGS` can name a compiler launcher, a runtime package can ship a `.pth` file). A request
+that adds a build requirement of its own to the team's index build is another origin too, or it
+could write the generation the team's next build compiles with.
+
 A scope string names no secret (an index URL loses its user info; a token is named, as the
 dashboard names it) and becomes a store key through `service.layout.compiler_cache_prefix`.
 """
@@ -20,6 +26,7 @@ dashboard names it) and becomes a store key through `service.layout.compiler_cac
 from __future__ import annotations
 
 import hashlib
+import json
 import posixpath
 import re
 from dataclasses import dataclass
@@ -27,7 +34,7 @@ from urllib.parse import urlsplit
 
 from packaging.utils import canonicalize_name
 
-from service.models import ArchiveSource, DirectorySource, GitSource, Requester
+from service.models import ArchiveSource, BuildRequest, DirectorySource, GitSource, Requester
 from worker.fetch import Fetched
 from worker.git import RefClass
 
@@ -45,31 +52,52 @@ class Scope:
     git_ref: RefClass | None = None
 
 
+#: Build env that only says how many jobs run: the same compiles, whatever the worker's size.
+_PARALLELISM_ENV = frozenset({"MAX_JOBS", "NVCC_THREADS", "CMAKE_BUILD_PARALLEL_LEVEL"})
+
+
 def project_scope(fetched: Fetched, requester: Requester | None) -> Scope | None:
     """The build's scope; None when the project cannot be named before its code runs (or an
     sdist's origin is unknown)."""
-    source = fetched.request.source
+    request = fetched.request
+    source = request.source
+    inputs = inputs_digest(request)
     if isinstance(source, GitSource):
-        return git_scope(source.url, fetched.git_ref, source.commit or fetched.sha256)
+        return git_scope(source.url, fetched.git_ref, source.commit or fetched.sha256, inputs)
     name = fetched.expected.project
     if not name:
         return None
     project = canonicalize_name(name)
     if isinstance(source, ArchiveSource | DirectorySource):
-        return Scope(f"upload:{project}@{requester_origin(requester)}")
+        return Scope(f"upload:{project}@{requester_origin(requester)}#{inputs}")
     if fetched.index_origin is None:  # nothing says where the sdist came from: no cache
         return None
-    return Scope(f"index:{project}@{index_origin(fetched.index_origin)}")
+    return Scope(f"index:{project}@{index_origin(fetched.index_origin)}#{inputs}")
 
 
-def git_scope(url: str, ref: RefClass | None, commit: str) -> Scope:
-    """The repository's scope for its default branch and tags; any other ref its own."""
+def inputs_digest(request: BuildRequest) -> str:
+    """A digest of the code a build runs besides its source (see the module's docstring); the
+    build env's job counts are left out, the rest is as the prepared request names it."""
+    inputs = {
+        "runtime": list(request.runtime),
+        "build_requires": list(request.build_requires),
+        "index": request.index.model_dump(mode="json"),
+        "config_settings": request.config_settings,
+        "build_env": {k: v for k, v in request.build_env.items() if k not in _PARALLELISM_ENV},
+    }
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def git_scope(url: str, ref: RefClass | None, commit: str, inputs: str) -> Scope:
+    """The repository's scope for its default branch and tags; any other ref its own (both
+    for these build inputs only)."""
     shared = f"git:{repository(url)}"
     ref = ref or RefClass("other", f"commit:{commit}")
     if ref.shared:
-        return Scope(shared, git_ref=ref)
+        return Scope(f"{shared}#{inputs}", git_ref=ref)
     digest = hashlib.sha256(ref.name.encode()).hexdigest()[:16]
-    return Scope(f"{shared}@{digest}", fallback=shared, git_ref=ref)
+    return Scope(f"{shared}@{digest}#{inputs}", fallback=f"{shared}#{inputs}", git_ref=ref)
 
 
 def repository(url: str) -> str:

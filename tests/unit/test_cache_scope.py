@@ -32,6 +32,10 @@ STATS = {
 }
 
 
+#: the inputs digest of a request naming nothing but its source
+PLAIN = cs.inputs_digest(parse_request({"source": {"kind": "directory", "path": "/src"}}))
+
+
 def _fetched(source: dict[str, object], **fields: object) -> Fetched:
     request = parse_request({"source": source})
     return Fetched(request, "x", "0" * 64, Path("/x"), **fields)  # type: ignore[arg-type]
@@ -41,17 +45,53 @@ def test_index_builds_are_scoped_by_the_index_their_sdist_came_from() -> None:
     source = {"kind": "requirement", "requirement": "torch-scatter==2.1.2"}
     team = _fetched(source, expected=NAMED, index_origin="https://pypi.org/simple/")
     scope = cs.project_scope(team, None)
-    assert scope == cs.Scope("index:torch-scatter@https://pypi.org/simple")
+    assert scope == cs.Scope(f"index:torch-scatter@https://pypi.org/simple#{PLAIN}")
     # the same name from another index (a request naming its own --index-url) is another scope
     other = _fetched(source, expected=NAMED, index_origin="http://127.0.0.1:8080/simple/")
     assert cs.project_scope(other, None) == cs.Scope(
-        "index:torch-scatter@http://127.0.0.1:8080/simple"
+        f"index:torch-scatter@http://127.0.0.1:8080/simple#{PLAIN}"
     )
     folder = _fetched(source, expected=NAMED, index_origin="/srv/wheels/../sdists/")
-    assert cs.project_scope(folder, None) == cs.Scope("index:torch-scatter@file:/srv/sdists")
+    assert cs.project_scope(folder, None) == cs.Scope(
+        f"index:torch-scatter@file:/srv/sdists#{PLAIN}"
+    )
     # who asked does not matter: the same index and name is the same origin
     assert cs.project_scope(team, Requester(token="team-b")) == scope
     assert cs.project_scope(_fetched(source, expected=NAMED), None) is None  # origin unknown
+
+
+def test_a_request_that_adds_code_of_its_own_is_another_origin() -> None:
+    """The team's index build and the same sdist with a build requirement, runtime pin, extra
+    index or launcher of the request's own (code that runs in the build stage, which can write
+    the cache folder) never share a scope; job counts alone do not make another scope."""
+    source = {"kind": "requirement", "requirement": "torch-scatter==2.1.2"}
+
+    def scope_of(**fields: object) -> str:
+        request = parse_request({"source": source, "runtime": ["torch==2.13.0"], **fields})
+        fetched = Fetched(
+            request,
+            "x",
+            "0" * 64,
+            Path("/x"),
+            expected=NAMED,
+            index_origin="https://pypi.org/simple",
+        )
+        found = cs.project_scope(fetched, None)
+        assert found is not None
+        return found.name
+
+    team = scope_of()
+    assert team.startswith("index:torch-scatter@https://pypi.org/simple#")
+    added = [
+        scope_of(build_requires=["evil-helper==1.0"]),
+        scope_of(runtime=["torch==2.13.0", "six==1.17.0"]),
+        scope_of(index={"extra_index_urls": ["https://other.example/simple"]}),
+        scope_of(build_env={"CMAKE_ARGS": "-DCMAKE_C_COMPILER_LAUNCHER=/tmp/x"}),
+        scope_of(config_settings={"cmake.define.X": "1"}),
+    ]
+    assert team not in added and len(set(added)) == len(added)
+    assert scope_of(build_env={"MAX_JOBS": "2", "NVCC_THREADS": "1"}) == team
+    assert scope_of(verify_imports=["torch_scatter"]) == team  # verify runs after the build
 
 
 @pytest.mark.parametrize(
@@ -77,11 +117,11 @@ def test_uploads_are_scoped_by_their_requesters_token_name() -> None:
     upload = _fetched({"kind": "archive", "path": "/x/torch_scatter-2.1.2.tar.gz"}, expected=NAMED)
     a = cs.project_scope(upload, Requester(via="api", token="team-a"))
     b = cs.project_scope(upload, Requester(via="cli", token="team-b"))
-    assert a == cs.Scope("upload:torch-scatter@token:team-a")
-    assert b == cs.Scope("upload:torch-scatter@token:team-b")
+    assert a == cs.Scope(f"upload:torch-scatter@token:team-a#{PLAIN}")
+    assert b == cs.Scope(f"upload:torch-scatter@token:team-b#{PLAIN}")
     # no token (a service without tokens, the local `wheelwright build`): anonymous, whatever
     # the User-Agent made of `via`
-    anonymous = cs.Scope("upload:torch-scatter@anonymous")
+    anonymous = cs.Scope(f"upload:torch-scatter@anonymous#{PLAIN}")
     assert cs.project_scope(upload, None) == anonymous
     assert cs.project_scope(upload, Requester(via="cli")) == anonymous
     assert cs.project_scope(upload, Requester(via="webhook", repository="a/b")) == anonymous
@@ -93,25 +133,30 @@ def test_uploads_are_scoped_by_their_requesters_token_name() -> None:
 
 def test_git_scopes_are_the_repository_for_the_default_branch_and_tags_and_own_for_others() -> None:
     url = "ssh://git@GitHub.com/Acme/Fused.git"
-    shared = "git:github.com/Acme/Fused"
+    repo = "git:github.com/Acme/Fused"
+    shared = f"{repo}#{PLAIN}"
     for ref in (RefClass("default-branch", "refs/heads/main"), RefClass("tag", "refs/tags/v1")):
-        assert cs.git_scope(url, ref, "a" * 40) == cs.Scope(shared, git_ref=ref)
-    assert cs.git_scope("https://github.com/Acme/Fused/", None, "a" * 40).name.startswith(shared)
+        assert cs.git_scope(url, ref, "a" * 40, PLAIN) == cs.Scope(shared, git_ref=ref)
+    other_url = "https://github.com/Acme/Fused/"
+    assert cs.git_scope(other_url, None, "a" * 40, PLAIN).name.startswith(repo)
     feature = RefClass("branch", "refs/heads/feature")
-    own = cs.git_scope(url, feature, "a" * 40)
-    assert own.name.startswith(f"{shared}@") and own.fallback == shared
-    bare = cs.git_scope(url, RefClass("other", f"commit:{'b' * 40}"), "b" * 40)
+    own = cs.git_scope(url, feature, "a" * 40, PLAIN)
+    assert own.name.startswith(f"{repo}@") and own.fallback == shared
+    bare = cs.git_scope(url, RefClass("other", f"commit:{'b' * 40}"), "b" * 40, PLAIN)
     assert bare.fallback == shared and len({own.name, bare.name, shared}) == 3
     # unknown class (nothing proven): a scope of that commit's own
-    assert cs.git_scope(url, None, "b" * 40) == bare
+    assert cs.git_scope(url, None, "b" * 40, PLAIN) == bare
+    # other build inputs: other scopes, the fallback included
+    other = cs.git_scope(url, feature, "a" * 40, "f" * 16)
+    assert {other.name, other.fallback}.isdisjoint({own.name, own.fallback})
     # the path keeps its case (servers that tell them apart are other repositories); an `@` in
     # it cannot pass for a ref's scope
     assert cs.repository("https://host/Org/Repo.git") == "host/Org/Repo"
     assert cs.repository("https://host/org/repo") != cs.repository("https://host/Org/Repo")
     assert cs.repository("file:///srv/git/repo/") == "/srv/git/repo"
-    digest = own.name.rpartition("@")[2]
-    assert cs.git_scope(f"https://host/repo@{digest}", feature, "a" * 40).name != (
-        cs.git_scope("https://host/repo", feature, "a" * 40).name
+    digest = own.name.rpartition("@")[2].partition("#")[0]
+    assert cs.git_scope(f"https://host/repo@{digest}", feature, "a" * 40, PLAIN).name != (
+        cs.git_scope("https://host/repo", feature, "a" * 40, PLAIN).name
     )
 
 
@@ -201,7 +246,8 @@ def test_the_fetch_stage_records_the_ref_class(origin: dict[str, str], tmp_path:
     fetched = fetch(parse_request({"source": source}), tmp_path, git=Git(allow_file=True))
     assert fetched.git_ref == RefClass("branch", "refs/heads/feature")
     scope = cs.project_scope(fetched, None)
-    assert scope is not None and scope.fallback == f"git:{cs.repository(origin['url'])}"
+    assert scope is not None
+    assert scope.fallback == f"git:{cs.repository(origin['url'])}#{PLAIN}"
     tagged = {**source, "ref": "v1"}
     fetched = fetch(parse_request({"source": tagged}), tmp_path / "t", git=Git(allow_file=True))
     assert cs.project_scope(fetched, None) == cs.Scope(scope.fallback, git_ref=fetched.git_ref)
@@ -228,7 +274,7 @@ def test_a_branch_build_reads_the_repositorys_cache_writes_its_own_and_says_so(
     settings.work_dir.mkdir(parents=True)
     store = LocalStore(tmp_path / "store")
     executor = FakeExecutor(settings, compiler_cache=True)
-    shared = f"git:{cs.repository(origin['url'])}"
+    shared = f"git:{cs.repository(origin['url'])}#{PLAIN}"
     main = parse_request({"source": {"kind": "git", "url": origin["url"], "ref": "main"}})
     on_main = CacheUse.decide(
         fetch(main, tmp_path / "m", git=Git(allow_file=True)), settings, executor, store
@@ -256,7 +302,7 @@ def test_a_branch_build_reads_the_repositorys_cache_writes_its_own_and_says_so(
     (tmp_path / "cache-branch" / "a" / "branch-object").write_bytes(b"the branch's")
     section = on_branch.report(STATS, rec.line)
     own = section["scope"]
-    assert own.startswith(f"{shared}@") and section["brought"]["scope"] == shared
+    assert own.startswith(f"{shared.partition('#')[0]}@") and section["brought"]["scope"] == shared
     assert section["git"] == {
         "ref_class": "branch",
         "ref": "refs/heads/feature",
