@@ -2,6 +2,8 @@
 
 wheels/<sha256>/<filename>            the wheel, content-addressed (written if absent)
 wheels/<sha256>/<filename>.metadata   its METADATA file (PEP 658), next to it
+wheels/<sha256>/<filename>.provenance its signed provenance (a DSSE envelope), next to it: the
+                                      first written for these bytes stays
 builds/<environment>/<request_key>.json
                                       the manifest: written last and only if absent, it is
                                       the commit point; the index lists only what it names
@@ -63,6 +65,10 @@ def wheel_key(sha256: str, filename: str) -> str:
 
 def metadata_key(sha256: str, filename: str) -> str:
     return f"{wheel_key(sha256, filename)}.metadata"
+
+
+def provenance_key(sha256: str, filename: str) -> str:
+    return f"{wheel_key(sha256, filename)}.provenance"
 
 
 def build_log_key(build_id: str) -> str:

@@ -20,6 +20,7 @@ from service.config import Settings
 from service.keys import new_build_id
 from service.models import BuildRequest
 from service.prepare import Prepared, prepare
+from service.provenance.attach import Signing
 from service.store import WheelStore
 from worker.engine import Built, Hooks, log_path, run_build
 from worker.executors import Executor
@@ -102,6 +103,7 @@ def build_and_publish(
     if hit is not None:
         return Outcome(artifact=hit, cached=True, build_id=None)
     build_id = build_id or new_build_id()
+    signing = Signing.of(settings)  # a broken key fails here, before the build
 
     def on_wheel(built: Built) -> Artifact:
         runtime_freeze = built.results.runtime["freeze"]
@@ -122,6 +124,7 @@ def build_and_publish(
             expected=built.expected,
             limits=wheel_limits(settings),
             source_date_epoch=built.source_date_epoch,
+            signing=signing,
         )
 
     try:
