@@ -28,6 +28,7 @@ from service.jobs import JobBackend
 from service.jobs.redis import LIST_SCAN
 from service.layout import manifest_prefix
 from service.models import EnvironmentSpec
+from service.provenance.stored import stored_provenance
 from service.store import WheelStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -169,11 +170,22 @@ def provenance(request: Request, environment: str, request_key: str, who: Seen) 
             record = jobs.get(build_id)
         except WheelwrightError:
             record = None  # the live record expired; the manifest is what lasts
+    settings: Settings = request.app.state.settings
+    try:
+        signed = stored_provenance(request.app.state.store, settings, artifact)
+    except WheelwrightError as exc:
+        return error_page(request, who, exc)
     return page(
         request,
         "provenance.html",
         who,
-        {"nav": "environments", "artifact": artifact, "m": manifest, "record": record},
+        {
+            "nav": "environments",
+            "artifact": artifact,
+            "m": manifest,
+            "record": record,
+            "signed": signed,
+        },
     )
 
 
