@@ -12,6 +12,9 @@ history/<request_key>/<sha256>        an empty mark per wheel ever published for
 logs/builds/<build_id>.log            a build's log, kept once when the build ends (succeeded
                                       or not); the manifest names it
 uploads/<sha256>/<filename>           an uploaded sdist or source archive, by its own digest
+rebuilds/<environment>/<request_key>/<build_id>.json
+                                      a rebuild of that published build and how its bytes
+                                      compared (service/provenance/rebuild.py)
 compiler-cache/<scope>/<generation>.tar
                                       a project's compiler cache (worker/compiler_cache.py)
 projects/<project_build_id>.json      a server-side project build's state, rewritten as it
@@ -111,6 +114,15 @@ def parse_manifest_key(key: str) -> tuple[str, str] | None:
     if not is_environment(environment) or not REQUEST_KEY_RE.match(request):
         return None
     return environment, request
+
+
+def rebuilds_prefix(environment: str, request_key: str) -> str:
+    """`rebuilds/<environment>/<request_key>/`: the rebuilds of one published build."""
+    return f"rebuilds/{check_environment(environment)}/{check_request_key(request_key)}/"
+
+
+def rebuild_key(environment: str, request_key: str, build_id: str) -> str:
+    return f"{rebuilds_prefix(environment, request_key)}{check_request_key(build_id)}.json"
 
 
 def compiler_cache_prefix(scope: str) -> str:

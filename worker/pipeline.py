@@ -21,6 +21,7 @@ from service.keys import new_build_id
 from service.models import BuildRequest
 from service.prepare import Prepared, prepare
 from service.provenance.attach import Signing
+from service.provenance.rebuild import record_rebuild
 from service.store import WheelStore
 from worker.engine import Built, Hooks, log_path, run_build
 from worker.executors import Executor
@@ -112,7 +113,7 @@ def build_and_publish(
             pins = abi_pins(runtime_freeze, settings.abi_pins)
         # auto labels name torch (the ABI that matters) even where pinning is turned off
         label_pins = pins or abi_pins(runtime_freeze, ("torch",))
-        return publish(
+        published = publish(
             store,
             environment=built.environment,
             request_key=built.request_key,
@@ -126,6 +127,8 @@ def build_and_publish(
             source_date_epoch=built.source_date_epoch,
             signing=signing,
         )
+        record_rebuild(store, built.request, published, built.build_id)  # only for a rebuild
+        return published
 
     try:
         artifact = run_build(

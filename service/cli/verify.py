@@ -25,6 +25,7 @@ from service.cli.common import app, err, fail
 from service.client import CLI_AGENT
 from service.errors import InvalidRequestError, ProvenanceError, WheelwrightError
 from service.provenance.keys import KEYS_PATH, parse_keys
+from service.provenance.rebuild import REPRODUCED
 from service.provenance.verify import Report, verify_wheel
 
 MAX_DOWNLOAD_BYTES = 8 * 1024**3
@@ -45,11 +46,17 @@ def verify(
     ] = None,
     token: Annotated[str | None, typer.Option(envvar="WHEELWRIGHT_TOKEN")] = None,
     output_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option(help="build its inputs again on --server (no compiler cache) and compare"),
+    ] = False,
 ) -> None:
     """Check a wheel's provenance: the signature, that it names these bytes, and the SBOM."""
     try:
         if bool(key) == bool(server):
             raise InvalidRequestError("give the trusted keys: --key FILE or --server URL")
+        if rebuild and server is None:
+            raise InvalidRequestError("--rebuild builds on a service: give --server URL")
         with _http(token) as http, tempfile.TemporaryDirectory(prefix="wheelwright-") as tmp:
             keys = (
                 [k for path in key or [] for k in parse_keys(_read(path))]
@@ -65,6 +72,18 @@ def verify(
     if not report.ok:
         names = ", ".join(c.name for c in report.failed)
         raise fail(ProvenanceError(f"verification failed: {names}"))
+    if rebuild:
+        from service.cli import rebuild as rebuilding
+
+        try:
+            if server is None or report.statement is None:  # checked above; for the types
+                raise InvalidRequestError("--rebuild builds on a service: give --server URL")
+            result = rebuilding.rebuild(server, token, report.statement)
+        except WheelwrightError as exc:
+            raise fail(exc) from None
+        rebuilding.say(result)
+        if result["result"] != REPRODUCED:
+            raise fail(ProvenanceError(f"the rebuild differs: {', '.join(result['differing'])}"))
 
 
 def _print(report: Report, output_json: bool) -> None:
