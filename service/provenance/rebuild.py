@@ -29,6 +29,11 @@ def rebuild_request(statement: Mapping[str, Any]) -> dict[str, Any]:
     had them (its named environment already applied), the compiler cache off."""
     external = statement["predicate"]["buildDefinition"]["externalParameters"]
     request = {k: v for k, v in dict(external["request"]).items() if k != "environment"}
+    source = dict(request["source"])
+    if source.get("kind") == "archive" and source.get("sha256") and not source.get("store_key"):
+        # the upload the original was built from, where the service keeps it
+        source["store_key"] = layout.upload_key(str(source["sha256"]), str(source["path"]))
+    request["source"] = source
     request["compiler_cache"] = False
     request["rebuild_of"] = {
         "environment": external["environment"],

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any
 
 from google.protobuf import json_format
@@ -44,7 +45,7 @@ def make_statement(
     """The statement of a published wheel, from its manifest `document` (with `wheel`)."""
     wheel = document["wheel"]
     image = dict(document.get("image") or {})
-    inputs = dict(document.get("inputs") or {})
+    inputs = _request(document.get("inputs") or {})
     internal = {
         "image": image,
         "python": document.get("python"),
@@ -160,6 +161,15 @@ def _dependencies(document: Mapping[str, Any], image: Mapping[str, Any]) -> list
         digest = {algorithm: value} if value else {"sha256": image_id}
         found.append({"name": "image", "uri": str(image.get("image") or ""), "digest": digest})
     return found
+
+
+def _request(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as sent: an uploaded archive by its name and sha256 (not the worker's copy)."""
+    request = dict(inputs)
+    source = request.get("source")
+    if isinstance(source, Mapping) and source.get("kind") == "archive":
+        request["source"] = {**source, "path": PurePosixPath(str(source.get("path"))).name}
+    return request
 
 
 def _cache_use(section: Any) -> dict[str, Any]:
