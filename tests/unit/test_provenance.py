@@ -18,10 +18,13 @@ from service.api.app import create_app
 from service.artifacts import Artifact, publish
 from service.cli import app as cli
 from service.config import Settings, SigningSettings
-from service.errors import ConfigError
+from service.errors import ConfigError, InvalidRequestError
 from service.index import JSON_V1
+from service.models import RebuildOf, parse_request
+from service.prepare import Prepared
 from service.provenance.attach import Signing
 from service.provenance.keys import KEYS_PATH, parse_keys, signer, trusted_keys
+from service.provenance.rebuild import rebuild_request, rebuilds, record_rebuild
 from service.provenance.sbom import SBOM_NAME
 from service.provenance.statement import PREDICATE_TYPE
 from service.provenance.verify import verify_wheel
@@ -40,7 +43,7 @@ SBOM_PATH = f"demo-1.0.dist-info/sboms/{SBOM_NAME}"
 SO = "demo/_native.cpython-311-x86_64-linux-gnu.so"
 MANIFEST = {
     "build_id": "b" * 32,
-    "inputs": {"source": {"kind": "archive", "path": "demo-1.0.tar.gz"}},
+    "inputs": {"source": {"kind": "archive", "path": "/w/x/demo-1.0.tar.gz", "sha256": "ab" * 32}},
     "source": {"kind": "archive", "filename": "demo-1.0.tar.gz", "sha256": "ab" * 32},
     "image": {"image": "wheelwright/build-cpu:py3.11", "image_id": "sha256:" + "cd" * 32},
     "python": "3.11.9",
@@ -156,7 +159,8 @@ def test_verify_proves_the_signature_the_subject_and_the_sbom(published: Publish
     assert facts["source"] == f"demo-1.0.tar.gz (sha256:{'ab' * 32})"
     assert facts["image"] == f"wheelwright/build-cpu:py3.11 (sha256:{'cd' * 32})"
     definition = statement["predicate"]["buildDefinition"]
-    assert definition["externalParameters"]["request"] == MANIFEST["inputs"]
+    source = {"kind": "archive", "path": "demo-1.0.tar.gz", "sha256": "ab" * 32}  # not the worker's
+    assert definition["externalParameters"]["request"] == {"source": source}
     assert definition["internalParameters"]["abi_pins"] == {"torch": "2.13.0"}
     assert definition["internalParameters"]["toolchain"] == {"gcc": "12.2.0"}
     assert statement["predicate"]["runDetails"]["metadata"]["startedOn"] == "2026-01-01T00:00:00Z"
@@ -288,3 +292,71 @@ def test_verify_command_exits_non_zero_naming_each_failed_check(
     assert "verification failed: subject, sbom" in failed.output
     neither = runner.invoke(cli, ["verify", str(published.wheel)])
     assert neither.exit_code == 2 and "--key FILE or --server URL" in neither.output
+
+
+def test_a_rebuild_has_its_own_key_and_scratch_environment_and_must_repeat_the_inputs(
+    published: Published,
+) -> None:
+    report = verify_wheel(published.wheel, published.envelope, _trusted(published))
+    assert report.statement is not None
+    fields = rebuild_request(report.statement)
+    assert fields["compiler_cache"] is False
+    assert fields["rebuild_of"] == {"environment": ENV, "request_key": "req"}
+    assert fields["source"]["store_key"] == "uploads/" + "ab" * 32 + "/demo-1.0.tar.gz"
+    source = {"kind": "requirement", "requirement": "demo==1.0"}
+    original = Prepared.of(parse_request({"source": source}), "img")
+    rebuild = Prepared.of(
+        parse_request(
+            {
+                "source": source,
+                "compiler_cache": False,
+                "rebuild_of": {"environment": original.environment, "request_key": original.key},
+            }
+        ),
+        "img",
+    )
+    assert rebuild.key != original.key
+    assert rebuild.environment == f"rebuild-{original.key[:16]}"
+    with pytest.raises(InvalidRequestError, match="a rebuild repeats the original's inputs"):
+        Prepared.of(
+            parse_request(
+                {
+                    "source": {"kind": "requirement", "requirement": "demo==2.0"},
+                    "rebuild_of": {"environment": ENV, "request_key": original.key},
+                }
+            ),
+            "img",
+        )
+
+
+def test_a_rebuild_record_names_the_members_that_differ(
+    published: Published, tmp_path: Path
+) -> None:
+    store = published.store
+    wheel = make_wheel(
+        tmp_path / "rebuilt",
+        "demo",
+        "1.0",
+        files={"demo/__init__.py": "changed", SO: "\x7fELF not really", "demo.libs/libz-1.so": "z"},
+        tag="cp311-cp311-linux_x86_64",
+    )
+    rebuilt = publish(
+        store,
+        environment="rebuild-x",
+        request_key="rk",
+        wheel=wheel,
+        manifest=MANIFEST,
+        abi_pins={"torch": "2.13.0"},
+        source_date_epoch=1_700_000_000,
+    )
+    source = {"kind": "requirement", "requirement": "demo==1.0"}
+    of = {"environment": ENV, "request_key": "req"}
+    request = parse_request({"source": source, "rebuild_of": of})
+    record = record_rebuild(store, request, rebuilt, "c" * 16)
+    assert record is not None and record["result"] == "differs"
+    assert record["differing"] == ["demo-1.0.dist-info/RECORD", "demo/__init__.py"]
+    same = record_rebuild(store, request, published.artifact, "d" * 16)
+    assert same is not None and same["result"] == "reproduced" and same["differing"] == []
+    listed = rebuilds(store, RebuildOf(environment=ENV, request_key="req"))
+    assert {r["build_id"] for r in listed} == {"c" * 16, "d" * 16}
+    assert record_rebuild(store, parse_request({"source": source}), rebuilt, "e" * 16) is None
