@@ -27,6 +27,7 @@ from service.store import WheelStore, check_key
 router = APIRouter(tags=["index"])
 
 PROJECT_FILES_PREFIX = "../../../files/"
+MAX_MEMO_BASES = 8
 FIND_LINKS_FILES_PREFIX = "../../files/"
 _CHUNK = 256 * 1024
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -98,10 +99,18 @@ def project_detail(request: Request, environment: str, project: str, catalog: Ca
     if media is None:
         return _not_acceptable()
     files_url = f"{service_url(request)}/files/"  # PEP 740's provenance URL is absolute
-    page = index.memo(
-        ("project", project, media, files_url),
-        lambda: index_pages.project_page(index, project, media, PROJECT_FILES_PREFIX, files_url),
-    )
+
+    def render() -> index_pages.Page | None:
+        return index_pages.project_page(index, project, media, PROJECT_FILES_PREFIX, files_url)
+
+    # pages are kept per base URL; without `public_url` the Host header picks it, so only the
+    # first few bases are kept (a caller cycling Host values gets pages rendered, not stored)
+    bases: set[str] = index.memo(("bases",), set)
+    if files_url in bases or len(bases) < MAX_MEMO_BASES:
+        bases.add(files_url)
+        page = index.memo(("project", project, media, files_url), render)
+    else:
+        page = render()
     if page is None:
         return _text(404, f"no project {project!r} in environment {environment!r}")
     return _page(page)

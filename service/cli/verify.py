@@ -24,6 +24,7 @@ from service import layout
 from service.cli.common import app, err, fail
 from service.client import CLI_AGENT
 from service.errors import InvalidRequestError, ProvenanceError, WheelwrightError
+from service.provenance.envelope import MAX_ENVELOPE_BYTES
 from service.provenance.keys import KEYS_PATH, parse_keys
 from service.provenance.rebuild import REPRODUCED
 from service.provenance.verify import Report, verify_wheel
@@ -150,19 +151,29 @@ def _envelope(
 
 def _read(path: Path) -> bytes:
     try:
-        return path.expanduser().read_bytes()
+        with path.expanduser().open("rb") as stream:
+            data = stream.read(MAX_ENVELOPE_BYTES + 1)
     except OSError as exc:
         raise InvalidRequestError(f"cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_ENVELOPE_BYTES:
+        raise InvalidRequestError(f"{path} is larger than {MAX_ENVELOPE_BYTES} bytes")
+    return data
 
 
 def _get(http: httpx.Client, url: str) -> bytes:
+    """A small document (keys, an envelope): at most `MAX_ENVELOPE_BYTES`."""
+    body = bytearray()
     try:
-        response = http.get(url)
+        with http.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise ProvenanceError(f"GET {url}: {response.status_code}")
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_ENVELOPE_BYTES:
+                    raise ProvenanceError(f"GET {url}: larger than {MAX_ENVELOPE_BYTES} bytes")
     except httpx.HTTPError as exc:
         raise ProvenanceError(f"GET {url}: {exc}") from None
-    if response.status_code != 200:
-        raise ProvenanceError(f"GET {url}: {response.status_code} {response.text[:200]}")
-    return response.content
+    return bytes(body)
 
 
 def _download(http: httpx.Client, url: str, path: Path) -> None:

@@ -7,4 +7,6 @@
 - `envelope.py`: the statement in a DSSE envelope, signed (securesystemslib) and opened.
 - `attach.py`: what publish calls: the SBOM into the wheel, the envelope beside it.
 - `verify.py`: the checks `wheelwright verify` runs over a wheel and its envelope.
+- `stored.py`: a published wheel's envelope as the service checks it (the dashboard).
+- `rebuild.py`: `verify --rebuild`: the inputs built again, the bytes compared and recorded.
 """

@@ -360,3 +360,16 @@ def test_a_rebuild_record_names_the_members_that_differ(
     listed = rebuilds(store, RebuildOf(environment=ENV, request_key="req"))
     assert {r["build_id"] for r in listed} == {"c" * 16, "d" * 16}
     assert record_rebuild(store, parse_request({"source": source}), rebuilt, "e" * 16) is None
+
+
+def test_provenance_links_follow_the_host_and_only_a_few_hosts_are_kept(
+    client: TestClient,
+) -> None:
+    for n in range(12):
+        answer = client.get(
+            f"/simple/{ENV}/demo/", headers={"Accept": JSON_V1, "Host": f"h{n}.example"}
+        )
+        link = answer.json()["files"][0]["provenance"]
+        assert link.startswith(f"http://h{n}.example/files/wheels/"), link
+    index = client.app.state.index_catalog.environment(ENV)  # type: ignore[attr-defined]
+    assert len(index.memo(("bases",), set)) == 8
