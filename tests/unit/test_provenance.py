@@ -373,3 +373,11 @@ def test_provenance_links_follow_the_host_and_only_a_few_hosts_are_kept(
         assert link.startswith(f"http://h{n}.example/files/wheels/"), link
     index = client.app.state.index_catalog.environment(ENV)  # type: ignore[attr-defined]
     assert len(index.memo(("bases",), set)) == 8
+
+
+def test_the_dashboard_says_so_when_a_wheel_is_unsigned(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    _publish(tmp_path, store, None, "plain")
+    with TestClient(create_app(Settings(home=tmp_path), store=store)) as client:
+        text = client.get(f"/ui/wheels/{ENV}/plain").text
+    assert "<strong>Unsigned</strong>" in text and "the envelope is unsigned" in text
