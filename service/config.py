@@ -164,6 +164,18 @@ class StoreSettings(BaseModel):
     presign_expiry_s: int = 300
 
 
+class SigningSettings(BaseModel):
+    """The operator's Ed25519 key that signs each wheel's provenance (service/provenance)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path | None = Field(default=None, description="private key, PEM (PKCS#8)")
+    key: SecretStr | None = Field(default=None, description="the private key's PEM, as a secret")
+    trusted_keys: tuple[Path, ...] = Field(
+        default=(), description="earlier public keys (PEM) still accepted: a rotation"
+    )
+
+
 class ApiToken(BaseModel):
     """One API token: who it is for, the secret, and what it may do."""
 
@@ -274,6 +286,7 @@ class Settings(BaseSettings):
     sources: SourceSettings = SourceSettings()
     limits: LimitSettings = LimitSettings()
     compiler_cache: CompilerCacheSettings = CompilerCacheSettings()
+    signing: SigningSettings = SigningSettings()
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False

@@ -238,3 +238,10 @@ class QueueUnavailableError(WheelwrightError):
     http_status = 503
     retryable = True
     exit_code = 27
+
+
+class ProvenanceError(WheelwrightError):
+    """A wheel's provenance cannot be made or does not prove what it claims (`verify`)."""
+
+    http_status = 422
+    exit_code = 40

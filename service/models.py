@@ -253,6 +253,15 @@ class EnvironmentSpec(_Frozen):
     _label = field_validator("local_label")(_local_label)
 
 
+class RebuildOf(_Frozen):
+    """The published build a rebuild repeats (`wheelwright verify --rebuild`): its environment
+    and request key. The rebuild lands in a scratch environment of its own, and its bytes are
+    compared with the original's (`service/provenance/rebuild.py`)."""
+
+    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")
+    request_key: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
 class BuildRequest(_Frozen):
     """One build: a source, a target, and how to stage the environment around it."""
 
@@ -282,6 +291,9 @@ class BuildRequest(_Frozen):
     compiler_cache: bool = Field(
         default=True,
         description="use the project's compiler cache (it changes how long, never what, is built)",
+    )
+    rebuild_of: RebuildOf | None = Field(
+        default=None, description="repeat this published build, into a scratch environment"
     )
 
     _label = field_validator("local_label")(_local_label)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from service.config import Settings
 from service.environments import apply_environment
-from service.errors import ConfigError, SourceChangedError
+from service.errors import ConfigError, InvalidRequestError, SourceChangedError
 from service.keys import environment_name, image_ref, request_key
 from service.models import BuildRecord, BuildRequest, GitSource, Target
 from service.policy import check_request
@@ -46,6 +46,14 @@ class Prepared:
 
     @classmethod
     def of(cls, request: BuildRequest, image: str) -> Prepared:
+        rebuild_of = request.rebuild_of
+        if rebuild_of is not None:  # the same inputs, or it is no rebuild of that build
+            own = request_key(request.model_copy(update={"rebuild_of": None}), image)
+            if own != rebuild_of.request_key:
+                raise InvalidRequestError(
+                    f"rebuild_of names request key {rebuild_of.request_key}, but this request's"
+                    f" key is {own}: a rebuild repeats the original's inputs"
+                )
         return cls(request, image, environment_name(request, image), request_key(request, image))
 
     @classmethod

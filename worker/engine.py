@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar, cast
@@ -197,6 +198,7 @@ def run_build(
         else request
     )
     deadline = time.monotonic() + (prepared.request.timeout_s or settings.build_timeout_s)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")  # the provenance's startedOn
     workspace = settings.work_dir / build_id
     kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
     cache_dir = settings.work_dir / f"{build_id}.ccache"  # the build stage's alone
@@ -243,6 +245,7 @@ def run_build(
             fetched, ids=ids, image=image_facts, build_env=plan.build_env, results=results
         )
         manifest |= {
+            "started_at": started_at,
             "source_date_epoch": inputs.source_date_epoch,
             "compiler_cache": cache.report(results.build["compiler_cache"], rec.line),
             "stages": list(rec.stages),

@@ -64,6 +64,7 @@ def build_facts(
             "dynamic": results.requires["dynamic"],
         },
         "build_freeze": results.requires_install["freeze"],
+        "toolchain": dict(results.build.get("toolchain") or {}),
         "isolation": {
             "shared_cache": "written only by the runtime stage (wheels only, no package code)",
             "requires_network": results.requires.get("network", False),

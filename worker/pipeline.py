@@ -20,6 +20,8 @@ from service.config import Settings
 from service.keys import new_build_id
 from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
+from service.provenance.attach import Signing
+from service.provenance.rebuild import record_rebuild
 from service.store import WheelStore
 from worker.engine import Built, Hooks, log_path, run_build
 from worker.executors import Executor
@@ -104,6 +106,7 @@ def build_and_publish(
     if hit is not None:
         return Outcome(artifact=hit, cached=True, build_id=None)
     build_id = build_id or new_build_id()
+    signing = Signing.of(settings)  # a broken key fails here, before the build
 
     def on_wheel(built: Built) -> Artifact:
         runtime_freeze = built.results.runtime["freeze"]
@@ -112,7 +115,7 @@ def build_and_publish(
             pins = abi_pins(runtime_freeze, settings.abi_pins)
         # auto labels name torch (the ABI that matters) even where pinning is turned off
         label_pins = pins or abi_pins(runtime_freeze, ("torch",))
-        return publish(
+        published = publish(
             store,
             environment=built.environment,
             request_key=built.request_key,
@@ -124,7 +127,10 @@ def build_and_publish(
             expected=built.expected,
             limits=wheel_limits(settings),
             source_date_epoch=built.source_date_epoch,
+            signing=signing,
         )
+        record_rebuild(store, built.request, published, built.build_id)  # only for a rebuild
+        return published
 
     try:
         artifact = run_build(

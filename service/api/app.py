@@ -20,6 +20,7 @@ from service.api.index import router as index_router
 from service.api.limits import BodyLimits
 from service.api.multipart import MultipartBuilds, document
 from service.api.projects import router as projects_router
+from service.api.provenance import router as provenance_router
 from service.api.webhooks import router as webhooks_router
 from service.auth import index_access
 from service.config import Settings, load_settings
@@ -117,6 +118,7 @@ def create_app(
     app.include_router(builds_router)
     app.include_router(projects_router)
     app.include_router(webhooks_router)
+    app.include_router(provenance_router)
     app.include_router(index_router, dependencies=[Depends(index_access)])
     mount_dashboard(app)  # the pages at /ui/ (and / leads there)
     app.add_middleware(MultipartBuilds)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, BinaryIO
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -16,6 +17,7 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from packaging.utils import canonicalize_name
 from starlette.background import BackgroundTask
 
+from service.api.public import service_url
 from service.config import Settings
 from service.errors import InvalidRequestError, ObjectNotFoundError
 from service.index import IndexCatalog, Page, choose_media_type
@@ -25,6 +27,7 @@ from service.store import WheelStore, check_key
 router = APIRouter(tags=["index"])
 
 PROJECT_FILES_PREFIX = "../../../files/"
+MAX_MEMO_BASES = 8
 FIND_LINKS_FILES_PREFIX = "../../files/"
 _CHUNK = 256 * 1024
 _IMMUTABLE = "public, max-age=31536000, immutable"
@@ -95,10 +98,19 @@ def project_detail(request: Request, environment: str, project: str, catalog: Ca
     media = choose_media_type(request.headers.get("accept"))
     if media is None:
         return _not_acceptable()
-    page = index.memo(
-        ("project", project, media),
-        lambda: index_pages.project_page(index, project, media, PROJECT_FILES_PREFIX),
-    )
+    files_url = f"{service_url(request)}/files/"  # PEP 740's provenance URL is absolute
+
+    def render() -> index_pages.Page | None:
+        return index_pages.project_page(index, project, media, PROJECT_FILES_PREFIX, files_url)
+
+    # pages are kept per base URL; without `public_url` the Host header picks it, so only the
+    # first few bases are kept (a caller cycling Host values gets pages rendered, not stored)
+    bases: set[str] = index.memo(("bases",), set)
+    if files_url in bases or len(bases) < MAX_MEMO_BASES:
+        bases.add(files_url)
+        page = index.memo(("project", project, media, files_url), render)
+    else:
+        page = render()
     if page is None:
         return _text(404, f"no project {project!r} in environment {environment!r}")
     return _page(page)
@@ -117,6 +129,10 @@ def find_links(environment: str, catalog: Catalog) -> Response:
         ("find-links",), lambda: index_pages.find_links_page(index, FIND_LINKS_FILES_PREFIX)
     )
     return _page(page, vary=False)
+
+
+#: `.metadata` (PEP 658) and `.provenance` (a DSSE envelope) beside each wheel
+_MEDIA = {".metadata": "text/plain; charset=utf-8", ".provenance": "application/json"}
 
 
 @router.get("/files/{key:path}")
@@ -140,7 +156,7 @@ def files(key: str, store: Store, settings: Config) -> Response:
     size = _size(stream)
     if size is not None:
         headers["Content-Length"] = str(size)
-    media = "text/plain; charset=utf-8" if key.endswith(".metadata") else "application/octet-stream"
+    media = _MEDIA.get(Path(key).suffix, "application/octet-stream")
     return StreamingResponse(
         _chunks(stream), media_type=media, headers=headers, background=BackgroundTask(stream.close)
     )

@@ -32,13 +32,14 @@ from service.errors import (
     ObjectNotFoundError,
     StoreError,
 )
+from service.provenance.attach import Signing, attach_provenance, embed_sbom
 from service.store import WheelStore
 
 WHEEL_TYPE = "application/octet-stream"
 TEXT_TYPE = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
 #: The manifest's sections publish alone writes, of the wheel it actually stores.
-PUBLISH_SECTIONS = ("wheel", "log", "reproducibility")
+PUBLISH_SECTIONS = ("wheel", "log", "reproducibility", "provenance")
 
 
 def publish(
@@ -54,6 +55,7 @@ def publish(
     expected: Expected | None = None,
     limits: WheelLimits | None = None,
     source_date_epoch: int | None = None,
+    signing: Signing | None = None,
 ) -> Artifact:
     """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata and the manifest.
 
@@ -62,8 +64,9 @@ def publish(
 
     Returns the committed `Artifact`. If the request key is already published, nothing is written
     and the stored `Artifact` is returned (the first publish wins). `manifest` is the build's
-    own sections (what the engine found); this function adds the `wheel`, `log` and
-    `reproducibility` sections of what it stores and writes the manifest, once.
+    own sections (what the engine found); this function adds the `wheel`, `log`,
+    `reproducibility` and `provenance` sections of what it stores and writes the manifest, once.
+    The wheel gets its SBOM, and its provenance is stored beside it, signed per `signing`.
     Raises `InvalidArtifactError` for a broken wheel, or one that is not the `expected` project
     and version or fails the checks of `checks.py` (before anything is stored), and
     `InvalidRequestError` for a bad environment name, request key, a non-JSON manifest or one
@@ -91,6 +94,9 @@ def publish(
         if abi_pins:
             wheel = pin_wheel(wheel, abi_pins, Path(tmp) / "pinned")
             info = inspect_wheel(wheel)
+        wheel, sbom = embed_sbom(
+            wheel, info, manifest, abi_pins, source_date_epoch, Path(tmp) / "sbom"
+        )
         # same request, same bytes: fixed times, modes and member order
         wheel = normalize_wheel(wheel, Path(tmp) / "normal" / info.filename, source_date_epoch)
         sha256, size = _file_digest(wheel)
@@ -123,6 +129,7 @@ def publish(
             "reproduced": (sha256 in earlier) if earlier else None,
         },
     }
+    document["provenance"] = attach_provenance(store, document, sbom, signing)  # signed, beside
     remember_build(store, request_key, sha256)
     body = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
     try:

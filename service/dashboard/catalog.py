@@ -27,7 +27,9 @@ from service.index_config import INDEX_NAME, render_pip_config, render_uv_config
 from service.jobs import JobBackend
 from service.jobs.redis import LIST_SCAN
 from service.layout import manifest_prefix
-from service.models import EnvironmentSpec
+from service.models import EnvironmentSpec, RebuildOf
+from service.provenance.rebuild import rebuilds
+from service.provenance.stored import stored_provenance
 from service.store import WheelStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -169,11 +171,16 @@ def provenance(request: Request, environment: str, request_key: str, who: Seen) 
             record = jobs.get(build_id)
         except WheelwrightError:
             record = None  # the live record expired; the manifest is what lasts
+    settings: Settings = request.app.state.settings
+    try:
+        signed = stored_provenance(request.app.state.store, settings, artifact)
+        of = RebuildOf(environment=artifact.environment, request_key=artifact.request_key)
+        rebuilt = rebuilds(request.app.state.store, of)
+    except WheelwrightError as exc:
+        return error_page(request, who, exc)
+    facts = {"artifact": artifact, "m": manifest, "record": record, "signed": signed}
     return page(
-        request,
-        "provenance.html",
-        who,
-        {"nav": "environments", "artifact": artifact, "m": manifest, "record": record},
+        request, "provenance.html", who, {"nav": "environments", **facts, "rebuilds": rebuilt}
     )
 
 

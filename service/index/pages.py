@@ -44,15 +44,20 @@ def projects_page(index: EnvironmentIndex, media_type: str) -> Page:
 
 
 def project_page(
-    index: EnvironmentIndex, project: str, media_type: str, files_prefix: str
+    index: EnvironmentIndex,
+    project: str,
+    media_type: str,
+    files_prefix: str,
+    files_url: str | None = None,
 ) -> Page | None:
-    """`/simple/<environment>/<project>/`, or None if the environment has no such project."""
+    """`/simple/<environment>/<project>/`, or None if the environment has no such project.
+    `files_url` is the absolute form of `files_prefix`, for the provenance links (PEP 740)."""
     files = index.projects.get(project)
     if files is None:
         return None
     if media_type == JSON_V1:
-        return Page(pep691.project_page(project, files, files_prefix), media_type)
-    return _html(pep503.project_page(project, files, files_prefix), media_type)
+        return Page(pep691.project_page(project, files, files_prefix, files_url), media_type)
+    return _html(pep503.project_page(project, files, files_prefix, files_url), media_type)
 
 
 def find_links_page(index: EnvironmentIndex, files_prefix: str) -> Page:

@@ -160,7 +160,12 @@ class RequiresInstallResult(TypedDict):
     freeze: list[str]
 
 
-class WheelResult(TypedDict):
+class _WheelToolchain(TypedDict, total=False):
+    #: tool -> version of the compilers and build tools found (`toolchain.py`)
+    toolchain: dict[str, str]
+
+
+class WheelResult(_WheelToolchain):
     wheel: str
     #: sccache's figures, None when the build had no compiler cache
     compiler_cache: dict[str, Any] | None
