@@ -17,6 +17,7 @@ from service import layout
 from service.artifacts import Artifact, lookup, publish
 from service.artifacts.checks import WheelLimits
 from service.config import Settings
+from service.index.sql import open_catalog
 from service.keys import new_build_id
 from service.models import BuildRequest
 from service.prepare import Prepared, prepare
@@ -99,7 +100,9 @@ def build_and_publish(
     if isinstance(request, BuildRequest):
         request = prepare(request, settings, executor=executor.name)
     prepared, hit = cache_lookup(request, settings, store)
+    catalog = open_catalog(settings)
     if hit is not None:
+        catalog.record(hit)  # a publish that died before its row: listed now
         return Outcome(artifact=hit, cached=True, build_id=None)
     build_id = build_id or new_build_id()
 
@@ -122,6 +125,7 @@ def build_and_publish(
             expected=built.expected,
             limits=wheel_limits(settings),
             source_date_epoch=built.source_date_epoch,
+            catalog=catalog,
         )
 
     try:

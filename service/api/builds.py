@@ -105,8 +105,6 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
     result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
-    if result.created:
-        state.index_catalog.invalidate()
     return answer(request, result)
 
 

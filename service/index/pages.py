@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from service.index import pep503, pep691
-from service.index.model import EnvironmentIndex
+from service.index.model import CatalogFile, EnvironmentIndex
 from service.index.negotiate import HTML, HTML_V1, JSON_V1
 
 #: What the simple pages can be rendered as (for a 406 answer).
@@ -36,20 +36,17 @@ def environments_page(names: Sequence[str], media_type: str) -> Page:
     return _html(pep503.names_page("Build environments", names), media_type)
 
 
-def projects_page(index: EnvironmentIndex, media_type: str) -> Page:
+def projects_page(environment: str, projects: Sequence[str], media_type: str) -> Page:
     """`/simple/<environment>/`: the projects of one environment (PEP 503 root)."""
     if media_type == JSON_V1:
-        return Page(pep691.names_page(index.projects), media_type)
-    return _html(pep503.names_page(f"Simple index: {index.name}", index.projects), media_type)
+        return Page(pep691.names_page(projects), media_type)
+    return _html(pep503.names_page(f"Simple index: {environment}", projects), media_type)
 
 
 def project_page(
-    index: EnvironmentIndex, project: str, media_type: str, files_prefix: str
-) -> Page | None:
-    """`/simple/<environment>/<project>/`, or None if the environment has no such project."""
-    files = index.projects.get(project)
-    if files is None:
-        return None
+    project: str, files: Sequence[CatalogFile], media_type: str, files_prefix: str
+) -> Page:
+    """`/simple/<environment>/<project>/`: `files` as the catalog lists them (by filename)."""
     if media_type == JSON_V1:
         return Page(pep691.project_page(project, files, files_prefix), media_type)
     return _html(pep503.project_page(project, files, files_prefix), media_type)
