@@ -47,6 +47,10 @@ class Catalog(Protocol):
         before `published_before_us` (rows newer than a reindex's listing stay); returns how
         many went."""
 
+    def set_yanked(self, environment: str, request_key: str, reason: str | None) -> bool:
+        """Yank a file (PEP 592; `reason` may be empty) or, with None, unyank it; the catalog's
+        own state, kept through publish and reindex. False if there is no such file."""
+
     def filled(self) -> bool:
         """Whether the catalog was ever filled from the store (by `reindex`)."""
 

@@ -67,6 +67,10 @@ class CatalogFile:
     def wheel_key(self) -> str:
         return layout.wheel_key(self.sha256, self.filename)
 
+    @property
+    def metadata_key(self) -> str:
+        return layout.metadata_key(self.sha256, self.filename)
+
     def url(self, files_prefix: str) -> str:
         """The wheel's link: `files_prefix` + its key, percent-encoded (`+` becomes `%2B`)."""
         return files_prefix + quote(self.wheel_key, safe="/")

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, Select, delete, exists, func, select
+from sqlalchemy import Connection, Engine, Row, Select, delete, exists, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -41,6 +41,8 @@ _COLUMNS = (
     files.c.yanked_reason,
     files.c.verified,
 )
+#: what an upsert leaves as it was: the catalog's own state, which no manifest holds
+_KEPT = ("id", "yanked", "yanked_reason")
 _migrated: set[int] = set()
 _migrate_lock = threading.Lock()
 
@@ -72,8 +74,8 @@ class SqlCatalog:
         return self._engine
 
     def ready(self) -> None:
-        with self._connect() as conn:
-            conn.execute(select(catalog_state.c.id)).all()
+        if not self.filled():
+            raise CatalogError("the catalog was not filled from the store yet (admin reindex)")
 
     def environment_names(self) -> list[str]:
         with self._connect() as conn:
@@ -153,6 +155,17 @@ class SqlCatalog:
                 self._ids.clear()
         return len(gone)
 
+    def set_yanked(self, environment: str, request_key: str, reason: str | None) -> bool:
+        env_id = select(environments.c.id).where(environments.c.name == environment)
+        query = (
+            update(files)
+            .where(files.c.environment_id == env_id.scalar_subquery())
+            .where(files.c.request_key == request_key)
+            .values(yanked=reason is not None, yanked_reason=reason or None)
+        )
+        with self._connect(write=True) as conn:
+            return bool(conn.execute(query).rowcount)
+
     def filled(self) -> bool:
         with self._connect() as conn:
             return conn.scalar(select(catalog_state.c.filled_us)) is not None
@@ -195,7 +208,7 @@ class SqlCatalog:
                 for item in batch
             ]
             stmt = self._insert(files)
-            changed = {c.name: stmt.excluded[c.name] for c in files.c if c.name != "id"}
+            changed = {c.name: stmt.excluded[c.name] for c in files.c if c.name not in _KEPT}
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["environment_id", "request_key"], set_=changed
@@ -218,7 +231,9 @@ class SqlCatalog:
                 projects,
                 {"environment_id": self._id(conn, environment), "name": project},
             )
-        conn.execute(self._insert(table).values(**values).on_conflict_do_nothing(list(values)))
+        conn.execute(
+            self._insert(table).values(**values).on_conflict_do_nothing(index_elements=list(values))
+        )
         query = select(table.c.id).where(
             *(table.c[name] == value for name, value in values.items())
         )
