@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -21,6 +19,9 @@ _LOCK_ID = 0x77776C  # "wwl": the advisory lock of migrations
 
 def upgrade(engine: Engine) -> None:
     """Run every migration not yet applied; `CatalogError` if the database does not answer."""
+    from alembic import command  # here: a command that never opens the database skips it
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     try:
