@@ -1,6 +1,6 @@
 """The index at scale: the catalog database beside today's in-memory catalog, same store, one run.
 
-    .venv/bin/python bench/index_scale.py [--sizes 1000,10000,50000] [--old /work/main]
+    .venv/bin/python bench/index_scale.py [--sizes 1000,10000,50000] [--old /work/main] [--s3 5000]
 
 A local store is filled with N committed manifests over 20 environments (one real `publish()`
 with a build's sections, cloned per build: 25 projects per environment, versions beyond).
@@ -10,7 +10,8 @@ store: `new` is this tree (its catalog filled first by `reindex`, timed: manifes
 store listed again every 10 s). Measured per API: cold start until the first project page
 answers (and from the moment it listens: the catalog's part, imports aside), page p50/p99 with
 10 concurrent keep-alive clients on random project pages (JSON), RSS of the API process after
-the load, and its CPU seconds over 20 s idle (x3: per minute).
+the load, and its CPU seconds over 20 s idle (x3: per minute). `--s3 N`: reindex throughput
+from moto's S3 server (its own process on loopback) holding N of those manifests.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,7 +37,7 @@ from service.artifacts import publish
 from service.config import Settings
 from service.index.reindex import reindex
 from service.index.sql import open_catalog
-from service.store import LocalStore
+from service.store import LocalStore, S3Store
 from tests.fixtures.wheels import make_wheel
 
 ENVIRONMENTS = 20
@@ -199,11 +201,46 @@ def measure(tree: Path, home: Path, pages: list[tuple[str, str]]) -> dict[str, f
     }
 
 
+def s3_reindex(count: int) -> None:
+    import boto3
+
+    from tests.integration.s3_server import moto_server
+
+    with tempfile.TemporaryDirectory(prefix="wheelwright-scale-s3-") as tmp, moto_server() as url:
+        home = Path(tmp) / "home"
+        fill_store(home / "store", count)
+        client = boto3.client(
+            "s3",
+            endpoint_url=url,
+            region_name="us-east-1",
+            aws_access_key_id="bench",
+            aws_secret_access_key="bench",  # noqa: S106 - moto's, on loopback
+        )
+        client.create_bucket(Bucket="bench")
+        store = S3Store(client, "bench")
+        files = sorted((home / "store" / "builds").rglob("*.json"))
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            keys = [str(f.relative_to(home / "store")) for f in files]
+            list(pool.map(lambda k: store.put(k, (home / "store" / k).read_bytes()), keys))
+        catalog = open_catalog(Settings(home=Path(tmp) / "s3-home"))
+        started = time.perf_counter()
+        done = reindex(store, catalog, workers=32)
+        took = time.perf_counter() - started
+        print(
+            f"{count:>7} reindex (S3, moto, 32 readers): {done.manifests} manifests in "
+            f"{took:.1f} s, {done.manifests / took:.0f}/s",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,10000,50000")
     parser.add_argument("--old", type=Path, default=None, help="a checkout of today's catalog")
+    parser.add_argument("--s3", type=int, default=0, help="reindex N manifests from moto S3")
     args = parser.parse_args()
+    if args.s3:
+        s3_reindex(args.s3)
     new_tree = Path(__file__).resolve().parent.parent
     print(
         f"{'N':>7} {'api':>4} {'cold start s':>12} {'p50 ms':>8} {'p99 ms':>8} "
