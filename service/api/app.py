@@ -25,6 +25,7 @@ from service.config import Settings, load_settings
 from service.dashboard import mount as mount_dashboard
 from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
 from service.errors import WheelwrightError
+from service.index.cache import PageCache
 from service.index.reindex import fill_once
 from service.index.sql import open_catalog
 from service.jobs import JobBackend, RedisJobs, open_jobs
@@ -91,6 +92,7 @@ def create_app(
     catalog = open_catalog(settings)
     fill_once(store, catalog)
     app.state.index_catalog = catalog
+    app.state.index_pages = PageCache()
     app.state.project_slots = ProjectSlots(settings.limits.max_project_builds)
 
     @app.exception_handler(WheelwrightError)

@@ -3,13 +3,14 @@
 Rendering lives in `service.index` (pure); this module only negotiates, redirects and streams.
 Links on the pages are relative: a project page at `/simple/<env>/<project>/` points to
 `../../../files/wheels/<sha256>/<filename>`, and PEP 658 metadata is that URL + `.metadata`.
-Each page is one catalog query; its `ETag` is the hash of what it says (body and media type), so
-uv's and pip's caches revalidate with `If-None-Match` and get a 304 while nothing was published.
+Each page is one catalog query: an environment's pages are rendered once per generation of it
+(`PageCache`; the generation is the query), so a publish anywhere shows on the next request.
+Its `ETag` is the hash of what it says (body and media type), so uv's and pip's caches
+revalidate with `If-None-Match` and get a 304 while nothing was published.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator
 from typing import Annotated, BinaryIO
@@ -23,6 +24,7 @@ from service.config import Settings
 from service.errors import InvalidRequestError, ObjectNotFoundError
 from service.index import Catalog, Page, choose_media_type
 from service.index import pages as index_pages
+from service.index.cache import PageCache
 from service.store import WheelStore, check_key
 
 router = APIRouter(tags=["index"])
@@ -39,6 +41,11 @@ def get_catalog(request: Request) -> Catalog:
     return catalog
 
 
+def get_pages(request: Request) -> PageCache:
+    pages: PageCache = request.app.state.index_pages
+    return pages
+
+
 def get_store(request: Request) -> WheelStore:
     store: WheelStore = request.app.state.store
     return store
@@ -50,6 +57,7 @@ def get_settings(request: Request) -> Settings:
 
 
 Catalogue = Annotated[Catalog, Depends(get_catalog)]
+Pages = Annotated[PageCache, Depends(get_pages)]
 Store = Annotated[WheelStore, Depends(get_store)]
 Config = Annotated[Settings, Depends(get_settings)]
 
@@ -74,13 +82,20 @@ def environment_no_slash(request: Request, environment: str) -> Response:
 
 
 @router.get("/simple/{environment}/")
-def environment_root(request: Request, environment: str, catalog: Catalogue) -> Response:
+def environment_root(
+    request: Request, environment: str, catalog: Catalogue, pages: Pages
+) -> Response:
     """PEP 503/691 root of one environment: its projects."""
-    names = catalog.project_names(environment)
+    generation = catalog.generation(environment)
     media = choose_media_type(request.headers.get("accept"))
     if media is None:
         return _not_acceptable()
-    return _page(request, index_pages.projects_page(environment, names, media))
+    page = pages.get(
+        (environment, generation, "projects", media),
+        lambda: index_pages.projects_page(environment, catalog.project_names(environment), media),
+    )
+    assert page is not None  # noqa: S101  (a projects page always exists)
+    return _page(request, page)
 
 
 @router.get("/simple/{environment}/{project}", include_in_schema=False)
@@ -90,19 +105,27 @@ def project_no_slash(request: Request, environment: str, project: str) -> Respon
 
 @router.get("/simple/{environment}/{project}/")
 def project_detail(
-    request: Request, environment: str, project: str, catalog: Catalogue
+    request: Request, environment: str, project: str, catalog: Catalogue, pages: Pages
 ) -> Response:
     """PEP 503/691 project page; non-normalized names redirect to the normalized URL."""
     normalized = canonicalize_name(project)
     if normalized != project:
         return _moved(request, f"/simple/{environment}/{normalized}/")
-    found = catalog.project_files(environment, project)
+    generation = catalog.generation(environment)
     media = choose_media_type(request.headers.get("accept"))
     if media is None:
         return _not_acceptable()
-    if found is None:
+
+    def make() -> Page | None:
+        found = catalog.project_files(environment, project)
+        if found is None:
+            return None
+        return index_pages.project_page(project, found, media, PROJECT_FILES_PREFIX)
+
+    page = pages.get((environment, generation, "project", project, media), make)
+    if page is None:
         return _text(404, f"no project {project!r} in environment {environment!r}")
-    return _page(request, index_pages.project_page(project, found, media, PROJECT_FILES_PREFIX))
+    return _page(request, page)
 
 
 @router.get("/find-links/{environment}", include_in_schema=False)
@@ -111,10 +134,16 @@ def find_links_no_slash(request: Request, environment: str) -> Response:
 
 
 @router.get("/find-links/{environment}/")
-def find_links(request: Request, environment: str, catalog: Catalogue) -> Response:
+def find_links(request: Request, environment: str, catalog: Catalogue, pages: Pages) -> Response:
     """Every wheel of one environment on a flat page, for `--find-links`."""
-    index = catalog.environment(environment)
-    page = index_pages.find_links_page(index, FIND_LINKS_FILES_PREFIX)
+    generation = catalog.generation(environment)
+    page = pages.get(
+        (environment, generation, "find-links"),
+        lambda: index_pages.find_links_page(
+            catalog.environment(environment), FIND_LINKS_FILES_PREFIX
+        ),
+    )
+    assert page is not None  # noqa: S101  (a find-links page always exists)
     return _page(request, page, vary=False)
 
 
@@ -147,8 +176,7 @@ def files(key: str, store: Store, settings: Config) -> Response:
 
 def _page(request: Request, page: Page, *, vary: bool = True) -> Response:
     """The page, or 304 when the client's `If-None-Match` names its ETag (RFC 9110 13.1.2)."""
-    digest = hashlib.sha256(page.content_type.encode() + b"\n" + page.body).hexdigest()
-    etag = f'"{digest[:32]}"'
+    etag = page.etag
     headers = {"ETag": etag, "Cache-Control": "no-cache"}
     if vary:
         headers["Vary"] = "Accept"

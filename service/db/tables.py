@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -29,6 +30,8 @@ environments = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False, unique=True),
+    #: bumped by every write to the environment's rows: the key of its cached pages
+    Column("generation", BigInteger, nullable=False, server_default=text("0")),
 )
 
 projects = Table(

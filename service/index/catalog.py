@@ -23,6 +23,10 @@ class Catalog(Protocol):
     def environment_names(self) -> list[str]:
         """Every environment with a published file, sorted."""
 
+    def generation(self, environment: str) -> int:
+        """A number that changes whenever anything listed in the environment changes (in any
+        process): the key of its cached pages; `UnknownEnvironmentError`."""
+
     def project_names(self, environment: str) -> list[str]:
         """The projects of one environment, sorted; `UnknownEnvironmentError` if it has none."""
 

@@ -6,8 +6,10 @@ path prefix a proxy adds.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from service.index import pep503, pep691
 from service.index.model import CatalogFile, EnvironmentIndex
@@ -27,6 +29,12 @@ class Page:
         return (
             self.media_type if self.media_type == JSON_V1 else f"{self.media_type}; charset=utf-8"
         )
+
+    @cached_property
+    def etag(self) -> str:
+        """A strong validator of this representation: the hash of its type and body."""
+        digest = hashlib.sha256(self.content_type.encode() + b"\n" + self.body).hexdigest()
+        return f'"{digest[:32]}"'
 
 
 def environments_page(names: Sequence[str], media_type: str) -> Page:

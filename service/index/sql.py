@@ -81,6 +81,14 @@ class SqlCatalog:
         with self._connect() as conn:
             return list(conn.scalars(select(environments.c.name).order_by(environments.c.name)))
 
+    def generation(self, environment: str) -> int:
+        query = select(environments.c.generation).where(environments.c.name == environment)
+        with self._connect() as conn:
+            found = conn.scalar(query)
+        if found is None:
+            raise UnknownEnvironmentError(f"no build environment named {environment!r}")
+        return int(found)
+
     def project_names(self, environment: str) -> list[str]:
         query = (
             select(projects.c.name)
@@ -144,6 +152,7 @@ class SqlCatalog:
             for start in range(0, len(gone), BATCH):
                 conn.execute(delete(files).where(files.c.id.in_(gone[start : start + BATCH])))
             if gone:
+                _bump(conn, environments.c.id.is_not(None))
                 conn.execute(
                     delete(projects).where(~exists().where(files.c.project_id == projects.c.id))
                 )
@@ -164,7 +173,9 @@ class SqlCatalog:
             .values(yanked=reason is not None, yanked_reason=reason or None)
         )
         with self._connect(write=True) as conn:
-            return bool(conn.execute(query).rowcount)
+            changed = bool(conn.execute(query).rowcount)
+            _bump(conn, environments.c.name == environment)
+            return changed
 
     def filled(self) -> bool:
         with self._connect() as conn:
@@ -215,6 +226,7 @@ class SqlCatalog:
                 ),
                 rows,
             )
+            _bump(conn, environments.c.id.in_({row["environment_id"] for row in rows}))
         return len(rows)
 
     def _id(self, conn: Connection, environment: str, project: str | None = None) -> int:
@@ -262,6 +274,11 @@ class SqlCatalog:
                 self._ids.clear()  # a rolled-back insert may have cached an id
             message = str(exc).splitlines()[0][:300]
             raise CatalogError(f"the catalog database does not answer: {message}") from None
+
+
+def _bump(conn: Connection, which: Any) -> None:
+    """A new generation for the environments `which` selects: their cached pages are stale."""
+    conn.execute(update(environments).where(which).values(generation=environments.c.generation + 1))
 
 
 def _files_query() -> Select[Any]:

@@ -122,6 +122,30 @@ def test_published_rows_answer_every_page_question(
     assert catalog.count() == 4
 
 
+def test_every_write_to_an_environment_gives_it_a_new_generation(
+    catalog: SqlCatalog, store: LocalStore, tmp_path: Path
+) -> None:
+    with pytest.raises(UnknownEnvironmentError, match=ENV):
+        catalog.generation(ENV)
+    published = _fill(store, tmp_path, catalog)
+    seen = [catalog.generation(ENV)]
+    other = catalog.generation(OTHER)
+    catalog.record(published[0])  # even the same row again: a reader re-renders, harmlessly
+    seen.append(catalog.generation(ENV))
+    catalog.set_yanked(ENV, published[0].request_key, "why")
+    seen.append(catalog.generation(ENV))
+    catalog.prune(
+        {(a.environment, a.request_key) for a in published[1:]}, published_before_us=2**62
+    )
+    seen.append(catalog.generation(ENV))
+    assert len(set(seen)) == len(seen)
+    assert catalog.generation(OTHER) != other  # a prune may have removed from any
+    elsewhere = SqlCatalog(open_engine(catalog.engine.url.render_as_string(hide_password=False)))
+    before = catalog.generation(OTHER)
+    elsewhere.record(published[3])
+    assert catalog.generation(OTHER) != before
+
+
 def test_a_row_written_twice_is_one_row(
     catalog: SqlCatalog, store: LocalStore, tmp_path: Path
 ) -> None:
