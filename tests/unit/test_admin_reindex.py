@@ -1,5 +1,6 @@
-"""`wheelwright admin reindex`: the catalog rebuilt from a local store's manifests, with
-progress on stderr and a summary on stdout; a broken manifest is skipped, named in the log."""
+"""`wheelwright admin reindex` (the catalog rebuilt from a local store's manifests, with
+progress on stderr and a summary on stdout; a broken manifest skipped) and `index-config`, which
+reads the catalog."""
 
 from __future__ import annotations
 
@@ -51,3 +52,28 @@ def test_a_database_url_that_is_not_one_is_refused_by_name(
     done = CliRunner().invoke(app, ["admin", "reindex"])
     assert done.exit_code == 3
     assert "database.url" in done.output and "'mysql' is not supported" in done.output
+
+
+def test_index_config_names_the_projects_the_catalog_lists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WHEELWRIGHT_HOME", str(tmp_path))
+    monkeypatch.delenv("WHEELWRIGHT_CONFIG", raising=False)
+    catalog = open_catalog(load_settings())
+    store = LocalStore(tmp_path / "store")
+    for name in ("Flash_Attn", "abi-dep"):
+        wheel = make_wheel(tmp_path / name, name, "1.0")
+        publish(
+            store,
+            environment=ENV,
+            request_key=name.lower(),
+            wheel=wheel,
+            manifest={},
+            catalog=catalog,
+        )
+    done = CliRunner().invoke(app, ["index-config", ENV, "--url", "http://h"])
+    assert done.exit_code == 0, done.output
+    assert 'abi-dep = { index = "wheelwright" }' in done.output
+    assert 'flash-attn = { index = "wheelwright" }' in done.output
+    unknown = CliRunner().invoke(app, ["index-config", "cpu-py311-none-00000000"])
+    assert unknown.exit_code != 0 and "no build environment named" in unknown.output
