@@ -84,7 +84,7 @@ def main() -> None:
         f"GET http://127.0.0.1:{port}/big.whl HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
     )
     with tempfile.TemporaryDirectory() as tmp:
-        policy = EgressPolicy(frozenset({"127.0.0.1"}))
+        policy = EgressPolicy.allowing(f"127.0.0.1:{port}")
         with EgressProxy(Path(tmp) / "proxy.sock", policy) as proxy:
             inside = forward(str(proxy.path))  # the loopback port a stage's uv talks to
 

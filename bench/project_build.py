@@ -30,12 +30,12 @@ GRAPH = {
 
 
 def timed_build(
-    home: Path, project: Path, url: str, workers: int
+    home: Path, project: Path, url: str, workers: int, index: str
 ) -> tuple[float, float, dict[str, str]]:
     """Wall time of the whole command, the time it reports itself (after its imports), states."""
     started = time.monotonic()
     done = wheelwright(
-        project_env(home),
+        project_env(home, index),
         "project",
         "build",
         str(project),
@@ -66,14 +66,14 @@ def main() -> None:
                 capture_output=True,
             )
             url = f"http://127.0.0.1:{free_port()}"
-            one, _, states = timed_build(root / "home1", project, url, 1)
+            one, _, states = timed_build(root / "home1", project, url, 1, index)
             print(f"1 worker:  {one:6.1f} s  {states}")
-            two, _, states = timed_build(root / "home2", project, url, 2)
+            two, _, states = timed_build(root / "home2", project, url, 2, index)
             print(f"2 workers: {two:6.1f} s  {states}")
             print(f"makespan ratio (2 workers / 1 worker): {two / one:.2f}")
             walls, owns = [], []
             for _ in range(3):
-                wall, own, states = timed_build(root / "home2", project, url, 2)
+                wall, own, states = timed_build(root / "home2", project, url, 2, index)
                 walls.append(wall)
                 owns.append(own)
             print(

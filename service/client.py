@@ -15,6 +15,7 @@ import httpx
 from service.errors import (
     AuthError,
     BuildNotFoundError,
+    BusyError,
     ForbiddenError,
     InvalidRequestError,
     QueueUnavailableError,
@@ -30,6 +31,7 @@ _BY_STATUS: dict[int, type[WheelwrightError]] = {
     403: ForbiddenError,
     404: BuildNotFoundError,
     422: InvalidRequestError,
+    429: BusyError,
 }
 
 

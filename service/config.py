@@ -23,6 +23,9 @@ from pydantic_settings import (
 from service.errors import ConfigError
 from service.models import EnvironmentSpec, IndexSettings
 
+#: the shortest API token accepted: a token is a secret, not a password to remember
+MIN_TOKEN_CHARS = 24
+
 
 def _default_home() -> Path:
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -102,6 +105,32 @@ class LimitSettings(BaseModel):
     max_project_builds: int = Field(
         default=4, ge=1, description="project builds one API process runs at once (uv, waiting)"
     )
+    project_build_share: int | None = Field(
+        default=None,
+        ge=1,
+        description="of those, what one requester (a token, a webhook's repository) may run "
+        "at once; default: half of max_project_builds, rounded up",
+    )
+    max_waiting_project_builds: int = Field(
+        default=8, ge=0, description="a webhook repository's project builds waiting for a slot"
+    )
+    max_project_packages: int = Field(
+        default=200, ge=1, description="packages one project build may build"
+    )
+    max_builds_per_requester: int = Field(
+        default=256, ge=1, description="builds one requester may have queued or running at once"
+    )
+    max_pyproject_bytes: int = Field(
+        default=1024**2,
+        ge=1024,
+        description="a project's pyproject.toml (checked before it is read)",
+    )
+    max_lock_bytes: int = Field(
+        default=8 * 1024**2, ge=1024, description="a project's uv.lock or pylock.toml"
+    )
+    max_requirements_bytes: int = Field(
+        default=1024**2, ge=1024, description="a project's requirements file"
+    )
 
 
 class CompilerCacheSettings(BaseModel):
@@ -112,6 +141,9 @@ class CompilerCacheSettings(BaseModel):
     enabled: bool = Field(default=True, description="off: no build uses a compiler cache")
     max_bytes: int = Field(
         default=2 * 1024**3, ge=16 * 1024**2, description="one project's cache; LRU beyond"
+    )
+    max_members: int = Field(
+        default=100_000, ge=1_000, description="one cache's files and folders; LRU beyond"
     )
 
 
@@ -161,6 +193,25 @@ class AuthSettings(BaseModel):
 
     tokens: tuple[ApiToken, ...] = ()
     anonymous_index: bool = Field(default=True, description="index readable without a token")
+    max_failures: int = Field(
+        default=10,
+        ge=1,
+        description="wrong tokens (and logins) one client address may send in "
+        "failure_window_s; past that it gets 429 for the rest of the window",
+    )
+    failure_window_s: int = Field(default=60, ge=1, description="see max_failures")
+
+    @field_validator("tokens")
+    @classmethod
+    def _long_enough(cls, tokens: tuple[ApiToken, ...]) -> tuple[ApiToken, ...]:
+        """A short token is guessed; refused here, naming the token by its name only."""
+        for entry in tokens:
+            if len(entry.token.get_secret_value()) < MIN_TOKEN_CHARS:
+                raise ValueError(
+                    f"token {entry.name!r} is shorter than {MIN_TOKEN_CHARS} characters"
+                    " (make one with `openssl rand -hex 24`)"
+                )
+        return tokens
 
 
 class QueueSettings(BaseModel):

@@ -228,11 +228,16 @@ class WaitTimeoutError(WheelwrightError):
 
 
 class BusyError(WheelwrightError):
-    """The service already runs as much of this kind of work as it may; try again later."""
+    """The service already runs as much of this kind of work as it may (or as much as one
+    caller's share of it); try again later. The API answers 429 with `Retry-After`."""
 
     http_status = 429
     retryable = True
     exit_code = 30
+
+    def __init__(self, message: str, retry_after_s: int = 30) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class QueueUnavailableError(WheelwrightError):

@@ -11,7 +11,8 @@ logs/builds/<build_id>.log            a build's log, kept once when the build en
                                       or not); the manifest names it
 uploads/<sha256>/<filename>           an uploaded sdist or source archive, by its own digest
 compiler-cache/<scope>/<generation>.tar
-                                      a project's compiler cache (worker/compiler_cache.py)
+                                      one origin's compiler cache of a project (the scope:
+                                      worker/cache_scope.py; the tars: worker/compiler_cache.py)
 projects/<project_build_id>.json      a server-side project build's state, rewritten as it
                                       changes (service/project/served.py)
 
@@ -108,9 +109,11 @@ def parse_manifest_key(key: str) -> tuple[str, str] | None:
 
 
 def compiler_cache_prefix(scope: str) -> str:
-    """`compiler-cache/<readable part>-<hash>/`: the hash keeps scopes apart, whatever the slug."""
-    slug = _SLUG_RE.sub("-", scope.lower()).strip("-")[:60] or "project"
-    return f"{COMPILER_CACHE}{slug}-{hashlib.sha256(scope.encode()).hexdigest()[:16]}/"
+    """`compiler-cache/<readable part>-<hash>/`: the readable part is the scope's kind and name
+    (what comes before `@`: never an origin's URL or requester), the hash (128 bits) is of the
+    whole scope and keeps scopes apart, whatever the slug."""
+    slug = _SLUG_RE.sub("-", scope.partition("@")[0].lower()).strip("-")[:60] or "project"
+    return f"{COMPILER_CACHE}{slug}-{hashlib.sha256(scope.encode()).hexdigest()[:32]}/"
 
 
 def compiler_cache_key(prefix: str, generation: int) -> str:

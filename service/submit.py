@@ -87,7 +87,12 @@ def submit(
     dispatcher: Dispatcher,
     *,
     requested_by: Requester | None = None,
+    quota: int | None = None,
 ) -> Submitted:
+    """Answer `request` from the store, join the live build of its key, or queue a new one.
+    With `quota`, a new build counts against its requester's `limits.max_builds_per_requester`
+    (`BusyError` past it); a project build's own packages are bounded by the project's share of
+    slots and `limits.max_project_packages` instead."""
     _check_source(request)
     prepared = prepare(request, settings)  # once: the record carries it to the worker
     _check_timeout(prepared.request, settings)
@@ -107,7 +112,7 @@ def submit(
         created_at=time.time(),
         requested_by=requested_by,
     )
-    record, created = jobs.create(record)
+    record, created = jobs.create(record, limit=quota)
     if created:
         jobs.count("cache_miss")
         try:

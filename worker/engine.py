@@ -23,7 +23,7 @@ import structlog
 
 from service.artifacts.checks import Expected
 from service.config import Settings
-from service.egress import policy_for
+from service.egress import EgressPolicy
 from service.errors import (
     BuildFailedError,
     DeadlineExceededError,
@@ -31,8 +31,9 @@ from service.errors import (
     WheelwrightError,
 )
 from service.keys import new_build_id
-from service.models import BuildRequest
+from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
+from service.printable import printable
 from service.redact import Redactor
 from service.store import WheelStore
 from worker.cache_use import CacheUse
@@ -112,8 +113,9 @@ class _Recorder:
     dropped_bytes: int = 0
 
     def line(self, text: str) -> None:
-        """Keep one line (secrets masked), unless the log already holds `max_bytes`."""
-        text = self.clean(text)
+        """Keep one line (secrets masked, controls shown as `^[`), unless the log already holds
+        `max_bytes`: the stored log and every reader of the stream get it so."""
+        text = printable(self.clean(text))
         size = len(text.encode("utf-8", "replace")) + 1
         with self.lock:  # stage output arrives from the executor's log thread too
             if self.written + size > self.max_bytes:
@@ -177,13 +179,15 @@ def run_build(
     build_id: str | None = None,
     hooks: Hooks | None = None,
     store: WheelStore | None = None,
+    requested_by: Requester | None = None,
 ) -> T:
     """Build `request` and hand the result to `on_wheel` before the workspace goes away.
 
     A plain `BuildRequest` is prepared here (see `service.prepare`); the fetched source must
     key as prepared (a git ref is keyed by the commit it resolved to). With a `store`, the
     project's compiler cache is brought from it before the build and saved back to it once
-    `on_wheel` (the publish) succeeded.
+    `on_wheel` (the publish) succeeded; `requested_by` is who asked (an upload's compiler
+    cache is its requester's).
     """
     build_id = build_id or new_build_id()
     hooks = hooks or Hooks()
@@ -212,7 +216,7 @@ def run_build(
         )
         key, environment = pinned.key, pinned.environment
         rec.line(f"request key {key}, environment {environment}")
-        cache = CacheUse.decide(fetched, settings, executor, store)
+        cache = CacheUse.decide(fetched, settings, executor, store, requested_by)
         inputs = cache.prepare(rec, fetched, workspace, cache_dir, settings)
         ctx = StageContext(
             build_id,
@@ -273,7 +277,8 @@ def _fetch(
     """The source, fetched as prepared: a git ref resolved (and keyed by its commit) unless the
     caller did so already; anything else must key as prepared."""
     pinned = prepared.pinned(pin_source(prepared.request, settings))
-    fetched = fetch(pinned.request, workspace, limits, git_for(settings), policy_for(settings))
+    egress = EgressPolicy.from_settings(settings)
+    fetched = fetch(pinned.request, workspace, limits, git_for(settings), egress)
     pinned.check_fetched(fetched.request)
     return fetched, pinned
 

@@ -19,7 +19,7 @@ from service.artifacts.checks import WheelLimits
 from service.config import Settings
 from service.index.sql import open_catalog
 from service.keys import new_build_id
-from service.models import BuildRequest
+from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
 from service.store import WheelStore
 from worker.engine import Built, Hooks, log_path, run_build
@@ -90,12 +90,14 @@ def build_and_publish(
     *,
     build_id: str | None = None,
     hooks: Hooks | None = None,
+    requested_by: Requester | None = None,
 ) -> Outcome:
     """Answer `request` from the store, or build and publish it.
 
     A `Prepared` request (the runner's: what the API stored on the record) is used as it is; a
     plain `BuildRequest` (the embedded `wheelwright build`) arrives here and is prepared here.
     The build's log is kept in the store once the build has ended, whatever its outcome.
+    `requested_by` (the build record's) decides whose compiler cache an upload uses.
     """
     if isinstance(request, BuildRequest):
         request = prepare(request, settings, executor=executor.name)
@@ -130,7 +132,14 @@ def build_and_publish(
 
     try:
         artifact = run_build(
-            prepared, settings, executor, on_wheel, build_id=build_id, hooks=hooks, store=store
+            prepared,
+            settings,
+            executor,
+            on_wheel,
+            build_id=build_id,
+            hooks=hooks,
+            store=store,
+            requested_by=requested_by,
         )
     finally:
         keep_log(store, settings, build_id)

@@ -28,6 +28,7 @@ from service.layout import build_log_key
 from service.metrics import record_compiler_cache, record_stage
 from service.models import ArchiveSource, BuildRecord, BuildRequest, StageTiming
 from service.prepare import Prepared, build_image
+from service.printable import printable
 from service.redact import Redactor
 from service.store import WheelStore
 from worker.engine import Hooks, StageEvent, log_path
@@ -99,21 +100,24 @@ def _run(record: BuildRecord, svc: Services, *, may_retry: bool) -> str:
                 svc.executor,
                 build_id=build_id,
                 hooks=hooks,
+                requested_by=record.requested_by,
             )
     except BuildCancelledError as exc:
         return jobs.finish(build_id, "cancelled", error=str(exc)).state
     except WheelwrightError as exc:
         if exc.retryable and may_retry:
-            jobs.append_log(build_id, f"--- {exc}; the build will be tried again")
+            jobs.append_log(build_id, printable(f"--- {exc}; the build will be tried again"))
             raise
-        error = Redactor.for_service(settings)(str(exc))
+        error = printable(Redactor.for_service(settings)(str(exc)))
         return jobs.finish(build_id, "failed", error=error, error_stage=exc.stage).state
     except SoftTimeLimitExceeded:  # Celery's: past the longest deadline a build may ask for
         svc.executor.reap(build_id)
         return jobs.finish(build_id, "failed", error=TIME_LIMIT_ERROR).state
     except Exception as exc:  # a bug or a broken host: the build still ends, with its cause
         log.exception("build.crashed", error=type(exc).__name__)
-        error = f"internal error ({type(exc).__name__}: {exc}); the worker log has details"
+        error = printable(
+            f"internal error ({type(exc).__name__}: {exc}); the worker log has details"
+        )
         return jobs.finish(build_id, "failed", error=error).state
     if not outcome.cached:
         record_compiler_cache(jobs, outcome.artifact.manifest)

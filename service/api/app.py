@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from service.api.auth_limits import FailedAuthLimits
 from service.api.builds import router as builds_router
 from service.api.health import router as health_router
 from service.api.index import router as index_router
@@ -24,12 +25,13 @@ from service.auth import index_access
 from service.config import Settings, load_settings
 from service.dashboard import mount as mount_dashboard
 from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
-from service.errors import WheelwrightError
+from service.errors import BusyError, WheelwrightError
 from service.index.cache import PageCache
 from service.index.reindex import fill_once
 from service.index.sql import open_catalog
 from service.jobs import JobBackend, RedisJobs, open_jobs
-from service.project.served import ProjectSlots
+from service.project.slots import ProjectSlots
+from service.shares import project_share
 from service.store import WheelStore, open_store
 
 log = structlog.get_logger("wheelwright.api")
@@ -93,12 +95,17 @@ def create_app(
     fill_once(store, catalog)
     app.state.index_catalog = catalog
     app.state.index_pages = PageCache()
-    app.state.project_slots = ProjectSlots(settings.limits.max_project_builds)
+    limits = settings.limits
+    app.state.project_slots = ProjectSlots(
+        limits.max_project_builds, project_share(limits), limits.max_waiting_project_builds
+    )
 
     @app.exception_handler(WheelwrightError)
     async def wheelwright_error(_request: Request, exc: Exception) -> JSONResponse:
         status = exc.http_status if isinstance(exc, WheelwrightError) else 500
         headers = {"WWW-Authenticate": 'Basic realm="wheelwright"'} if status == 401 else None
+        if isinstance(exc, BusyError):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -119,6 +126,7 @@ def create_app(
     app.include_router(index_router, dependencies=[Depends(index_access)])
     mount_dashboard(app)  # the pages at /ui/ (and / leads there)
     app.add_middleware(MultipartBuilds)
-    app.add_middleware(BodyLimits, settings=settings)  # outermost: before anything reads
+    app.add_middleware(BodyLimits, settings=settings)  # before anything reads
+    app.add_middleware(FailedAuthLimits, auth=settings.auth)  # outermost: before any token check
     document(app)
     return app

@@ -13,16 +13,17 @@ from typing import IO, Annotated, Any, BinaryIO, cast
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from service import layout
-from service.api.public import service_url
+from service.api.public import own_url, service_url
 from service.archives import Limits, check_archive
 from service.artifacts import Artifact
 from service.auth import require, token_name
 from service.client import CLI_AGENT
 from service.config import Settings
 from service.dispatch import Dispatcher
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError, ObjectExistsError, UnsafeArchiveError
 from service.jobs import JobBackend, settled
 from service.models import (
@@ -30,9 +31,12 @@ from service.models import (
     BuildRecord,
     BuildRequest,
     BuildState,
+    IndexSettings,
     Requester,
     parse_request,
 )
+from service.policy import check_egress
+from service.printable import printable
 from service.store import WheelStore
 from service.submit import Submitted, submit
 
@@ -95,6 +99,11 @@ def answer(request: Request, result: Submitted) -> JSONResponse:
     )
 
 
+def _egress(request: Request) -> EgressPolicy:
+    """The operator's policy, this process's own port allowed (a request may name our index)."""
+    return EgressPolicy.from_settings(request.app.state.settings, own=own_url(request))
+
+
 def _submit(request: Request, build: BuildRequest) -> JSONResponse:
     state = request.app.state
     settings: Settings = state.settings
@@ -104,7 +113,11 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
         via="cli" if agent.startswith(f"{CLI_AGENT}/") else "api",
         token=token_name(settings.auth, request.headers.get("authorization")),
     )
-    result = submit(build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by)
+    check_egress(build.index, _egress(request))
+    quota = settings.limits.max_builds_per_requester
+    result = submit(
+        build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by, quota=quota
+    )
     return answer(request, result)
 
 
@@ -141,6 +154,8 @@ def create_build_from_upload(
         raise InvalidRequestError(f"options is not JSON: {exc}") from None
     if not isinstance(fields, dict) or "source" in fields:
         raise InvalidRequestError("options must be a JSON object without `source`")
+    with suppress(ValidationError):  # a bad index is named by parse_request below
+        check_egress(IndexSettings.model_validate(fields.get("index") or {}), _egress(request))
     settings: Settings = request.app.state.settings
     limits = Limits(settings.max_archive_members, settings.max_archive_bytes)
     source = _keep_upload(file, request.app.state.store, settings.limits.max_upload_bytes, limits)
@@ -210,7 +225,8 @@ def build_log(
     build_id: str,
     follow: Annotated[bool, Query(description="stream until the build ends")] = False,
 ) -> StreamingResponse:
-    """The build's log; with `follow`, streamed while the build runs."""
+    """The build's log; with `follow`, streamed while the build runs. Control characters but
+    tab and newline are shown in caret notation (`^[`): a terminal that reads it gets text."""
     jobs = _jobs(request)
     jobs.get(build_id)  # 404 for an unknown build
     return StreamingResponse(
@@ -233,7 +249,7 @@ def _log_lines(
     while True:
         lines, cursor = jobs.read_log(build_id, cursor, block_ms=1000 if follow and not last else 0)
         seen = seen or bool(lines)
-        yield from (line + "\n" for line in lines)
+        yield from (printable(line) + "\n" for line in lines)
         if last or not follow or time.monotonic() > deadline:
             break
         if not lines and settled(jobs, build_id, redelivery_s).terminal:
@@ -241,4 +257,4 @@ def _log_lines(
     if not seen:
         key = layout.build_log_key(build_id)
         if store.exists(key):
-            yield store.get(key).decode("utf-8", "replace")
+            yield printable(store.get(key).decode("utf-8", "replace"))

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 
 from service.api.builds import UPLOAD_SUFFIXES
-from service.api.public import service_url
+from service.api.public import own_url, service_url
 from service.archives import Limits
 from service.auth import require, token_name
 from service.client import CLI_AGENT
@@ -158,7 +158,8 @@ def _git(option: GitOption, settings: Settings) -> GitProject:
 
 
 def served_parts(request: Request, requested_by: Requester | None = None) -> ServedParts:
-    """The app's own store, job state and dispatcher, the index at the request's base URL."""
+    """The app's own store, job state and dispatcher; the index where this service reaches
+    itself (`own_url`: `public_url` or its own loopback port, never the request's Host)."""
     state = request.app.state
     settings: Settings = state.settings
     agent = request.headers.get("user-agent", "")
@@ -167,7 +168,7 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
         store=state.store,
         jobs=state.jobs,
         dispatcher=state.dispatcher,
-        base_url=service_url(request),
+        base_url=own_url(request),
         refresh_index=_current,
         slots=state.project_slots,
         requested_by=requested_by
@@ -222,10 +223,10 @@ def start_from_git(
     target: Target,
     environment: str | None,
     git: GitProject,
-    reserved: bool = False,
+    ticket: int | None = None,
 ) -> ServedProjectBuild:
     """Start a project build of `git` (its URL and ref checked already); cloned in its thread.
-    `reserved`: its slot was taken already (`ProjectSlots.take`)."""
+    `ticket`: its place in the line for a slot (`ProjectSlots.join`), else it takes one now."""
     workdir = _workdir(parts.settings)
     source: dict[str, object] = {"kind": "git", "url": git.url, "ref": git.ref}
     if git.commit is not None:
@@ -234,7 +235,7 @@ def start_from_git(
         parts, target=target, environment=environment, workdir=workdir, source=source, git=git
     )
     try:
-        build.start(reserved=reserved)
+        build.start(ticket=ticket)
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

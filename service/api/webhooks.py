@@ -1,8 +1,10 @@
 """`/v1/webhooks/github` and `/v1/webhooks/gitlab`: verified, replay-proof, answered at once.
 
 The signature (GitHub: HMAC-SHA256 of the raw body; GitLab: the shared token) is checked in
-constant time before the body is parsed. A delivery id seen before is refused. The builds are
-queued, not run: the answer comes as soon as they are.
+constant time before the body is parsed. A delivery seen before is refused (409): by its id, and
+by a digest of its body, which the signature covers while the delivery header is not, so a
+captured delivery sent again under a fresh id is refused too. The builds are queued, not run:
+the answer comes as soon as they are.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -22,6 +25,7 @@ from service.errors import AuthError, InvalidRequestError, JobStateError
 from service.gitpolicy import check_git_url
 from service.models import Requester
 from service.project.served import GitProject
+from service.shares import share_of
 from service.submit import submit
 from service.webhooks import events
 from service.webhooks.trigger import (
@@ -54,8 +58,26 @@ def _json(body: bytes) -> Any:
         raise InvalidRequestError(f"the webhook body is not JSON: {exc}") from None
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """What makes a delivery the same one again: the forge's id and the body's digest."""
+
+    forge: str
+    id: str | None
+    body_sha256: str
+
+    @classmethod
+    def of(cls, forge: str, delivery_id: str | None, body: bytes) -> Delivery:
+        return cls(forge, delivery_id, hashlib.sha256(body).hexdigest())
+
+    @property
+    def name(self) -> str | None:
+        """The id as builds record it (`github:<id>`), or None when the forge sent none."""
+        return f"{self.forge}:{self.id}" if self.id else None
+
+
 def _queue(
-    request: Request, parsed: events.RefEvent | events.Ignored, delivery: str | None
+    request: Request, parsed: events.RefEvent | events.Ignored, delivery: Delivery
 ) -> JSONResponse:
     """Queue the builds of a ref event: known project and ref, first delivery only."""
     if isinstance(parsed, events.Ignored):
@@ -69,14 +91,20 @@ def _queue(
         reason = "the push changes neither pyproject.toml nor uv.lock: the project is as built"
         return JSONResponse(WebhookAnswer(ignored=reason).model_dump(), status_code=200)
     answer = WebhookAnswer()
-    asker = Requester(via="webhook", delivery=delivery, repository=parsed.repository)
+    asker = Requester(via="webhook", delivery=delivery.name, repository=parsed.repository)
     if project.build == "project":
-        answer.projects = start_projects(request, parsed, project, asker)
+        answer.projects = start_projects(request, parsed, project, asker, delivery)
         return JSONResponse(answer.model_dump(), status_code=202)
     _first_delivery(request, delivery)
     for build in requests_for(parsed, project):
         result = submit(
-            build, state.settings, state.store, state.jobs, state.dispatcher, requested_by=asker
+            build,
+            state.settings,
+            state.store,
+            state.jobs,
+            state.dispatcher,
+            requested_by=asker,
+            quota=state.settings.limits.max_builds_per_requester,
         )
         if result.record is not None:
             answer.builds.append(result.record.id)
@@ -85,21 +113,36 @@ def _queue(
     return JSONResponse(answer.model_dump(), status_code=202)
 
 
-def _first_delivery(request: Request, delivery: str | None) -> None:
-    """Refuse a delivery id seen within the replay window (`JobStateError`, 409)."""
+def _first_delivery(request: Request, delivery: Delivery) -> None:
+    """Refuse a delivery seen within the replay window (`JobStateError`, 409): the same id, or
+    the same body under another id (a captured delivery replayed; the id is not signed)."""
     state = request.app.state
     window = state.settings.webhooks.replay_window_s
-    if delivery is not None and not state.jobs.first_time(delivery, window):
-        raise JobStateError(f"delivery {delivery!r} was received before; not building it twice")
+    if delivery.name is not None and not state.jobs.first_time(delivery.name, window):
+        raise JobStateError(
+            f"delivery {delivery.name!r} was received before; not building it twice"
+        )
+    body = f"{delivery.forge}:sha256:{delivery.body_sha256}"
+    if not state.jobs.first_time(body, window):
+        raise JobStateError(
+            f"delivery {delivery.name or '(no id)'} has the body of one received before "
+            f"(sha256 {delivery.body_sha256[:16]}…): a replay under a new id; not building it twice"
+        )
 
 
 def start_projects(
-    request: Request, event: events.RefEvent, project: ProjectConfig, asker: Requester
+    request: Request,
+    event: events.RefEvent,
+    project: ProjectConfig,
+    asker: Requester,
+    delivery: Delivery,
 ) -> list[str]:
     """One project build of the pushed commit per configured environment; their ids.
 
-    All or none: every environment is checked and a slot taken for each before the delivery
-    counts as received, so a busy service answers 429 and the forge's redelivery still works."""
+    All or none: every environment is checked and each build given its place in the line for
+    a slot (`ProjectSlots.join`) before the delivery counts as received; a busy service keeps
+    them waiting (the forge does not send a delivery again by itself). Only a repository whose
+    line is full is answered 429, and its delivery does not count as received."""
     parts = served_parts(request, asker)
     url = project.url or event.clone_url
     try:
@@ -116,22 +159,23 @@ def start_projects(
             )
         targets[environment] = spec.target
     slots = parts.slots
-    left = len(targets) if slots is not None else 0
+    tickets: list[int | None] = [None] * len(targets)
     if slots is not None:
-        slots.take(left)
+        tickets = list(slots.join(share_of(asker), len(targets)))
+    started: list[str] = []
     try:
-        _first_delivery(request, asker.delivery)
-        started = []
-        for environment, target in targets.items():
+        _first_delivery(request, delivery)
+        for (environment, target), ticket in zip(targets.items(), tickets, strict=True):
             build = start_from_git(
-                parts, target=target, environment=environment, git=git, reserved=True
+                parts, target=target, environment=environment, git=git, ticket=ticket
             )
-            left -= 1  # the build's thread owns that slot now, and gives it back at its end
-            started.append(build.id)
+            started.append(build.id)  # the build's thread owns its ticket now
         return started
     finally:
         if slots is not None:
-            slots.give_back(left)
+            for ticket in tickets[len(started) :]:
+                if ticket is not None:
+                    slots.leave(ticket)
 
 
 @router.post("/github", status_code=202, responses={200: {"model": WebhookAnswer}})
@@ -148,7 +192,7 @@ async def github(request: Request) -> JSONResponse:
     if not delivery:
         raise InvalidRequestError("X-GitHub-Delivery is missing")
     parsed = events.github(request.headers.get("x-github-event", ""), _json(body))
-    return _queue(request, parsed, f"github:{delivery}")
+    return _queue(request, parsed, Delivery.of("github", delivery, body))
 
 
 @router.post("/gitlab", status_code=202, responses={200: {"model": WebhookAnswer}})
@@ -162,4 +206,4 @@ async def gitlab(request: Request) -> JSONResponse:
     body = await request.body()
     parsed = events.gitlab(request.headers.get("x-gitlab-event", ""), _json(body))
     delivery = request.headers.get("idempotency-key") or request.headers.get("x-gitlab-event-uuid")
-    return _queue(request, parsed, f"gitlab:{delivery}" if delivery else None)
+    return _queue(request, parsed, Delivery.of("gitlab", delivery, body))

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
-from service.cli.common import app, err, fail, settings_for
+from service.cli.common import app, err, fail, settings_for, shown
 from service.cli.request_flags import RequestFlags, request_flags
 from service.config import Settings
 from service.errors import WheelwrightError
@@ -46,9 +45,9 @@ class _Progress:
 
     def on_line(self, line: str) -> None:
         if self.verbose:
-            err.print(f"[dim]{self.stage:>10} |[/] {escape(line)}")
+            err.print(f"[dim]{self.stage:>10} |[/] {shown(line)}")
         else:
-            self.status.update(f"[bold]{self.stage}[/] [dim]{escape(line[-100:])}[/]")
+            self.status.update(f"[bold]{self.stage}[/] [dim]{shown(line[-100:])}[/]")
 
 
 @app.command()

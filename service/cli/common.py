@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from service.config import Settings, load_settings
 from service.errors import BuildFailedError, WheelwrightError
+from service.printable import printable
 
 app = typer.Typer(
     name="wheelwright",
@@ -22,12 +23,18 @@ app.add_typer(images_app, name="images")
 err = Console(stderr=True, highlight=False)
 
 
+def shown(text: object) -> str:
+    """Text a build or a service sent, ready for `err.print`: no markup, no control character
+    (`service.printable`): what a package prints never steers the terminal."""
+    return escape(printable(str(text)))
+
+
 def fail(exc: WheelwrightError) -> typer.Exit:
     where = f" in stage {exc.stage}" if exc.stage and not isinstance(exc, BuildFailedError) else ""
-    err.print(f"[bold red]error{where}:[/] {escape(str(exc))}", soft_wrap=True)
+    err.print(f"[bold red]error{where}:[/] {shown(exc)}", soft_wrap=True)
     if isinstance(exc, BuildFailedError) and exc.log_tail:
         err.print("[dim]--- last lines of the log ---[/]")
-        err.print(exc.log_tail, markup=False, soft_wrap=True)
+        err.print(printable(exc.log_tail), markup=False, highlight=False, soft_wrap=True)
     return typer.Exit(exc.exit_code)
 
 

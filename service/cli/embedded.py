@@ -49,8 +49,13 @@ class Embedded:
 
 
 @contextmanager
-def embedded_service(settings: Settings, *, workers: int) -> Iterator[Embedded]:
-    """Store, job state and `workers` build threads; waits for running builds on the way out."""
+def embedded_service(
+    settings: Settings, *, workers: int, submit_with: Settings | None = None
+) -> Iterator[Embedded]:
+    """Store, job state and `workers` build threads; waits for running builds on the way out.
+    The build threads (their egress policy, their git) run with `settings`, the operator's;
+    `submit_with`: the settings requests are submitted with, where a project added its own
+    environment (`ProjectEnvironment.settings`), which never reach the builds' policy."""
     from worker.executors import make_executor
     from worker.runner import Services, run_job
 
@@ -66,7 +71,7 @@ def embedded_service(settings: Settings, *, workers: int) -> Iterator[Embedded]:
     dispatcher = InProcessDispatcher(run, crashed, workers=workers)
     try:
         wave = WaveDispatcher(dispatcher, svc.jobs)
-        yield Embedded(settings, svc.store, svc.jobs, dispatcher, wave)
+        yield Embedded(submit_with or settings, svc.store, svc.jobs, dispatcher, wave)
     finally:
         dispatcher.shutdown()
 

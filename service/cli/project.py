@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from service.cli.common import app, err, fail, settings_for
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError, WheelwrightError
 from service.models import EnvironmentSpec, Target
 from service.project import (
@@ -19,8 +20,9 @@ from service.project import (
     ProjectPlan,
     parse_lock,
     plan_project,
-    read_project_settings,
+    project_build_settings,
 )
+from service.project.files import read_pyproject
 from service.project.inputs import find_input, input_lock
 from service.project.resolve import project_lock
 
@@ -66,19 +68,18 @@ def plan(
         settings = settings_for(None)
         chosen = chosen_target(settings.environments, environment, target, cuda, python)
         given = find_input(path)
+        egress = EgressPolicy.from_settings(settings, own=index)
         if given.has_pyproject:
             folder = given.folder
-            locked = project_lock(folder, settings, index=index)
+            data = read_pyproject(given.file, settings)
+            locked = project_lock(folder, settings, egress=egress, pyproject=data, index=index)
             if locked.text is None:
                 _blocked(locked.blocked_by or "?", chosen, output_json)
                 return
             lock = parse_lock(locked.text, where=str(folder / "uv.lock"))
-            project = read_project_settings(
-                (folder / "pyproject.toml").read_text(encoding="utf-8"),
-                where=str(folder / "pyproject.toml"),
-            )
+            project = project_build_settings(data, where=str(given.file))
         else:  # no pyproject: no build settings but the ABI pins from the lock
-            from_input = input_lock(given, settings, chosen, index=index)
+            from_input = input_lock(given, settings, chosen, egress=egress, index=index)
             if from_input.lock is None:
                 _blocked(from_input.blocked_by or "?", chosen, output_json)
                 return

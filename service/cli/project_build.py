@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.live import Live
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from service.cli.common import err, fail, settings_for
+from service.cli.common import err, fail, settings_for, shown
 from service.cli.embedded import embedded_service, served_index
 from service.cli.project import (
     CudaVersion,
@@ -26,13 +24,11 @@ from service.cli.project import (
     project_app,
 )
 from service.config import Settings
+from service.egress import serving_at
 from service.errors import BuildFailedError, InvalidRequestError, WheelwrightError
 from service.logging import configure_logging
 from service.project.build import ProjectBuild, ProjectResult
-from service.project.environment import (
-    ProjectEnvironment,
-)
-from service.project.prepared import LockInput, prepare_project
+from service.project.prepared import PreparedProject, prepare_project
 from service.project.run import ProjectProgress
 from service.project.uvconfig import uv_config_text, write_uv_config
 
@@ -62,7 +58,8 @@ def build(
     started = time.monotonic()
     configure_logging(json_logs=False, quiet=not verbose)
     try:
-        settings = settings_for(executor)
+        # the index served at `url` is this process's own: its builds and uv may reach it
+        settings = serving_at(settings_for(executor), url)
         chosen = chosen_target(settings.environments, environment, target, cuda, python)
         ready = prepare_project(path, settings, chosen, environment=environment, base_url=url)
         given, env = ready.given, ready.env
@@ -71,16 +68,7 @@ def build(
                 f"--write edits a pyproject.toml, and {given.file} is a {given.kind.value}: "
                 "the uv configuration is printed instead; run without --write"
             )
-        result = _run(
-            ready.folder,
-            ready.settings,
-            env,
-            ready.abi_pins,
-            url,
-            workers,
-            output_json,
-            ready.lock_input,
-        )
+        result = _run(ready, settings, url, workers, output_json)
         built = result.built
         config = uv_config_text(env.index_url, built, direct=ready.direct) if built else ""
         if write and built:
@@ -97,16 +85,12 @@ def build(
 
 
 def _run(
-    folder: Path,
-    settings: Settings,
-    env: ProjectEnvironment,
-    pins: dict[str, str],
-    url: str,
-    workers: int,
-    quiet: bool,
-    lock_input: LockInput | None = None,
+    ready: PreparedProject, settings: Settings, url: str, workers: int, quiet: bool
 ) -> ProjectResult:
-    with embedded_service(settings, workers=workers) as service:
+    """Build `ready` in this process: the builds run with `settings` (the operator's), its
+    requests are submitted with `ready.settings` (its environment added)."""
+    env = ready.env
+    with embedded_service(settings, workers=workers, submit_with=ready.settings) as service:
         project: ProjectBuild | None = None
 
         def table() -> Table | Text:
@@ -117,16 +101,19 @@ def _run(
             Live(get_renderable=table, console=err, refresh_per_second=4, transient=quiet) as live,
         ):
             project = ProjectBuild(
-                folder,
+                ready.folder,
                 env,
                 service.submit,
                 service.jobs,
-                settings=settings,
-                abi_pins=pins,
+                settings=settings,  # the operator's: uv's folders and limits
+                egress=ready.egress,
+                abi_pins=ready.abi_pins,
                 on_change=live.refresh,
                 on_wave=service.wave.flush,
                 before_lock=index.refresh,
-                lock_input=lock_input,
+                lock_input=ready.lock_input,
+                pyproject=ready.pyproject,
+                lock=ready.lock,
             )
             return project.run()
 
@@ -143,11 +130,11 @@ def progress_table(progress: ProjectProgress, environment: str) -> Table | Text:
         style = STATE_STYLE.get(node.state, "yellow")
         table.add_row(
             str(node.wave),
-            escape(f"{node.name}=={node.version}"),
+            shown(f"{node.name}=={node.version}"),
             f"[{style}]{node.state}[/]",
-            escape(node.stage or "-"),
+            shown(node.stage or "-"),
             f"{seconds:.1f} s" if seconds is not None else "-",
-            escape(node.error or node.wheel or node.note or ""),
+            shown(node.error or node.wheel or node.note or ""),
         )
     return table
 
@@ -163,7 +150,7 @@ def _report(
         )
         return
     for node in progress.failed:
-        err.print(f"[bold red]{escape(node.name)}:[/] {escape(node.error or node.state)}")
+        err.print(f"[bold red]{shown(node.name)}:[/] {shown(node.error or node.state)}")
     built, new = progress.built, progress.new
     if not new and not progress.failed:
         err.print(

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from service.cli.common import err, fail
+from service.cli.common import err, fail, shown
 from service.cli.project import project_app
 from service.errors import BuildFailedError, InvalidRequestError, WaitTimeoutError, WheelwrightError
 
@@ -103,7 +102,7 @@ def _without_times(state: dict[str, Any]) -> dict[str, Any]:
 
 def table(state: dict[str, Any]) -> Table:
     title = f"project build {state['id']} for {state['environment'] or '?'}: {state['state']}"
-    grid = Table(title=escape(title), title_justify="left")
+    grid = Table(title=shown(title), title_justify="left")
     for column in ("wave", "package", "state", "stage", "time", "note"):
         grid.add_column(column)
     for node in state["packages"]:
@@ -111,11 +110,11 @@ def table(state: dict[str, Any]) -> Table:
         seconds = node.get("seconds")
         grid.add_row(
             str(node["wave"]),
-            escape(f"{node['name']}=={node['version']}"),
-            f"[{style}]{escape(node['state'])}[/]",
-            escape(node.get("stage") or "-"),
+            shown(f"{node['name']}=={node['version']}"),
+            f"[{style}]{shown(node['state'])}[/]",
+            shown(node.get("stage") or "-"),
             f"{seconds:.1f} s" if seconds is not None else "-",
-            escape(node.get("error") or node.get("wheel") or node.get("note") or ""),
+            shown(node.get("error") or node.get("wheel") or node.get("note") or ""),
         )
     return grid
 
@@ -131,7 +130,7 @@ def report(state: dict[str, Any]) -> None:
         return
     failed = [p for p in state["packages"] if p["state"] in ("failed", "not built")]
     for node in failed:
-        err.print(f"[bold red]{escape(node['name'])}:[/] {escape(node.get('error') or '')}")
+        err.print(f"[bold red]{shown(node['name'])}:[/] {shown(node.get('error') or '')}")
     if not failed:
-        err.print(f"[bold red]project build failed:[/] {escape(str(state.get('error')))}")
+        err.print(f"[bold red]project build failed:[/] {shown(str(state.get('error')))}")
     raise typer.Exit(BuildFailedError.exit_code)

@@ -8,6 +8,7 @@ import typer
 
 from service.cli.common import app, err, fail
 from service.config import Settings, load_settings
+from service.egress import serving_at
 from service.errors import ConfigError, WheelwrightError
 from service.logging import configure_logging
 from service.queues import QUEUES
@@ -26,6 +27,9 @@ def serve(
 
     try:
         settings = load_settings()
+        if host in ("127.0.0.1", "localhost", "0.0.0.0", "::", ""):  # noqa: S104  (compared)
+            # this process's own pages, on its loopback port: its uv and builds may reach them
+            settings = serving_at(settings, f"http://127.0.0.1:{port}")
         configure_logging(json_logs=True)
         application = _app(settings)
     except WheelwrightError as exc:

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from service.cli.common import app, err, fail
+from service.cli.common import app, err, fail, shown
 from service.cli.request_flags import RequestFlags, request_flags
 from service.errors import WaitTimeoutError, WheelwrightError
+from service.printable import printable
 from service.specs import parse_spec
 
 #: How long `submit --wait` waits past the build's deadline (queueing, publish, the log's end).
@@ -56,7 +56,7 @@ def submit(
             deadline = started + budget
             try:
                 for line in client.follow_log(build_id, deadline):
-                    err.print(line, markup=False, highlight=False, soft_wrap=True)
+                    err.print(printable(line), markup=False, highlight=False, soft_wrap=True)
             except WaitTimeoutError:
                 state = client.get(build_id)["build"]["state"]
                 raise WaitTimeoutError(
@@ -69,9 +69,7 @@ def submit(
         raise fail(exc) from None
     if record["state"] != "succeeded":
         stage = f" in stage {record['error_stage']}" if record.get("error_stage") else ""
-        err.print(
-            f"[red]build {build_id} {record['state']}{stage}:[/] {escape(str(record['error']))}"
-        )
+        err.print(f"[red]build {build_id} {record['state']}{stage}:[/] {shown(record['error'])}")
         raise typer.Exit(12 if record["state"] == "cancelled" else 10)
     err.print(f"[green]built[/] {record['artifact']['filename']}", soft_wrap=True)
     print(answer["index_url"])

@@ -2,28 +2,27 @@
 
 A finished build's log lies in the store (`logs/builds/<id>.log`): it is read by byte ranges of at
 most `PAGE_BYTES`, cut at line ends, newest page first. A running build's log is the job backend's
-stream: its last `TAIL_LINES` lines, then whatever follows a cursor. Lines are shown as text: ANSI
-escapes are stripped, carriage-return redraws keep their last state, and a line longer than
+stream: its last `TAIL_LINES` lines, then whatever follows a cursor. Lines are shown as text:
+colour is left out, other control characters shown as `service.printable` shows them everywhere
+(`^[`), a carriage-return redraw of an older log keeps its last state, and a line longer than
 `LINE_CHARS` is cut with a note of how much was left out.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from service.errors import ObjectNotFoundError
 from service.jobs import JobBackend
 from service.layout import build_log_key
+from service.printable import without_colour
 from service.store import WheelStore
 
 PAGE_BYTES = 128 * 1024
 TAIL_LINES = 400
 LINE_CHARS = 2000
-_ANSI = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -52,11 +51,12 @@ class LogPage:
 
 
 def clean(raw: str) -> LogLine:
-    """One line as shown: escapes stripped, the last redraw of a `\\r` line, length capped."""
-    text = _ANSI.sub("", raw.rstrip("\r\n"))
+    """One line as shown: colour left out, controls visible, the last redraw of a `\\r` line,
+    length capped."""
+    text = raw.rstrip("\r\n")
     if "\r" in text:
         text = text.rsplit("\r", 1)[-1]
-    text = _CONTROL.sub("", text)
+    text = without_colour(text)
     if len(text) > LINE_CHARS:
         text = f"{text[:LINE_CHARS]} … ({len(text) - LINE_CHARS} more characters)"
     if text.startswith(("===>", "<===")):

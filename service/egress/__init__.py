@@ -10,8 +10,10 @@ proxy, on a loopback port, carries uv when it locks a project's files on the ser
 destination itself, refuses the addresses of this host and its private networks (loopback,
 link-local such as a cloud's metadata service, RFC 1918, shared and unique-local ranges,
 multicast, and any address of this machine's own interfaces, public ones included) unless the
-operator allows the host (`sources.private_hosts`, `public_url`, or an index the configuration
-itself names), and connects to the very address it checked. `CONNECT`
+operator allows that host and port (`sources.private_hosts`, `public_url`, an index the
+configuration itself names, the port this process serves on), and connects to the very address
+it checked. The policy (`EgressPolicy.from_settings`) is made from the operator's configuration
+alone: nothing a request or a project's files name widens it. `CONNECT`
 tunnels (https) and absolute-form requests (http) are served; anything else is answered 400.
 Behind an operator's own proxy (`HTTPS_PROXY` / `HTTP_PROXY` of this process) the tunnel goes
 through it.
@@ -21,10 +23,12 @@ from service.egress.policy import (
     EgressPolicy,
     EgressRefused,
     Upstream,
+    allow_entry,
     own_address,
-    policy_for,
     private_address,
+    serving_at,
     through,
+    url_entry,
 )
 from service.egress.proxy import EgressProxy
 
@@ -33,8 +37,10 @@ __all__ = [
     "EgressProxy",
     "EgressRefused",
     "Upstream",
+    "allow_entry",
     "own_address",
-    "policy_for",
     "private_address",
+    "serving_at",
     "through",
+    "url_entry",
 ]

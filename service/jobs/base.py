@@ -12,10 +12,13 @@ from service.models import BuildRecord, BuildState, StageTiming
 
 
 class JobBackend(Protocol):
-    def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
+    def create(self, record: BuildRecord, *, limit: int | None = None) -> tuple[BuildRecord, bool]:
         """Single-flight: store `record`, unless a live build has its request key.
 
-        Returns the build that runs the request, and whether it is the new one.
+        Returns the build that runs the request, and whether it is the new one. With `limit`,
+        a new build counts against its requester's share (`service.shares.share_of`) until it
+        ends, and is refused (`BusyError`, nothing stored) when that requester has `limit`
+        builds counted so and not ended already; joining a live build is never refused.
         """
         ...
 

@@ -9,6 +9,7 @@ from collections import defaultdict
 from service.errors import BuildNotFoundError
 from service.jobs import transitions
 from service.models import BuildRecord, BuildState, StageTiming
+from service.shares import over_quota, share_of
 
 
 class MemoryJobs:
@@ -21,17 +22,30 @@ class MemoryJobs:
         self._cancel: set[str] = set()
         self._counters: dict[str, float] = defaultdict(float)
         self._seen: dict[str, float] = {}
+        self._held: dict[str, set[str]] = defaultdict(set)  # counted builds by share key
 
-    def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
+    def create(self, record: BuildRecord, *, limit: int | None = None) -> tuple[BuildRecord, bool]:
         with self._lock:
             live = self._live_keys.get(record.request_key)
             if live is not None and transitions.stale(self._records[live]):
                 self._update(live, transitions.lost(self._records[live]))
             elif live is not None and not self._records[live].terminal:
                 return self._records[live], False
+            if limit is not None:
+                self._admit(record, limit)
             self._records[record.id] = record
             self._live_keys[record.request_key] = record.id
             return record, True
+
+    def _admit(self, record: BuildRecord, limit: int) -> None:
+        who = share_of(record.requested_by)
+        held = self._held[who.key]
+        for build_id in list(held):
+            if transitions.stale(self._records[build_id]):
+                self._update(build_id, transitions.lost(self._records[build_id]))
+        if len(held) >= limit:
+            raise over_quota(who, len(held), limit)
+        held.add(record.id)
 
     def get(self, build_id: str) -> BuildRecord:
         with self._lock:
@@ -62,6 +76,8 @@ class MemoryJobs:
         self._records[build_id] = record
         if record.terminal and self._live_keys.get(record.request_key) == build_id:
             del self._live_keys[record.request_key]
+        if record.terminal:
+            self._held[share_of(record.requested_by).key].discard(build_id)
         self._lock.notify_all()
         return record
 

@@ -6,6 +6,7 @@ ww:builds         sorted set of ids by creation time (listing)
 ww:log:<id>       a Redis stream of log lines (follow mode reads it with XREAD BLOCK)
 ww:cancel:<id>    the cancel flag a running build polls
 ww:metrics        a hash of counters shared by all processes
+ww:held:<share>   the ids of a requester's counted builds not ended yet (its quota)
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ import redis.exceptions
 from service.errors import BuildNotFoundError, QueueUnavailableError
 from service.jobs import transitions
 from service.models import BuildRecord, BuildState, StageTiming
+from service.shares import over_quota, share_of
 
 PREFIX = "ww:"
 LOG_MAXLEN = 200_000
 FLAG_TTL_S = 7 * 24 * 3600
 LIST_SCAN = 2000
+
+
+def _held_key(record: BuildRecord) -> str:
+    return f"{PREFIX}held:{share_of(record.requested_by).key}"
 
 
 @contextmanager
@@ -63,24 +69,32 @@ class RedisJobs:
             pipe.set(key, record.model_dump_json())
             if record.terminal and holder == record.id:
                 pipe.delete(flight)
+            if record.terminal:
+                pipe.srem(_held_key(record), record.id)
             result[:] = [record]
 
         with _reachable():
             self.r.transaction(apply, key)
         return result[0]
 
-    def create(self, record: BuildRecord) -> tuple[BuildRecord, bool]:
+    def create(self, record: BuildRecord, *, limit: int | None = None) -> tuple[BuildRecord, bool]:
         key = f"{PREFIX}key:{record.request_key}"
         own = f"{PREFIX}build:{record.id}"
+        held = _held_key(record)
         with _reachable():
             # The record exists before the key points at it: a key whose record is missing
             # is stale, never a build being created.
             self.r.set(own, record.model_dump_json())
+            counted = limit is None  # counted only once no live build is there to join
             for _ in range(10):
-                if self.r.set(key, record.id, nx=True):
+                live = self.r.get(key)
+                if not live and not counted:
+                    self._admit(record, held, limit or 0)
+                    counted = True
+                if not live and self.r.set(key, record.id, nx=True):
                     self.r.zadd(f"{PREFIX}builds", {record.id: record.created_at})
                     return record, True
-                live = self.r.get(key)
+                live = live or self.r.get(key)
                 if live:
                     try:
                         existing: BuildRecord | None = self.get(str(live))
@@ -89,11 +103,38 @@ class RedisJobs:
                     if existing is not None and transitions.stale(existing):
                         self._change(existing.id, transitions.lost)
                     elif existing is not None and not existing.terminal:
+                        self.r.srem(held, record.id)
                         self.r.delete(own)
                         return existing, False
                     self._delete_if(key, str(live))  # stale: its build ended or vanished
+            self.r.srem(held, record.id)
             self.r.delete(own)
         raise QueueUnavailableError("could not claim the request key (too much contention)")
+
+    def _admit(self, record: BuildRecord, held: str, limit: int) -> None:
+        """Count `record` in its requester's set, or refuse it (its record removed). Added
+        first, counted after: of concurrent creates at the limit, none passes it."""
+        self.r.sadd(held, record.id)
+        if self.r.scard(held) <= limit:
+            return
+        for other in [str(i) for i in self.r.smembers(held)]:  # ended or lost ones leave
+            if other == record.id:
+                continue
+            try:
+                found = self.get(other)
+            except BuildNotFoundError:
+                self.r.srem(held, other)
+                continue
+            if found.terminal:
+                self.r.srem(held, other)
+            elif transitions.stale(found):
+                self._change(other, transitions.lost)
+        count = int(self.r.scard(held))
+        if count <= limit:
+            return
+        self.r.srem(held, record.id)
+        self.r.delete(f"{PREFIX}build:{record.id}")
+        raise over_quota(share_of(record.requested_by), count - 1, limit)
 
     def _delete_if(self, key: str, value: str) -> None:
         with self.r.pipeline() as pipe:

@@ -7,7 +7,11 @@ ordered graph of packages to build. Planning is pure: nothing is fetched or buil
 
 from service.project.lock import Lock, LockedPackage, parse_lock
 from service.project.plan import BuildNode, ProjectPlan, plan_project
-from service.project.settings import ProjectBuildSettings, read_project_settings
+from service.project.settings import (
+    ProjectBuildSettings,
+    project_build_settings,
+    read_project_settings,
+)
 
 __all__ = [
     "BuildNode",
@@ -17,5 +21,6 @@ __all__ = [
     "ProjectPlan",
     "parse_lock",
     "plan_project",
+    "project_build_settings",
     "read_project_settings",
 ]

@@ -9,24 +9,27 @@ decided already: the lock must match pyproject.toml, and only the plan is built.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from service.config import Settings
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.jobs import JobBackend
 from service.models import BuildRequest, RequirementSource
 from service.project.environment import ProjectEnvironment
+from service.project.files import read_pyproject
 from service.project.inputs import InputLock
 from service.project.lock import Lock, parse_lock
 from service.project.plan import BuildNode, ProjectPlan, plan_project, reachable
 from service.project.resolve import project_lock, runtime_blocker
 from service.project.run import NodeProgress, ProjectProgress, ProjectRun
-from service.project.settings import ProjectBuildSettings, read_project_settings
+from service.project.settings import ProjectBuildSettings, project_build_settings
 from service.submit import Submitted
 
 MAX_ROUNDS = 20
@@ -46,7 +49,10 @@ class ProjectResult:
 class ProjectBuild:
     """One project build; `submit` is `service.submit.submit` bound to a service's parts;
     `on_wave` sends a submitted wave to the workers; `before_lock` refreshes our index before
-    uv or a wave's builds read it."""
+    uv or a wave's builds read it. `settings` and `egress`: the operator's settings (not the
+    ones with the project's environment added, which only `submit` needs) and policy for uv;
+    `pyproject` and `lock`: the project's files as prepared, parsed once (read here, bounded,
+    when not given)."""
 
     def __init__(
         self,
@@ -56,12 +62,15 @@ class ProjectBuild:
         jobs: JobBackend,
         *,
         settings: Settings,
+        egress: EgressPolicy,
         abi_pins: dict[str, str],
         on_change: Callable[[], object] | None = None,
         on_wave: Callable[[], object] | None = None,
         before_lock: Callable[[], object] | None = None,
         poll_s: float = 0.2,
         lock_input: Callable[[tuple[str, ...]], InputLock] | None = None,
+        pyproject: Mapping[str, Any] | None = None,
+        lock: Lock | None = None,
     ) -> None:
         self.folder = folder
         self.env = env
@@ -77,22 +86,24 @@ class ProjectBuild:
         # a pylock.toml or requirements.txt (`lock_input`, given the packages built since uv
         # last looked): no pyproject, so no build settings but the environment's ABI pins
         self._lock_input = lock_input
-        self._project = (
-            ProjectBuildSettings()
-            if lock_input is not None
-            else read_project_settings(
-                (folder / "pyproject.toml").read_text(encoding="utf-8"),
-                where=str(folder / "pyproject.toml"),
-            )
-        )
+        self._egress = egress
+        self._pyproject: Mapping[str, Any] = {}
+        self._locked = lock
+        self._project = ProjectBuildSettings()
+        if lock_input is None:
+            where = folder / "pyproject.toml"
+            self._pyproject = read_pyproject(where, settings) if pyproject is None else pyproject
+            self._project = project_build_settings(self._pyproject, where=str(where))
 
     def run(self) -> ProjectResult:
         if self._lock_input is not None:
             lock = self._input_lock(self._lock_input)
         else:
-            lock = parse_lock(self._lock(), where=str(self.folder / "uv.lock"))
+            text = self._lock()
+            lock = self._locked or parse_lock(text, where=str(self.folder / "uv.lock"))
         target = self.env.spec.target
         plan = plan_project(lock, self._project, target, abi_pins=tuple(self._abi))
+        self._check_size(plan)
         self._note_served(lock, plan)
         self._run(plan)
         return ProjectResult(self.progress, plan)
@@ -105,6 +116,8 @@ class ProjectBuild:
             locked = project_lock(
                 self.folder,
                 self._settings,
+                egress=self._egress,
+                pyproject=self._pyproject,
                 index=None if has_lock else self.env.index_url,
                 fresh=self._fresh(),
             )
@@ -153,6 +166,8 @@ class ProjectBuild:
                 self.folder / "pyproject.toml",
                 node.runtime,
                 self._settings,
+                egress=self._egress,
+                data=self._pyproject,
                 python=self.env.spec.target.python,
                 index=self.env.index_url,
                 fresh=self._fresh(),
@@ -166,6 +181,17 @@ class ProjectBuild:
             raise InvalidRequestError(
                 f"uv cannot resolve the project without {node.pin}, and its build "
                 f"{done.error or 'failed'}"
+            )
+
+    def _check_size(self, plan: ProjectPlan) -> None:
+        """Refuse a plan with more packages to build than `limits.max_project_packages`, before
+        any of them is submitted: one project build does not fill the queue."""
+        limit = self._settings.limits.max_project_packages
+        count = len(plan.nodes) + len(self.progress.nodes)
+        if count > limit:
+            raise InvalidRequestError(
+                f"the project has {count} packages to build, more than this service's limit "
+                f"of {limit} (limits.max_project_packages)"
             )
 
     def _note_served(self, lock: Lock, plan: ProjectPlan) -> None:

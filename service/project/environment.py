@@ -11,7 +11,6 @@ build needs (earlier packages of the project) to that runtime.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,8 @@ from service.models import (
     RequirementSource,
     Target,
 )
-from service.project.lock import parse_lock
+from service.project.files import read_pyproject
+from service.project.lock import Lock
 from service.project.plan import reachable
 
 
@@ -59,9 +59,10 @@ def project_environment(
     data: Mapping[str, Any] | None = None,
 ) -> ProjectEnvironment:
     """The environment for a project: `environment` if named (its target is `target`), else
-    one derived from `target`. `data`: the project's settings where `pyproject` is another file
-    (a requirements.txt's indexes as a `[tool.uv]` table), instead of reading it."""
-    data = _toml(pyproject) if data is None else data
+    one derived from `target`. `data`: the project's parsed pyproject.toml (read once, where it
+    was prepared), or its settings where `pyproject` is another file (a requirements.txt's
+    indexes as a `[tool.uv]` table); read here (bounded) only when not given."""
+    data = read_pyproject(pyproject, settings) if data is None else data
     if environment is not None:
         spec = settings.environments.get(environment)
         if spec is None:
@@ -120,21 +121,22 @@ def project_index(data: Mapping[str, Any], settings: Settings, *, ours: str) -> 
         raise InvalidRequestError(f"pyproject.toml: bad index settings: {exc}") from None
 
 
-def project_abi_pins(folder: Path, settings: Settings, target: Target) -> dict[str, str]:
-    """The ABI-relevant versions (torch) the project installs: from its lock, else its pins."""
-    lock_file = folder / "uv.lock"
-    if lock_file.is_file():
-        lock = parse_lock(lock_file.read_text(encoding="utf-8"), where=str(lock_file))
+def project_abi_pins(
+    data: Mapping[str, Any], lock: Lock | None, settings: Settings, target: Target
+) -> dict[str, str]:
+    """The ABI-relevant versions (torch) the project installs: from its lock (parsed), else
+    the pins of its pyproject.toml (`data`, parsed)."""
+    if lock is not None:
         found = reachable(lock, target)
         return {n: found[n].version for n in settings.abi_pins if n in found}
-    return declared_pins(folder / "pyproject.toml", settings.abi_pins)
+    return declared_pins(data, settings.abi_pins)
 
 
-def declared_pins(pyproject: Path, names: Iterable[str]) -> dict[str, str]:
+def declared_pins(data: Mapping[str, Any], names: Iterable[str]) -> dict[str, str]:
     """Exact pins (`torch==2.13.0`) of `names` among the project's own dependencies."""
     wanted = {canonicalize_name(n) for n in names}
     pins: dict[str, str] = {}
-    for text in _toml(pyproject).get("project", {}).get("dependencies", []):
+    for text in data.get("project", {}).get("dependencies", []):
         try:
             req = Requirement(str(text))
         except InvalidRequirement:
@@ -160,10 +162,3 @@ def check_python(data: Mapping[str, Any], target: Target, where: Path) -> None:
             f"{where} requires Python {text}, but the target {target.label} has Python "
             f"{target.python}; choose a target with --python"
         )
-
-
-def _toml(pyproject: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidRequestError(f"cannot read {pyproject}: {exc}") from None

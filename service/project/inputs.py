@@ -12,8 +12,10 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from service.config import Settings
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.models import Target
+from service.project.files import read_lock_text, read_requirements
 from service.project.lock import Lock
 from service.project.plan import reachable
 from service.project.pylock import parse_pylock
@@ -89,18 +91,20 @@ def input_lock(
     settings: Settings,
     target: Target,
     *,
+    egress: EgressPolicy,
     index: str | None = None,
     fresh: tuple[str, ...] = (),
+    text: str | None = None,
 ) -> InputLock:
-    """The lock of a pylock.toml or a requirements.txt (resolved by uv for `target`)."""
+    """The lock of a pylock.toml or a requirements.txt (resolved by uv for `target`); `text`:
+    the file read already (else read here, bounded)."""
     if given.kind is InputKind.PYLOCK:
-        try:
-            text = given.file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InvalidRequestError(f"cannot read {given.file}: {exc}") from None
+        text = read_lock_text(given.file, settings) if text is None else text
         return InputLock(parse_pylock(text, where=str(given.file)))
     if given.kind is InputKind.REQUIREMENTS:
-        compiled = compile_requirements(given.file, settings, target, index=index, fresh=fresh)
+        compiled = compile_requirements(
+            given.file, settings, target, egress=egress, index=index, fresh=fresh, text=text
+        )
         if compiled.text is None:
             return InputLock(None, compiled.blocked_by)
         where = f"the pylock.toml uv made of {given.file}"
@@ -112,33 +116,37 @@ def input_lock(
 class InputProject:
     """What a pylock.toml or requirements.txt says of its environment, in a pyproject's terms:
     the ABI pins (torch) it installs, where packages come from (a `[tool.uv]` table, checked
-    against the service's allow-lists), and the names it requires directly."""
+    against the service's allow-lists), and the names it requires directly. `text` is the
+    file as read (bounded), `lock` a pylock.toml's, parsed: neither is read again."""
 
     abi_pins: dict[str, str]
     data: dict[str, Any]
     direct: frozenset[str]
+    text: str = ""
+    lock: Lock | None = None
 
 
-def input_project(given: ProjectInput, settings: Settings, target: Target) -> InputProject:
-    try:
-        text = given.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(f"cannot read {given.file}: {exc}") from None
+def input_project(
+    given: ProjectInput, settings: Settings, target: Target, *, egress: EgressPolicy
+) -> InputProject:
     where = str(given.file)
     if given.kind is InputKind.REQUIREMENTS:
-        check_requirements(text, settings, where=where)
+        text = read_requirements(given.file, settings)
+        check_requirements(text, settings, egress=egress, where=where)
         pins = exact_pins(text, settings.abi_pins)
         direct = frozenset(requirement_names(text))
-        return InputProject(pins, {"tool": {"uv": uv_index_table(text)}}, direct)
+        return InputProject(pins, {"tool": {"uv": uv_index_table(text)}}, direct, text)
+    text = read_lock_text(given.file, settings)
     lock = parse_pylock(text, where=where)
     found = reachable(lock, target)
     pins = {n: found[n].version for n in map(canonicalize_name, settings.abi_pins) if n in found}
     registries = sorted({p.registry for p in found.values() if p.registry})
     for url in registries:
-        check_location(url, (), what=f"{where}: index {url!r}", folders_ok=False)
+        what = f"{where}: index {url!r}"
+        check_location(url, (), what=what, egress=egress, folders_ok=False)
     # a pylock need not record which packages the user asked for: none is taken as direct,
     # so the printed configuration leaves our index searchable rather than explicit
     data: dict[str, Any] = {"tool": {"uv": {"extra-index-url": registries}}}
     if lock.requires_python:  # checked against the target's Python as a pyproject's is
         data["project"] = {"requires-python": lock.requires_python}
-    return InputProject(pins, data, frozenset())
+    return InputProject(pins, data, frozenset(), text, lock)

@@ -11,7 +11,6 @@ and `--python-platform` of the target's image, and writes a pylock.toml read lik
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,10 +20,12 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from service.config import Settings
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.models import Target
 from service.policy import allowed_folders
 from service.project.compat import ARCH, GLIBC
+from service.project.files import read_lock_text, read_requirements
 from service.project.resolve import NEEDS_BUILD, ProjectLock
 from service.project.trust import check_location, run_uv, uv_detail
 
@@ -41,7 +42,7 @@ def python_platform(target: Target) -> str:
     return f"{ARCH}-manylinux_{GLIBC[0]}_{GLIBC[1]}"
 
 
-def check_requirements(text: str, settings: Settings, *, where: str) -> None:
+def check_requirements(text: str, settings: Settings, *, egress: EgressPolicy, where: str) -> None:
     """Raise `InvalidRequestError` naming the first line of `text` the service may not follow:
     indexes and find-links are checked as a pyproject's are (`trust.check_location`)."""
     folders = allowed_folders(settings)
@@ -52,12 +53,13 @@ def check_requirements(text: str, settings: Settings, *, where: str) -> None:
             continue
         option, value = _option(line)
         if option in INDEX_OPTIONS:
-            check_location(value, folders, what=f"{here}: index {value!r}", folders_ok=False)
+            what = f"{here}: index {value!r}"
+            check_location(value, folders, what=what, egress=egress, folders_ok=False)
         elif option in LINK_OPTIONS:
             if not value.startswith(("http://", "https://", "/", "file:///")):
                 # uv would read it beside the scratch copy, not beside the user's file
                 raise InvalidRequestError(f"{here}: find-links {value!r} must be absolute")
-            check_location(value, folders, what=f"{here}: find-links {value!r}")
+            check_location(value, folders, what=f"{here}: find-links {value!r}", egress=egress)
         elif option not in (*HARMLESS, "--no-index"):
             raise InvalidRequestError(
                 f"{here}: option {option!r} is not accepted in a requirements file here "
@@ -160,20 +162,20 @@ def compile_requirements(
     settings: Settings,
     target: Target,
     *,
+    egress: EgressPolicy,
     index: str | None = None,
     fresh: tuple[str, ...] = (),
+    text: str | None = None,
 ) -> ProjectLock:
     """The pylock.toml text uv makes of `path` for `target`, `index` (the environment's page on
     this service) in front; or the package (`name==version`) uv cannot resolve without building
-    it (as `project_lock` says it). Refuses, naming it, what the service may not follow."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidRequestError(f"cannot read {path}: {exc}") from None
-    check_requirements(text, settings, where=str(path))
+    it (as `project_lock` says it). Refuses, naming it, what the service may not follow.
+    `text`: the file read already (else read here, bounded)."""
+    text = read_requirements(path, settings) if text is None else text
+    check_requirements(text, settings, egress=egress, where=str(path))
     with tempfile.TemporaryDirectory(prefix="wheelwright-compile-") as scratch:
         work = Path(scratch)
-        shutil.copyfile(path, work / "requirements.txt")
+        (work / "requirements.txt").write_text(text, encoding="utf-8")
         refresh = [arg for name in fresh for arg in ("--refresh-package", name)]
         front = ("--index", index, *refresh) if index else ()
         command = [
@@ -194,7 +196,7 @@ def compile_requirements(
             "-o",
             "pylock.toml",
         ]
-        done = run_uv(command, settings, work, what=f"uv pip compile {path}")
+        done = run_uv(command, settings, work, egress=egress, what=f"uv pip compile {path}")
         if done.returncode != 0:
             blocker = NEEDS_BUILD.search(done.stderr)
             if blocker is not None:  # only a build of it can tell its dependencies
@@ -203,4 +205,4 @@ def compile_requirements(
             raise InvalidRequestError(
                 f"uv could not resolve {path} without building anything: {detail}"
             )
-        return ProjectLock((work / "pylock.toml").read_text(encoding="utf-8"))
+        return ProjectLock(read_lock_text(work / "pylock.toml", settings))

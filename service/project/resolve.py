@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,9 @@ from typing import Any
 import tomlkit
 
 from service.config import Settings
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
+from service.project.files import read_lock_text, read_pyproject
 from service.project.trust import check_project, run_uv, uv_detail
 
 NEEDS_BUILD = re.compile(r"(?:^|\s)([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no usable wheels")
@@ -39,33 +41,39 @@ class ProjectLock:
 
 
 def project_lock(
-    folder: Path, settings: Settings, *, index: str | None = None, fresh: tuple[str, ...] = ()
+    folder: Path,
+    settings: Settings,
+    *,
+    egress: EgressPolicy,
+    pyproject: Mapping[str, Any] | None = None,
+    index: str | None = None,
+    fresh: tuple[str, ...] = (),
 ) -> ProjectLock:
     """`folder`'s uv.lock, checked against its pyproject.toml, or made by uv; `index` (the
     environment's page on this service) in front of the project's own indexes; `fresh`: the
-    packages published there since uv last looked (its cache may remember them missing)."""
+    packages published there since uv last looked (its cache may remember them missing).
+    `pyproject`: the file parsed already (else read here, bounded); `egress`: the operator's
+    policy, the only way uv reaches out."""
     front = _front(index, fresh)
-    pyproject = folder / "pyproject.toml"
-    if not pyproject.is_file():
+    path = folder / "pyproject.toml"
+    if not path.is_file():
         raise InvalidRequestError(f"{folder} has no pyproject.toml")
-    check_project(_read(pyproject), settings, where=str(pyproject))
+    data = read_pyproject(path, settings) if pyproject is None else pyproject
+    check_project(data, settings, egress=egress, where=str(path))
     existing = folder / "uv.lock"
     with tempfile.TemporaryDirectory(prefix="wheelwright-lock-") as scratch:
         work = Path(scratch)
-        shutil.copyfile(pyproject, work / "pyproject.toml")
+        shutil.copyfile(path, work / "pyproject.toml")  # its size was checked with the parse
         if existing.is_file():
-            shutil.copyfile(existing, work / "uv.lock")
-            _uv(work, settings, "--check", *front, what=f"{existing} does not match {pyproject}")
+            (work / "uv.lock").write_text(read_lock_text(existing, settings), encoding="utf-8")
+            what = f"{existing} does not match {path}"
+            _uv(work, settings, egress, "--check", *front, what=what)
         else:
-            blocker = _uv(
-                work,
-                settings,
-                *front,
-                what=f"uv could not lock {pyproject} without building anything",
-            )
+            what = f"uv could not lock {path} without building anything"
+            blocker = _uv(work, settings, egress, *front, what=what)
             if blocker is not None:
                 return ProjectLock(None, f"{blocker[0]}=={blocker[1]}")
-        return ProjectLock((work / "uv.lock").read_text(encoding="utf-8"))
+        return ProjectLock(read_lock_text(work / "uv.lock", settings))
 
 
 def _front(index: str | None, fresh: tuple[str, ...]) -> tuple[str, ...]:
@@ -75,13 +83,15 @@ def _front(index: str | None, fresh: tuple[str, ...]) -> tuple[str, ...]:
     return ("--index", index, *refresh)
 
 
-def _uv(work: Path, settings: Settings, *flags: str, what: str) -> tuple[str, str] | None:
+def _uv(
+    work: Path, settings: Settings, egress: EgressPolicy, *flags: str, what: str
+) -> tuple[str, str] | None:
     """Run `uv lock`; None when it locked, or the (name, version) that needs a build."""
     # The project's own [tool.uv] (its indexes, find-links: checked by `trust`) applies; the
     # user's and the system's uv.toml do not. (UV_NO_CONFIG would also drop the project's
     # [tool.uv], and with it the indexes the project names.)
     args = ["lock", "--no-build", "--directory", str(work), *flags]
-    done = run_uv(args, settings, work, what=what)
+    done = run_uv(args, settings, work, egress=egress, what=what)
     if done.returncode == 0:
         return None
     blocker = NEEDS_BUILD.search(done.stderr)
@@ -100,17 +110,20 @@ def runtime_blocker(
     requirements: tuple[str, ...],
     settings: Settings,
     *,
+    egress: EgressPolicy,
     python: str,
     index: str | None,
     fresh: tuple[str, ...] = (),
+    data: Mapping[str, Any] | None = None,
 ) -> str | None:
     """The package (`name==version`) that must be built before `requirements` (a build's
     runtime) can be installed for `python`, or None when uv resolves them from wheels alone.
 
     uv locks a scratch project of just those requirements, with the project's indexes and
-    `index` in front, building forbidden, as `project_lock` does for the project itself."""
-    data = _read(pyproject)
-    check_project(data, settings, where=str(pyproject))
+    `index` in front, building forbidden, as `project_lock` does for the project itself.
+    `data`: the pyproject parsed already (else read here, bounded)."""
+    data = read_pyproject(pyproject, settings) if data is None else data
+    check_project(data, settings, egress=egress, where=str(pyproject))
     uv_table = data.get("tool", {}).get("uv", {})
     probe = {
         "project": {
@@ -127,14 +140,8 @@ def runtime_blocker(
         blocker = _uv(
             Path(scratch),
             settings,
+            egress,
             *front,
             what=f"uv could not resolve the build runtime {', '.join(requirements)}",
         )
     return f"{blocker[0]}=={blocker[1]}" if blocker else None
-
-
-def _read(pyproject: Path) -> dict[str, Any]:
-    try:
-        return tomllib.loads(pyproject.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise InvalidRequestError(f"cannot read {pyproject}: {exc}") from None

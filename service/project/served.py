@@ -22,15 +22,17 @@ import structlog
 from service import layout
 from service.config import Settings
 from service.dispatch import Dispatcher, GroupDispatcher
-from service.egress import policy_for
-from service.errors import BuildNotFoundError, BusyError, InvalidRequestError, WheelwrightError
+from service.egress import EgressPolicy
+from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
 from service.project.inputs import InputKind
 from service.project.prepared import PreparedProject, prepare_project
+from service.project.slots import ProjectSlots
 from service.project.uvconfig import uv_config_text
 from service.project.wave import WaveDispatcher
+from service.shares import share_of
 from service.store import WheelStore
 from service.submit import Submitted, submit
 
@@ -51,32 +53,6 @@ class GitProject:
     ref: str
     commit: str | None = None  # a pushed commit: built as it is, the ref not resolved
     subdirectory: str | None = None  # where the project lies in the repository
-
-
-class ProjectSlots:
-    """How many project builds this process runs at once (`limits.max_project_builds`)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._free = threading.BoundedSemaphore(limit)
-
-    def take(self, count: int = 1) -> None:
-        """`count` slots, all or none: `BusyError` when fewer are free."""
-        taken = 0
-        while taken < count and self._free.acquire(blocking=False):
-            taken += 1
-        if taken < count:
-            self.give_back(taken)
-            busy = f"already runs {self.limit - taken} project builds"
-            if count > 1:
-                busy = f"has {taken} of its {self.limit} project build slots free, not {count}"
-            raise BusyError(
-                f"this service {busy} (limits.max_project_builds); submit again when one has ended"
-            )
-
-    def give_back(self, count: int = 1) -> None:
-        for _ in range(count):
-            self._free.release()
 
 
 @dataclass(frozen=True)
@@ -226,30 +202,43 @@ class ServedProjectBuild:
             except Exception as exc:  # the store away for a moment: the next beat may pass
                 log.warning("project.heartbeat_failed", error=str(exc))
 
-    def start(self, *, reserved: bool = False) -> threading.Thread:
-        """Take a slot (`BusyError` when none is free; `reserved`: the caller took it, and keeps
-        it if this fails), save the queued state, then run in a thread of this process, which
-        gives the slot back when it ends."""
-        slots = self.parts.slots
-        if slots is not None and not reserved:
-            slots.take()
+    def start(self, *, ticket: int | None = None) -> threading.Thread:
+        """Take a slot of the requester's share now (`BusyError` when it has none free), or
+        with a `ticket` (`ProjectSlots.join`) wait in line for one in the thread; save the
+        queued state, then run in a thread of this process, which gives the slot back when it
+        ends."""
+        slots, who = self.parts.slots, share_of(self.parts.requested_by)
+        if slots is not None and ticket is None:
+            slots.take(who)
         try:
             self.save()
-            thread = threading.Thread(target=self._run_in_slot, name=f"project-{self.id}")
-            thread.daemon = True
+            thread = threading.Thread(
+                target=self._run_in_slot, args=(ticket,), name=f"project-{self.id}", daemon=True
+            )
             thread.start()
         except BaseException:
-            if slots is not None and not reserved:
-                slots.give_back()
+            if slots is not None and ticket is None:
+                slots.give_back(who)
+            elif slots is not None and ticket is not None:
+                slots.leave(ticket)
             raise
         return thread
 
-    def _run_in_slot(self) -> None:
+    def _run_in_slot(self, ticket: int | None) -> None:
+        slots = self.parts.slots
+        if slots is None:
+            self.run()
+            return
+        if ticket is not None:
+            while not slots.wait(ticket, HEARTBEAT_S):  # queued: its state still says alive
+                try:
+                    self.save()
+                except Exception as exc:  # the store away for a moment: the next beat may pass
+                    log.warning("project.heartbeat_failed", error=str(exc))
         try:
             self.run()
         finally:
-            if self.parts.slots is not None:
-                self.parts.slots.give_back()
+            slots.give_back(share_of(self.parts.requested_by))
 
     def run(self) -> None:
         """Run to the end; the folder is gone before the end is saved, so whoever sees the end
@@ -300,12 +289,15 @@ class ServedProjectBuild:
             env,
             submit_one,
             self.parts.jobs,
-            settings=settings,
+            settings=self.parts.settings,  # the operator's: uv's folders and limits
+            egress=ready.egress,
             abi_pins=ready.abi_pins,
             on_change=self.save,
             on_wave=wave.flush,
             before_lock=self.parts.refresh_index,
             lock_input=ready.lock_input,
+            pyproject=ready.pyproject,
+            lock=ready.lock,
         )
         result = self._build.run()
         built = result.built
@@ -325,7 +317,7 @@ class ServedProjectBuild:
         git = Git(
             allow_file=settings.sources.allow_file_git,
             ca_bundle=settings.ca_bundle,
-            egress=policy_for(settings),
+            egress=EgressPolicy.from_settings(settings),
         )
         commit = self._git.commit or git.resolve_ref(self._git.url, self._git.ref)
         self._source["commit"] = commit

@@ -39,11 +39,18 @@ class ProjectBuildSettings:
 
 
 def read_project_settings(text: str, *, where: str = "pyproject.toml") -> ProjectBuildSettings:
-    """The build settings of a pyproject.toml; `InvalidRequestError` naming a bad entry."""
+    """The build settings of a pyproject.toml's text; `InvalidRequestError` naming a bad entry."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidRequestError(f"{where} is not valid TOML: {exc}") from None
+    return project_build_settings(data, where=where)
+
+
+def project_build_settings(
+    data: Mapping[str, Any], *, where: str = "pyproject.toml"
+) -> ProjectBuildSettings:
+    """The build settings of a parsed pyproject.toml; `InvalidRequestError` naming a bad one."""
     tool = data.get("tool", {})
     extra = tool.get("uv", {}).get("extra-build-dependencies", {})
     if not isinstance(extra, Mapping):

@@ -3,7 +3,9 @@
 uv locks a project on the service's (or the user's) machine, building forbidden. Before it runs,
 everything the project names that uv would read or fetch is checked, as a build request's
 find-links are (`service.policy`): indexes and find-links are `http(s)://` URLs or folders the
-operator allow-lists; git sources pass the git policy; `path` sources (the project's own
+operator allow-lists, and a URL whose host is this host or its networks (loopback, a cloud's
+metadata address, a private range) is refused, naming it, unless the operator's egress policy
+allows that host and port; git sources pass the git policy; `path` sources (the project's own
 folders, absent from the scratch copy uv works in) and settings that point uv at host paths or
 programs (its cache folder, Python download mirrors, a keyring program) are refused, naming the
 entry. The uv environment (`uv_environment`) pins the rest, where uv lets the environment win
@@ -22,7 +24,7 @@ from urllib.parse import urlsplit
 import uv
 
 from service.config import Settings
-from service.egress import EgressProxy, policy_for, through
+from service.egress import EgressPolicy, EgressProxy, through
 from service.errors import InvalidRequestError
 from service.gitpolicy import check_git_url, git_scheme
 from service.policy import allowed_folders
@@ -43,9 +45,11 @@ WEB_SCHEMES = ("http", "https")
 UV_TIMEOUT_S = 600
 
 
-def check_project(data: Mapping[str, Any], settings: Settings, *, where: str) -> None:
+def check_project(
+    data: Mapping[str, Any], settings: Settings, *, egress: EgressPolicy, where: str
+) -> None:
     """Raise `InvalidRequestError` naming the first thing of `data` (a parsed pyproject.toml)
-    that uv may not read or fetch on this host."""
+    that uv may not read or fetch on this host (`egress`: the operator's policy)."""
     uv = data.get("tool", {}).get("uv", {})
     if not isinstance(uv, Mapping):
         raise InvalidRequestError(f"{where}: [tool.uv] must be a table")
@@ -57,23 +61,34 @@ def check_project(data: Mapping[str, Any], settings: Settings, *, where: str) ->
             )
     folders = allowed_folders(settings)
     for url in _index_urls(uv, where):
-        check_location(url, folders, what=f"{where}: index {url!r}", folders_ok=False)
+        check_location(
+            url, folders, what=f"{where}: index {url!r}", folders_ok=False, egress=egress
+        )
     for location in _strings(uv.get("find-links", []), f"{where}: [tool.uv] find-links"):
-        check_location(location, folders, what=f"{where}: find-links {location!r}")
+        check_location(location, folders, what=f"{where}: find-links {location!r}", egress=egress)
     sources = uv.get("sources", {})
     if not isinstance(sources, Mapping):
         raise InvalidRequestError(f"{where}: [tool.uv.sources] must be a table")
     for name, entries in sources.items():
         for entry in entries if isinstance(entries, list) else [entries]:
-            _check_source(str(name), entry, settings, where)
+            _check_source(str(name), entry, settings, egress, where)
 
 
 def check_location(
-    location: str, folders: Iterable[Path], *, what: str, folders_ok: bool = True
+    location: str,
+    folders: Iterable[Path],
+    *,
+    what: str,
+    egress: EgressPolicy,
+    folders_ok: bool = True,
 ) -> None:
-    """An index or find-links location: an http(s) URL, or (`folders_ok`) an allowed folder."""
+    """An index or find-links location: an http(s) URL `egress` lets out (no address of this
+    host or its networks the operator has not allowed), or (`folders_ok`) an allowed folder."""
     scheme = urlsplit(location).scheme
     if scheme in WEB_SCHEMES:
+        refused = egress.refusal(location)
+        if refused is not None:
+            raise InvalidRequestError(f"{what} is refused before uv runs: {refused}")
         return
     path = location.removeprefix("file://") if scheme == "file" else location
     if folders_ok and scheme in ("", "file") and path.startswith("/"):
@@ -105,14 +120,15 @@ def uv_environment(settings: Settings, work: Path) -> dict[str, str]:
 
 
 def run_uv(
-    args: Sequence[str], settings: Settings, work: Path, *, what: str
+    args: Sequence[str], settings: Settings, work: Path, *, egress: EgressPolicy, what: str
 ) -> subprocess.CompletedProcess[str]:
     """uv with `args`, in `work` (a scratch folder) and `uv_environment`, bounded in time;
     `what` names the step in the error when it runs too long. Its requests go through an
-    egress proxy of this process (`service.egress`): the project's indexes are the caller's,
-    and none of them may be this host or its networks unless the operator allows it."""
+    egress proxy of this process with `egress`, the operator's policy (never one made from
+    settings a project added to): the project's indexes are the caller's, and none of them may
+    be this host or its networks unless the operator allows that host and port."""
     refused: list[str] = []
-    with EgressProxy(None, policy_for(settings), on_refused=refused.append) as proxy:
+    with EgressProxy(None, egress, on_refused=refused.append) as proxy:
         try:
             done = subprocess.run(
                 [uv.find_uv_bin(), *args],
@@ -153,7 +169,9 @@ def _strings(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def _check_source(name: str, entry: Any, settings: Settings, where: str) -> None:
+def _check_source(
+    name: str, entry: Any, settings: Settings, egress: EgressPolicy, where: str
+) -> None:
     what = f"{where}: [tool.uv.sources] {name}"
     if not isinstance(entry, Mapping):
         raise InvalidRequestError(f"{what} must be a table")
@@ -175,3 +193,9 @@ def _check_source(name: str, entry: Any, settings: Settings, where: str) -> None
             )
     if "url" in entry and urlsplit(str(entry["url"])).scheme not in WEB_SCHEMES:
         raise InvalidRequestError(f"{what}: a url source must be an http(s) URL")
+    for key in ("url", "git"):  # what uv fetches itself: refused here, as an index is
+        refused = egress.refusal(str(entry.get(key, "")).removeprefix("git+"))
+        if refused is not None:
+            raise InvalidRequestError(
+                f"{what}: {key} {entry[key]!r} is refused before uv runs: {refused}"
+            )

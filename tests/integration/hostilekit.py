@@ -46,6 +46,9 @@ for attack in plan["attacks"]:
     elif attack == "host":
         probe("host root", write("/POISON"))
         probe("docker socket", lambda: open("/var/run/docker.sock", "rb"))
+    elif attack == "compiler_cache" and "bdist_wheel" in sys.argv:  # a trojaned object
+        folder = os.environ.get("SCCACHE_DIR", "/nonexistent")
+        probe("compiler cache", write(os.path.join(folder, "f", "0", "f0-trojan")))
     elif attack.startswith("leak:"):
         print("leaking " + attack.split(":", 1)[1], flush=True)
     elif attack.startswith("long_line:"):
@@ -75,6 +78,14 @@ for attack in plan["attacks"]:
         for where in (f"127.0.0.1:{port}", f"localhost:{port}"):
             fetch = lambda: urllib.request.urlopen(f"http://{where}/", timeout=20).close()
             probe(f"host {where.split(':')[0]} through the proxy", fetch)
+    elif attack == "terminal" and "bdist_wheel" in sys.argv:  # steer the reader's terminal
+        sys.stdout.write("\x1b]52;c;cHduZWQ=\x07")  # OSC 52: write the clipboard
+        sys.stdout.write("\x1b]0;owned title\x07")  # the window title
+        sys.stdout.write("progress 10%\rprogress 100%\n")  # a redraw
+        sys.stdout.write("hidden below\x1b[1A\x1b[2K\n")  # cursor up, erase the line
+        sys.stdout.write("c1 \x9b31m red \x7f\n")  # a C1 CSI, DEL
+        sys.stdout.flush()
+        raise SystemExit("terminal attack done")
     elif attack == "threads" and "bdist_wheel" in sys.argv:
         while True:
             threading.Thread(target=time.sleep, args=(60,), daemon=True).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from enginekit import make_sdist, torch_find_links
 from packaging.utils import canonicalize_name, parse_sdist_filename
@@ -110,14 +112,16 @@ def write_project(
     return folder
 
 
-def project_env(home: Path) -> dict[str, str]:
+def project_env(home: Path, index: str | None = None) -> dict[str, str]:
     """The CLI's environment: its own home, the torch folder allowed as a find-links source,
-    and this machine's loopback allowed to builds (the fixture index lives there)."""
+    and the fixture `index` (on this machine's loopback) allowed by its host and port: the
+    operator's allow-list, which a project naming the index cannot widen itself."""
+    hosts = [] if index is None else [f"127.0.0.1:{urlsplit(index).port}"]
     return {
         **os.environ,
         "WHEELWRIGHT_HOME": str(home),
         "WHEELWRIGHT_SOURCES__FIND_LINKS": f'["{torch_find_links()}"]',
-        "WHEELWRIGHT_SOURCES__PRIVATE_HOSTS": '["127.0.0.1"]',
+        "WHEELWRIGHT_SOURCES__PRIVATE_HOSTS": json.dumps(hosts),
     }
 
 

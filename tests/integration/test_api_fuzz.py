@@ -21,8 +21,8 @@ from service.jobs import MemoryJobs, RedisJobs
 
 pytestmark = pytest.mark.redis
 TOKENS = [
-    {"name": "ci", "token": "build-token-1", "scopes": ["build"]},
-    {"name": "viewer", "token": "read-token-1", "scopes": ["read"]},
+    {"name": "ci", "token": "build-token-1-0123456789abcdef", "scopes": ["build"]},
+    {"name": "viewer", "token": "read-token-1-0123456789abcdef", "scopes": ["read"]},
 ]
 
 
@@ -63,7 +63,7 @@ def live_app(tmp_path: Path, redis_url: str) -> Iterator[None]:
 @schema.parametrize()
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors(case: schemathesis.Case, live_app: None) -> None:
-    for headers in ({"Authorization": "Bearer build-token-1"}, {}):
+    for headers in ({"Authorization": "Bearer build-token-1-0123456789abcdef"}, {}):
         response = case.call(headers=headers)
         assert response.status_code < 500, (case.method, case.path, response.text)
         if response.status_code >= 400 and case.path.startswith("/v1/"):
@@ -85,18 +85,22 @@ def test_tokens_and_scopes(tmp_path: Path, redis_url: str) -> None:
     wrong = client.post("/v1/builds", json=body, headers={"Authorization": "Bearer nope"})
     assert (wrong.status_code, wrong.json()["detail"]) == (401, "the token is not valid")
     read_only = client.post(
-        "/v1/builds", json=body, headers={"Authorization": "Bearer read-token-1"}
+        "/v1/builds", json=body, headers={"Authorization": "Bearer read-token-1-0123456789abcdef"}
     )
     assert read_only.status_code == 403
     assert "lacks the 'build' scope" in read_only.json()["detail"]
-    queued = client.post("/v1/builds", json=body, headers={"Authorization": "Bearer build-token-1"})
+    queued = client.post(
+        "/v1/builds", json=body, headers={"Authorization": "Bearer build-token-1-0123456789abcdef"}
+    )
     assert queued.status_code == 202
     build_id = queued.json()["build"]["build"]["id"]
-    seen = client.get(f"/v1/builds/{build_id}", headers={"Authorization": "Bearer read-token-1"})
+    seen = client.get(
+        f"/v1/builds/{build_id}", headers={"Authorization": "Bearer read-token-1-0123456789abcdef"}
+    )
     assert seen.json()["build"]["state"] == "queued"
 
     assert client.get("/simple/").status_code == 401
-    basic = base64.b64encode(b"anyone:read-token-1").decode()
+    basic = base64.b64encode(b"anyone:read-token-1-0123456789abcdef").decode()
     assert client.get("/simple/", headers={"Authorization": f"Basic {basic}"}).status_code == 200
     assert client.get("/healthz").status_code == 200
 

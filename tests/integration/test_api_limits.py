@@ -16,7 +16,7 @@ from service.api.app import create_app
 from service.config import load_settings
 from service.jobs import MemoryJobs
 
-TOKEN = "build-token-123"
+TOKEN = "build-token-123-0123456789abcdef"
 LIMIT = 64 * 1024
 
 

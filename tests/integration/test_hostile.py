@@ -9,6 +9,9 @@ service still answers.
 4. index poisoning: an sdist asked for as `helper` that builds `numpy 99.0`
 5. jamming: oversized bodies with and without a token, a corrupt upload, an endless line and a
    log flood, the pids and memory limits, a build no worker runs (`submit --wait` gives up)
+6. the reader's terminal (issue 17): a build printing an OSC 52 clipboard write, a window title,
+   cursor-up/erase-line and C1 controls reaches `submit --wait`, `build`'s failure tail, the log
+   endpoint and the stored log as visible text (`^[`), never as control characters
 """
 
 from __future__ import annotations
@@ -217,4 +220,55 @@ def test_5_submit_wait_gives_up_on_a_build_nobody_runs(service: Service, tmp_pat
     (build,) = builds(service)
     cancelled = httpx.post(f"{service.url}/v1/builds/{build['id']}/cancel", headers=AUTH)
     assert cancelled.json()["build"]["state"] == "cancelled"
+    still_answering(service)
+
+
+#: what no reader of a build's output may be sent: C0 controls but tab and newline, DEL, C1
+RAW_CONTROLS = [chr(c) for c in (*range(0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0))]
+SHOWN = (
+    "^[]52;c;cHduZWQ=^G^[]0;owned title^Gprogress 10%",  # OSC 52, the title: visible text
+    "progress 100%",  # the redraw after a carriage return: a line of its own
+    "hidden below^[[1A^[[2K",  # cursor up, erase line
+    "c1 <U+009B>31m red ^?",
+)
+
+
+def _shows_no_control(text: str, where: str) -> None:
+    found = sorted({f"U+{ord(c):04X}" for c in text if c in RAW_CONTROLS})
+    assert found == [], f"{where} passes {found} through"
+    for line in SHOWN:
+        assert line in text, f"{where} lacks {line!r}"
+
+
+def test_6_build_output_cannot_steer_the_readers_terminal(service: Service, tmp_path: Path) -> None:
+    service.start_worker("cpu")
+    sdist = hostile_sdist(tmp_path / "svc", ["terminal"], name="steerer")
+    done = submit(service, str(sdist), "--wait")
+    assert done.returncode == 10, done.stderr
+    _shows_no_control(done.stderr, "submit --wait")
+    (build,) = builds(service)
+    assert build["state"] == "failed" and build["error_stage"] == "build"
+    _shows_no_control(stored_log(service, build["id"]), "GET /v1/builds/{id}/log")
+    (kept,) = (service.home / "store").rglob(f"logs/builds/{build['id']}.log")
+    _shows_no_control(kept.read_text(encoding="utf-8"), "the stored log")
+
+    # `build`, run here (the host executor: no second container), shows its failure tail so
+    local = subprocess.run(
+        [WHEELWRIGHT, "build", str(sdist), "--executor", "host", "--no-index"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env={
+            **service.env(),
+            "WHEELWRIGHT_HOME": str(tmp_path / "local"),
+            "WHEELWRIGHT_HOST__INHERIT_PACKAGES": "true",
+        },
+    )
+    assert local.returncode == 10, local.stderr
+    assert "--- last lines of the log ---" in local.stderr
+    _shows_no_control(local.stderr, "build's failure tail")
+    (local_log,) = (tmp_path / "local" / "store").rglob("logs/builds/*.log")
+    _shows_no_control(local_log.read_text(encoding="utf-8"), "build's stored log")
+    assert published_wheels(service) == []
     still_answering(service)

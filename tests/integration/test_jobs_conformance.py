@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from service.errors import BuildNotFoundError, JobStateError
+from service.errors import BuildNotFoundError, BusyError, JobStateError
 from service.jobs import JobBackend, MemoryJobs, RedisJobs, settled
 from service.jobs.transitions import STALE_S
 from service.keys import new_build_id
-from service.models import BuildRecord, StageTiming, parse_request
+from service.models import BuildRecord, Requester, StageTiming, parse_request
 
 pytestmark = pytest.mark.redis
 REQUEST = parse_request({"source": {"kind": "requirement", "requirement": "six==1.16.0"}})
@@ -216,3 +216,36 @@ def test_a_reader_never_sees_a_build_left_running_by_a_lost_worker(jobs: JobBack
     assert ended.state == "failed"
     assert "no worker gave a sign of life for 60 s" in (ended.error or "")
     assert jobs.create(_record("settle-key"))[1], "its request key is free again"
+
+
+def test_a_requester_holds_at_most_its_limit_of_live_builds(jobs: JobBackend) -> None:
+    ci, other = Requester(via="cli", token="ci"), Requester(via="cli", token="other")
+    first, _ = jobs.create(_record("q1", requested_by=ci), limit=2)
+    second, _ = jobs.create(_record("q2", requested_by=ci), limit=2)
+    refused = _record("q3", requested_by=ci)
+    with pytest.raises(BusyError, match=r"2 builds of token 'ci' are queued or running already"):
+        jobs.create(refused, limit=2)
+    with pytest.raises(BuildNotFoundError):
+        jobs.get(refused.id)  # nothing kept of it
+    joined, created = jobs.create(_record("q1", requested_by=ci), limit=2)
+    assert (joined.id, created) == (first.id, False)  # joining a live build is never refused
+    jobs.create(_record("q4", requested_by=other), limit=2)  # another token's own count
+    jobs.create(_record("q5", requested_by=ci))  # not counted (a project's own package)
+    jobs.start(second.id)
+    jobs.finish(second.id, "failed", error="boom")  # an ended build frees its place
+    third, created = jobs.create(_record("q6", requested_by=ci), limit=2)
+    assert created
+    with pytest.raises(BusyError):
+        jobs.create(_record("q7", requested_by=ci), limit=2)
+    jobs.cancel(third.id)
+    jobs.create(_record("q7", requested_by=ci), limit=2)
+
+
+def test_a_lost_build_does_not_hold_its_requesters_place(jobs: JobBackend) -> None:
+    ci = Requester(via="cli", token="ci")
+    stuck, _ = jobs.create(_record("lost-1", requested_by=ci), limit=1)
+    jobs.start(stuck.id)
+    _force_started_at(jobs, stuck.id, time.time() - STALE_S - 5)  # its worker died long ago
+    _fresh, created = jobs.create(_record("lost-2", requested_by=ci), limit=1)
+    assert created
+    assert jobs.get(stuck.id).state == "failed"

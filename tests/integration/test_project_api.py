@@ -35,10 +35,10 @@ def index(tmp_path: Path) -> Iterator[str]:
 
 
 @contextmanager
-def serving(home: Path, **extra: str) -> Iterator[str]:
-    """`wheelwright serve` on a free loopback port (file:// git allowed), its log in
-    home/../serve.log."""
-    env = {**project_env(home), "WHEELWRIGHT_SOURCES__ALLOW_FILE_GIT": "true", **extra}
+def serving(home: Path, index: str | None = None, **extra: str) -> Iterator[str]:
+    """`wheelwright serve` on a free loopback port (file:// git allowed, the fixture `index`
+    allowed by host and port), its log in home/../serve.log."""
+    env = {**project_env(home, index), "WHEELWRIGHT_SOURCES__ALLOW_FILE_GIT": "true", **extra}
     port = free_port()
     log_path = home.parent / "serve.log"
     with log_path.open("wb") as log:
@@ -62,8 +62,8 @@ def serving(home: Path, **extra: str) -> Iterator[str]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
-    with serving(tmp_path / "home") as url:
+def served(tmp_path: Path, index: str) -> Iterator[str]:
+    with serving(tmp_path / "home", index) as url:
         yield url
 
 

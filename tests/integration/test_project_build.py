@@ -75,7 +75,7 @@ def test_one_command_builds_alpha_then_beta_and_uv_installs_them_without_buildin
     tmp_path: Path, index: str, docker_client: docker.DockerClient, cpu_image: str
 ) -> None:
     home = tmp_path / "home"
-    env = project_env(home)
+    env = project_env(home, index)
     url = f"http://127.0.0.1:{free_port()}"
     project = write_project(tmp_path / "demo", index)
     comment = "# a project whose dependencies need building"

@@ -30,9 +30,10 @@ def index(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def build(home: Path, project: Path, *args: str) -> tuple[int, str, str]:
+def build(home: Path, index: str, project: Path, *args: str) -> tuple[int, str, str]:
     url = f"http://127.0.0.1:{free_port()}"
-    done = wheelwright(project_env(home), "project", "build", str(project), "--url", url, *args)
+    env = project_env(home, index)
+    done = wheelwright(env, "project", "build", str(project), "--url", url, *args)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -44,19 +45,19 @@ def published(home: Path) -> list[str]:
 def test_bad_projects_are_refused_before_anything_builds(tmp_path: Path, index: str) -> None:
     home = tmp_path / "home"
     wheels_only = write_project(tmp_path / "wheels", index, dependencies=("six==1.16.0",))
-    code, _, err = build(home, wheels_only)
+    code, _, err = build(home, index, wheels_only)
     assert code == 0, err
     assert "nothing to build: all 1 packages the project installs on cpu-py3.11" in err
 
     newer = write_project(tmp_path / "py312", index, requires_python=">=3.12")
-    code, _, err = build(home, newer)
+    code, _, err = build(home, index, newer)
     assert code == 2
     assert "requires Python >=3.12, but the target cpu-py3.11 has Python 3.11" in err
 
     stale = write_project(tmp_path / "stale", index, dependencies=("six==1.16.0",))
     assert uv_run(stale, "lock").returncode == 0
     write_project(stale, index, dependencies=("six==1.16.0", "packaging"))
-    code, _, err = build(home, stale)
+    code, _, err = build(home, index, stale)
     assert code == 2
     assert "uv.lock does not match" in err
 
@@ -66,7 +67,7 @@ def test_bad_projects_are_refused_before_anything_builds(tmp_path: Path, index: 
         'alpha = [{ requirement = "torch", match-runtime = true }]', 'alpha = ["beta"]'
     )
     (cycle / "pyproject.toml").write_text(text)
-    code, _, err = build(home, cycle)
+    code, _, err = build(home, index, cycle)
     assert code == 2
     assert "the build graph has a cycle: beta -> alpha -> beta" in " ".join(err.split())
     assert published(home) == []  # nothing was built, nothing published
@@ -86,7 +87,7 @@ def test_a_failed_package_fails_its_dependents_and_the_others_publish(
     (project / "pyproject.toml").write_text(f'{text}needs-broken = ["broken"]\n')
     locked = uv_run(project, "lock")  # static metadata: uv locks these without building
     assert locked.returncode == 0, locked.stderr
-    code, out, err = build(home, project, "--json")
+    code, out, err = build(home, index, project, "--json")
     assert code == 10, err[-3000:]
     packages = {p["name"]: p for p in json.loads(out)["packages"]}
     assert packages["broken"]["state"] == "failed"

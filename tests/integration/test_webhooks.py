@@ -138,6 +138,9 @@ def test_signed_push_builds_the_pushed_commit(client: TestClient, repo: Path) ->
     assert time.monotonic() - started < 10.0, "the webhook waited for the build"
     assert answer.status_code == 202, answer.text
     (build_id,) = answer.json()["builds"]
+    # the captured delivery sent again under a fresh id: its signed body gives it away
+    replay = github_push(client, push_payload(first), delivery="d-1-fresh")
+    assert replay.status_code == 409 and "a replay under a new id" in replay.json()["detail"]
     build = wait_succeeded(client, build_id)
     assert build["request"]["source"]["commit"] == first
     assert build["environment"] == "cpu-plain"

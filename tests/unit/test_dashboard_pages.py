@@ -21,8 +21,8 @@ from service.models import BuildRecord, Requester, StageTiming, parse_request
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel
 
-READ = "read-secret-0123456789"
-BUILD = "build-secret-9876543210"
+READ = "read-secret-0123456789abcdef"
+BUILD = "build-secret-9876543210fedcba"
 ENV = "cpu-py311-demo0001"
 
 

@@ -21,8 +21,8 @@ from service.jobs import MemoryJobs
 from service.store import LocalStore
 from tests.projectstates import INDEX_URL, SavedProjectBuild, node, parts_of
 
-READ = "read-secret-0123456789"
-NONE = "none-secret-0123456789"
+READ = "read-secret-0123456789abcdef"
+NONE = "none-secret-0123456789abcdef"
 UV_CONFIG = '[[tool.uv.index]]\nname = "wheelwright"\nurl = "x"\nexplicit = true\n'
 HOSTILE = "<script>alert(1)</script>"
 

@@ -19,18 +19,21 @@ from service.egress import (
     EgressPolicy,
     EgressProxy,
     EgressRefused,
+    allow_entry,
     own_address,
-    policy_for,
     private_address,
 )
-from service.errors import FetchError, SourceNotFoundError
+from service.errors import ConfigError, FetchError, SourceNotFoundError
 from service.models import parse_request
 from tests.loopback import Origin, serving
 from worker.driver.egress import forward
 from worker.fetch import download_sdist
 from worker.git import Git
 
-LOOPBACK = frozenset({"127.0.0.1"})
+
+def loopback(port: int) -> EgressPolicy:
+    """The operator's allow-list with one port of this machine's loopback on it."""
+    return EgressPolicy.allowing(f"127.0.0.1:{port}")
 
 
 @pytest.fixture
@@ -92,11 +95,9 @@ def test_a_private_destination_is_refused_by_name_unless_the_operator_allows_it(
         EgressPolicy().check("localhost", 8000)
     with pytest.raises(EgressRefused, match=r"sources\.private_hosts"):
         EgressPolicy().check("[::1]", 443)
-    assert EgressPolicy(LOOPBACK).check("127.0.0.1", 6379) == [
-        (ipaddress.ip_address("127.0.0.1"), 6379)
-    ]
+    assert loopback(6379).check("127.0.0.1", 6379) == [(ipaddress.ip_address("127.0.0.1"), 6379)]
     with pytest.raises(EgressRefused, match="no such port"):
-        EgressPolicy(LOOPBACK).check("127.0.0.1", 0)
+        loopback(6379).check("127.0.0.1", 0)
     with pytest.raises(EgressRefused, match="cannot resolve"):
         EgressPolicy().check("no-such-host.invalid", 443)
 
@@ -113,17 +114,19 @@ def test_the_operator_allows_the_service_its_indexes_and_private_hosts() -> None
         },
         sources={"private_hosts": ["Registry.Corp", "[fd00::5]"]},
     )
-    policy = policy_for(settings, environ={})
-    assert policy.allowed_hosts == {
-        "wheels.internal",
-        "mirror.corp",
-        "links.corp",
-        "pypi.org",
-        "registry.corp",
-        "fd00::5",
+    policy = EgressPolicy.from_settings(settings, environ={})
+    assert policy.allowed == {
+        ("wheels.internal", 8000),
+        ("mirror.corp", 3141),
+        ("links.corp", 443),
+        ("pypi.org", 443),
+        ("registry.corp", 80),  # a bare host: its URLs' default ports, no other
+        ("registry.corp", 443),
+        ("fd00::5", 80),
+        ("fd00::5", 443),
     }
     assert policy.upstream == ()
-    behind = policy_for(
+    behind = EgressPolicy.from_settings(
         settings,
         environ={"HTTPS_PROXY": "http://u%40x:p%3Aw@proxy.corp:3128", "NO_PROXY": "corp,.lan"},
     )
@@ -139,7 +142,7 @@ def test_the_operator_allows_the_service_its_indexes_and_private_hosts() -> None
 def test_an_http_request_to_an_allowed_host_is_sent_on_and_closed(
     tmp_path: Path, origin: Origin
 ) -> None:
-    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+    with EgressProxy(tmp_path / "proxy.sock", loopback(origin.port)) as proxy:
         answer = ask(
             proxy.path,
             f"GET http://127.0.0.1:{origin.port}/simple/torch/?x=1 HTTP/1.1\r\n"
@@ -156,7 +159,7 @@ def test_an_http_request_to_an_allowed_host_is_sent_on_and_closed(
 def test_a_tunnel_to_an_allowed_host_carries_bytes_both_ways(
     tmp_path: Path, origin: Origin
 ) -> None:
-    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+    with EgressProxy(tmp_path / "proxy.sock", loopback(origin.port)) as proxy:
         answer = ask(
             proxy.path,
             f"CONNECT 127.0.0.1:{origin.port} HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -261,7 +264,8 @@ def test_a_tunnel_goes_through_the_operators_proxy_where_the_worker_has_one(
     threading.Thread(target=operator_proxy, daemon=True).start()
     port = listener.getsockname()[1]
     environ = {"HTTPS_PROXY": f"http://ops:s3cret@127.0.0.1:{port}"}
-    policy = policy_for(load_settings(sources={"private_hosts": ["127.0.0.1"]}), environ=environ)
+    settings = load_settings(sources={"private_hosts": ["127.0.0.1"]})
+    policy = EgressPolicy.from_settings(settings, environ=environ)
     with EgressProxy(tmp_path / "proxy.sock", policy) as proxy:
         answer = ask(
             proxy.path,
@@ -282,7 +286,7 @@ def test_a_socket_path_too_long_for_a_socket_address_still_serves(
     deep.mkdir(parents=True)
     seen = tmp_path / "s"  # the socket's folder as a container sees it: a short path
     seen.symlink_to(deep)
-    with EgressProxy(deep / "proxy.sock", EgressPolicy(LOOPBACK)):
+    with EgressProxy(deep / "proxy.sock", loopback(origin.port)):
         assert (deep / "proxy.sock").is_socket()
         answer = ask(
             seen / "proxy.sock",
@@ -296,7 +300,7 @@ def test_a_socket_path_too_long_for_a_socket_address_still_serves(
 def test_the_drivers_forwarder_joins_a_loopback_port_to_the_proxy(
     tmp_path: Path, origin: Origin
 ) -> None:
-    with EgressProxy(tmp_path / "proxy.sock", EgressPolicy(LOOPBACK)) as proxy:
+    with EgressProxy(tmp_path / "proxy.sock", loopback(origin.port)) as proxy:
         port = forward(str(proxy.path))
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(
@@ -333,5 +337,63 @@ def test_the_workers_sdist_download_reaches_no_private_index(
         download_sdist(request, tmp_path, EgressPolicy())
     assert origin.requests == []
     with pytest.raises(SourceNotFoundError):  # allowed: asked, and it has no such project
-        download_sdist(request, tmp_path, EgressPolicy(LOOPBACK))
+        download_sdist(request, tmp_path, loopback(origin.port))
     assert [path for path, _ in origin.requests] == ["/simple/demo/"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "allowed"),
+    [
+        ("pypi.corp.internal:443", {("pypi.corp.internal", 443)}),
+        ("Registry.Corp", {("registry.corp", 80), ("registry.corp", 443)}),
+        ("[fd00::5]:8443", {("fd00::5", 8443)}),
+        ("[fd00::5]", {("fd00::5", 80), ("fd00::5", 443)}),
+        ("fd00::5", {("fd00::5", 80), ("fd00::5", 443)}),
+    ],
+)
+def test_an_allow_list_entry_is_a_host_and_port(entry: str, allowed: set[tuple[str, int]]) -> None:
+    assert allow_entry(entry) == allowed
+
+
+@pytest.mark.parametrize("entry", ["host:http", "[fd00::5", "[fd00::5]x", "host:70000", ":443", ""])
+def test_a_malformed_allow_list_entry_is_refused_by_name(entry: str) -> None:
+    with pytest.raises(ConfigError, match=r"sources\.private_hosts"):
+        EgressPolicy.from_settings(load_settings(sources={"private_hosts": [entry]}), environ={})
+
+
+def test_an_allowed_private_host_opens_its_port_and_no_other(tmp_path: Path) -> None:
+    """Allowing a team's index on this host lets in that port only: not Redis beside it, and a
+    bare host means its URLs' default ports (80, 443), not every port."""
+    with serving(Origin()) as index, serving(Origin()) as redis_like:
+        settings = load_settings(sources={"private_hosts": [f"127.0.0.1:{index.port}"]})
+        for policy in (
+            EgressPolicy.from_settings(settings, environ={}),
+            EgressPolicy.allowing("127.0.0.1"),
+        ):
+            with EgressProxy(tmp_path / "p.sock", policy) as proxy:
+                other = ask(
+                    proxy.path, f"CONNECT 127.0.0.1:{redis_like.port} HTTP/1.1\r\n\r\n".encode()
+                )
+                assert other.startswith(b"HTTP/1.1 403 Forbidden"), other
+                assert b"sources.private_hosts" in other
+        with EgressProxy(tmp_path / "p.sock", EgressPolicy.from_settings(settings)) as proxy:
+            asked = ask(
+                proxy.path,
+                f"GET http://127.0.0.1:{index.port}/simple/ HTTP/1.1\r\nHost: x\r\n\r\n".encode(),
+            )
+        assert asked.startswith(b"HTTP/1.0 200")
+        assert index.paths == ["/simple/"]
+        assert redis_like.requests == []
+
+
+def test_the_policy_is_the_operators_whatever_a_project_environment_adds() -> None:
+    """A configured index allows its own host:port, nothing else of the host; the service's
+    own address is allowed only as `own` (the port it serves on) or `public_url`."""
+    settings = load_settings(index={"index_url": "http://127.0.0.1:3141/simple/"})
+    policy = EgressPolicy.from_settings(settings, own="http://127.0.0.1:8000", environ={})
+    assert policy.allows("127.0.0.1", 3141) and policy.allows("127.0.0.1", 8000)
+    assert not policy.allows("127.0.0.1", 6379)
+    assert policy.refusal("http://127.0.0.1:6379/") is not None
+    assert policy.refusal("http://127.0.0.1:3141/simple/") is None
+    assert policy.refusal("https://203.0.113.80/simple/") is None  # public: the proxy decides
+    assert policy.refusal("/srv/wheels") is None  # a folder: the folder allow-list decides

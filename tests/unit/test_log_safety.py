@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from service.config import Settings
+from service.printable import printable, without_colour
 from service.redact import MASK, Redactor, environment_secrets
 from worker.executors.limits import named_limit
 from worker.executors.lines import LineSplitter
@@ -19,6 +20,33 @@ def test_lines_split_across_chunks_and_bytes() -> None:
     assert lines.feed("last") == []
     assert lines.finish() == ["last"]
     assert lines.finish() == []
+
+
+def test_a_carriage_return_ends_a_line_as_a_newline_does() -> None:
+    lines = LineSplitter(100)
+    assert lines.feed("10%\r50%\r") == ["10%", "50%"]
+    assert lines.feed("\n") == []  # the \r\n split across two chunks is one line end
+    assert lines.feed("\nnext\r\nlast") == ["", "next"]
+    assert lines.finish() == ["last"]
+
+
+HOSTILE = (
+    "\x1b]52;c;ZWNobyBvd25lZA==\x07"  # OSC 52: write the reader's clipboard
+    "\x1b[1A\x1b[2K"  # cursor up, erase the line
+    "\x1b]0;innocent title\x07"  # the window title
+    "\x9b31m\x7f\x00done\tok"  # a C1 CSI, DEL, NUL; a tab stays
+)
+
+
+def test_control_characters_are_shown_in_caret_notation_and_the_text_stays() -> None:
+    shown = printable(HOSTILE + "\nnext\r")
+    assert shown == (
+        "^[]52;c;ZWNobyBvd25lZA==^G^[[1A^[[2K^[]0;innocent title^G<U+009B>31m^?^@done\tok\nnext^M"
+    )
+    assert not any((ord(c) < 0x20 and c not in "\t\n") or 0x7F <= ord(c) < 0xA0 for c in shown)
+    assert printable(shown) == shown  # idempotent: a second reader changes nothing
+    assert printable("naïve — 東京 ^[ plain") == "naïve — 東京 ^[ plain"
+    assert without_colour("\x1b[1;32mok\x1b[0m \x1b[2K") == "ok ^[[2K"
 
 
 def test_a_long_line_is_cut_with_a_marker() -> None:
@@ -47,13 +75,17 @@ def test_secrets_are_masked() -> None:
         "SHORT_TOKEN": "abc",  # too short to mask without mangling every log
     }
     settings = Settings(
-        auth={"tokens": [{"name": "ci", "token": "ci-secret-token", "scopes": ["build"]}]},  # type: ignore[arg-type]
+        auth={
+            "tokens": [
+                {"name": "ci", "token": "ci-secret-token-0123456789abc", "scopes": ["build"]}
+            ]
+        },  # type: ignore[arg-type]
         webhooks={"github_secret": "hook-secret-1"},  # type: ignore[arg-type]
     )
     redact = Redactor.for_service(settings, env)
     line = (
         "proxy http://alice:pr0xy-pass@proxy.corp:3128 token ghp_abcdefghijkl"
-        " ci-secret-token hook-secret-1 /usr/bin abc"
+        " ci-secret-token-0123456789abc hook-secret-1 /usr/bin abc"
     )
     assert (
         redact(line)

@@ -9,6 +9,7 @@ import json
 import tarfile
 import threading
 import time
+import tomllib
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -19,12 +20,16 @@ from fastapi.testclient import TestClient
 from service import layout
 from service.api.app import create_app
 from service.config import Settings, load_settings
+from service.egress import EgressPolicy
 from service.errors import BuildNotFoundError, ConfigError
 from service.jobs import MemoryJobs
 from service.models import Target
 from service.project import served
+from service.project.build import ProjectBuild
+from service.project.prepared import prepare_project
 from service.project.served import ServedParts, ServedProjectBuild, load_state
 from service.store import LocalStore
+from service.submit import Submitted
 from tests.fakes import RecordingDispatcher
 
 PYPROJECT = '[project]\nname = "demo"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
@@ -125,11 +130,17 @@ def test_an_uploaded_pylock_toml_is_a_project_too(client: TestClient, store: Loc
 
 
 @pytest.mark.parametrize(
-    ("public_url", "expected"),
-    [(None, "http://wheels.forged.example"), ("https://wheels.corp.example/ww/", None)],
+    ("public_url", "index", "link"),
+    [
+        # no public_url: the index is this process's own loopback at the port the request
+        # came in on (TestClient's socket is port 80), never the caller's Host; the Location
+        # link only tells the caller, so it may say what the caller called us
+        (None, "http://127.0.0.1:80", "http://wheels.forged.example"),
+        ("https://wheels.corp.example/ww/", "https://wheels.corp.example/ww", None),
+    ],
 )
-def test_the_index_a_project_build_names_is_the_public_url_not_the_callers_host(
-    home: Path, store: LocalStore, public_url: str | None, expected: str | None
+def test_the_index_a_project_build_names_is_the_public_url_or_its_own_never_the_callers_host(
+    home: Path, store: LocalStore, public_url: str | None, index: str, link: str | None
 ) -> None:
     settings = configured(home, public_url=public_url)
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
@@ -137,14 +148,14 @@ def test_the_index_a_project_build_names_is_the_public_url_not_the_callers_host(
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     answer = upload(client, archive, {"environment": "cpu-plain"})
     assert answer.status_code == 202, answer.text
-    base = expected or "https://wheels.corp.example/ww"
     project_build_id = answer.json()["id"]
-    assert answer.headers["location"] == f"{base}/v1/projects/{project_build_id}"
+    assert answer.headers["location"] == f"{link or index}/v1/projects/{project_build_id}"
     deadline = time.monotonic() + 30
     while (state := load_state(store, project_build_id))["state"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline, state
         time.sleep(0.05)
-    assert state["index_url"] == f"{base}/simple/cpu-plain/", state
+    assert state["index_url"] == f"{index}/simple/cpu-plain/", state
+    assert "forged" not in json.dumps(state)
 
 
 @pytest.mark.parametrize(
@@ -363,3 +374,171 @@ def test_project_builds_past_the_limit_are_refused_until_one_ends(
     while load_state(store, third.json()["id"])["state"] not in ("succeeded", "failed"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
+
+
+def test_one_token_holds_at_most_its_share_of_the_project_build_slots(
+    home: Path, store: LocalStore
+) -> None:
+    """Two slots, a share of one each: a token sending slow project builds gets one slot, its
+    next is refused naming its share, and another token's build is accepted meanwhile."""
+    release = threading.Event()
+    slow, fast = "slow-team-token-0123456789abcdef", "fast-team-token-0123456789abcdef"
+    tokens = [
+        {"name": "slow-team", "token": slow, "scopes": ["build"]},
+        {"name": "fast-team", "token": fast, "scopes": ["build"]},
+    ]
+    settings = configured(home, limits={"max_project_builds": 2}, auth={"tokens": tokens})
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    app.state.index_catalog.invalidate = lambda: release.wait(30)  # type: ignore[method-assign]
+    client = TestClient(app)
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    files = {"file": ("demo.tar.gz", archive, "application/octet-stream")}
+    options = {"options": json.dumps({"environment": "cpu-plain"})}
+
+    def start(token: str) -> Any:
+        auth = {"Authorization": f"Bearer {token}"}
+        return client.post("/v1/projects", files=files, data=options, headers=auth)
+
+    first = start(slow)
+    assert first.status_code == 202, first.text
+    second = start(slow)
+    assert second.status_code == 429 and second.headers["retry-after"] == "30"
+    assert second.json()["detail"].startswith(
+        "1 project builds of token 'slow-team' run already, as many as one requester may "
+        "(limits.project_build_share: 1 of this service's 2)"
+    )
+    other = start(fast)  # the other team is not held back by the first
+    assert other.status_code == 202, other.text
+    release.set()
+    deadline = time.monotonic() + 30
+    for started in (first, other):
+        while load_state(store, started.json()["id"])["state"] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert len(list(store.list(layout.PROJECT_BUILDS))) == 2  # the refused one kept nothing
+
+
+def test_a_project_with_more_packages_to_build_than_the_limit_is_refused_before_any_is_queued(
+    home: Path, store: LocalStore
+) -> None:
+    packages = "".join(
+        f'[[packages]]\nname = "ext{n}"\nversion = "1.0"\n'
+        f'sdist = {{ url = "https://files.example/ext{n}-1.0.tar.gz" }}\n\n'
+        for n in range(3)
+    )
+    pylock = f'lock-version = "1.0"\nrequires-python = ">=3.10"\n\n{packages}'
+    dispatcher = RecordingDispatcher()
+    settings = configured(home, limits={"max_project_packages": 2})
+    client = TestClient(create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=dispatcher))
+    started = upload(
+        client, tar_gz({"demo/pylock.toml": pylock.encode()}), {"environment": "cpu-plain"}
+    )
+    assert started.status_code == 202, started.text
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, started.json()["id"]))["state"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state["state"] == "failed"
+    assert state["error"] == (
+        "the project has 3 packages to build, more than this service's limit of 2"
+        " (limits.max_project_packages)"
+    )
+    assert dispatcher.submitted == []
+    assert list(home.glob("project-*")) == []
+
+
+def test_a_small_upload_unpacking_to_a_16_mib_pyproject_is_refused_at_once(
+    client: TestClient, home: Path, store: LocalStore
+) -> None:
+    """The file's size is checked before a byte of it is parsed: 4xx in well under a second,
+    naming the file and the limit, and nothing left on the server."""
+    huge = PYPROJECT.encode() + b"# " + b"x" * (16 * 1024**2) + b"\n"
+    archive = tar_gz({"demo/pyproject.toml": huge})
+    assert len(archive) < 64 * 1024  # a small upload
+    started = time.monotonic()
+    answer = upload(client, archive, {"environment": "cpu-plain"})
+    seconds = time.monotonic() - started
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith("pyproject.toml is larger than the limit of 1048576 bytes"), detail
+    assert "limits.max_pyproject_bytes" in detail and str(home) not in detail
+    assert seconds < 1.0, seconds
+    assert left_behind(home, store) == []
+
+
+REQUIREMENTS = "six==1.16.0\n"
+PYLOCK = 'lock-version = "1.0"\nrequires-python = ">=3.10"\n'
+
+
+@pytest.mark.parametrize(
+    ("members", "named", "setting"),
+    [
+        ({"pyproject.toml": PYPROJECT}, "pyproject.toml", "max_pyproject_bytes"),
+        ({"pyproject.toml": PYPROJECT, "uv.lock": "version = 1\n"}, "uv.lock", "max_lock_bytes"),
+        ({"pylock.toml": PYLOCK}, "pylock.toml", "max_lock_bytes"),
+        ({"requirements.txt": REQUIREMENTS}, "requirements.txt", "max_requirements_bytes"),
+    ],
+)
+def test_each_project_file_over_its_limit_is_refused_naming_it(
+    home: Path, store: LocalStore, members: dict[str, str], named: str, setting: str
+) -> None:
+    limits = {setting: 4096}
+    app = create_app(
+        configured(home, limits=limits),
+        store=store,
+        jobs=MemoryJobs(),
+        dispatcher=RecordingDispatcher(),
+    )
+    padded = {
+        name: text + ("# padding\n" * 500 if name == named else "")
+        for name, text in members.items()
+    }
+    archive = tar_gz({f"demo/{name}": text.encode() for name, text in padded.items()})
+    answer = upload(TestClient(app), archive, {"environment": "cpu-plain"})
+    assert answer.status_code == 422, answer.text
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"{named} is larger than the limit of 4096 bytes"), detail
+    assert f"limits.{setting}" in detail
+    assert left_behind(home, store) == []
+
+
+def test_each_project_file_is_parsed_once_from_prepare_to_the_build(
+    tmp_path: Path, home: Path, jobs: MemoryJobs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """prepare_project reads pyproject.toml and uv.lock once each; the build gets them parsed
+    (its settings, its lock), and reads neither again."""
+    folder = tmp_path / "demo"
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(PYPROJECT + 'dependencies = ["torch==2.13.0"]\n')
+    (folder / "uv.lock").write_text(
+        'version = 1\nrequires-python = ">=3.10"\n[[package]]\nname = "demo"\nversion = "0.1"\n'
+        'source = { virtual = "." }\n'
+    )
+    parsed: list[str] = []
+    real = tomllib.loads
+
+    def counted(text: str, **kwargs: Any) -> dict[str, Any]:
+        parsed.append("lock" if text.startswith("version = 1") else "pyproject")
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(tomllib, "loads", counted)
+    settings = configured(home)
+    ready = prepare_project(
+        folder, settings, Target(), environment="cpu-plain", base_url="http://127.0.0.1:8000"
+    )
+    ProjectBuild(
+        ready.folder,
+        ready.env,
+        lambda request: Submitted(),
+        jobs,
+        settings=ready.settings,
+        egress=ready.egress,
+        abi_pins=ready.abi_pins,
+        pyproject=ready.pyproject,
+        lock=ready.lock,
+    )
+    assert sorted(parsed) == ["lock", "pyproject"]
+    assert ready.egress == EgressPolicy.from_settings(settings, own="http://127.0.0.1:8000")

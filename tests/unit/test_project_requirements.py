@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings, SourceSettings
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.models import IndexSettings, Target
 from service.project import plan_project
@@ -27,6 +28,10 @@ def settings(links: Path | None = None) -> Settings:
         index=IndexSettings(extra_index_urls=(MIRROR,)),
         sources=SourceSettings(find_links=(links,) if links else ()),
     )
+
+
+#: the operator's policy of these settings (the same for every `links`)
+EGRESS = EgressPolicy.from_settings(settings())
 
 
 @pytest.mark.parametrize(
@@ -49,7 +54,7 @@ def settings(links: Path | None = None) -> Settings:
 def test_what_the_service_may_not_follow_is_refused_naming_it(line: str, named: str) -> None:
     text = f"# pinned by hand\nsix==1.16.0\n{line}\n"
     with pytest.raises(InvalidRequestError) as raised:
-        check_requirements(text, settings(), where="req.txt")
+        check_requirements(text, settings(), egress=EGRESS, where="req.txt")
     assert str(raised.value).startswith("req.txt, line 3: ")
     assert named in str(raised.value)
 
@@ -65,7 +70,7 @@ def test_allowed_indexes_folders_hashes_and_comments_pass(tmp_path: Path) -> Non
         "six==1.16.0 \\\n    --hash=sha256:8abb2f1d\n"
         "tomli ; python_version < '3.11'  # a marker with quotes\n"
     )
-    check_requirements(text, settings(links), where="req.txt")  # raises nothing
+    check_requirements(text, settings(links), egress=EGRESS, where="req.txt")  # raises nothing
 
 
 def test_the_platform_uv_resolves_for_is_the_images() -> None:
@@ -81,7 +86,7 @@ def test_uv_resolves_the_file_into_a_pylock_the_plan_reads(tmp_path: Path) -> No
     requirements.write_text(f"--no-index\n--find-links {links}\nuser-pkg==2.0\n")
     given = find_input(tmp_path)
     assert given.kind is InputKind.REQUIREMENTS and given.file == requirements
-    found = input_lock(given, settings(links), CPU311)
+    found = input_lock(given, settings(links), CPU311, egress=EGRESS)
     assert found.lock is not None and found.blocked_by is None
     assert {name: p[0].version for name, p in found.lock.versions.items()} == {
         "pylock-toml": "0",
@@ -99,7 +104,7 @@ def test_a_package_with_only_an_sdist_is_named_as_the_first_build(tmp_path: Path
     make_sdist("project-pure", links, name="wheelwright_pure", version="1.0")
     requirements = tmp_path / "reqs.txt"
     requirements.write_text(f"--no-index\n-f {links}\ntinydep\nwheelwright-pure==1.0\n")
-    found = input_lock(find_input(requirements), settings(links), CPU311)
+    found = input_lock(find_input(requirements), settings(links), CPU311, egress=EGRESS)
     assert found.lock is None and found.blocked_by == "wheelwright-pure==1.0"
 
 
@@ -126,7 +131,7 @@ def test_a_requirements_file_gives_its_indexes_pins_and_names_to_the_environment
         f"--index-url {MIRROR}\n-f file://{links}\ntorch==2.13.0\n"
         "Beta_Pkg>=1 ; sys_platform == 'linux'\n"
     )
-    found = input_project(find_input(requirements), settings(links), CPU311)
+    found = input_project(find_input(requirements), settings(links), CPU311, egress=EGRESS)
     assert found.abi_pins == {"torch": "2.13.0"}
     assert found.direct == {"torch", "beta-pkg"}
     assert found.data == {"tool": {"uv": {"index-url": MIRROR, "find-links": [str(links)]}}}
@@ -141,10 +146,10 @@ def test_a_pylock_whose_package_comes_from_a_host_path_index_is_refused(tmp_path
         'wheels = [{ url = "https://evil.example/torch-2.13.0-py3-none-any.whl" }]\n'
     )
     with pytest.raises(InvalidRequestError) as raised:
-        input_project(find_input(pylock), settings(), CPU311)
+        input_project(find_input(pylock), settings(), CPU311, egress=EGRESS)
     assert "index 'file:///srv/simple' is not allowed on this service" in str(raised.value)
     pylock.write_text(pylock.read_text().replace("file:///srv/simple", MIRROR))
-    found = input_project(find_input(tmp_path), settings(), CPU311)
+    found = input_project(find_input(tmp_path), settings(), CPU311, egress=EGRESS)
     assert found.abi_pins == {"torch": "2.13.0"}
     assert found.data == {
         "tool": {"uv": {"extra-index-url": [MIRROR]}},

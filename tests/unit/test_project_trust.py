@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
+from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.project.resolve import project_lock, runtime_blocker
 from service.project.trust import check_project, uv_environment
@@ -21,6 +22,10 @@ version = "0"
 requires-python = ">=3.10"
 dependencies = ["beta"]
 """
+
+
+def policy(settings: Settings) -> EgressPolicy:
+    return EgressPolicy.from_settings(settings)
 
 
 def _project(tmp_path: Path, tool_uv: str) -> Path:
@@ -55,11 +60,16 @@ def test_what_would_reach_past_the_project_is_refused_by_name(
     folder = _project(tmp_path, tool_uv)
     where = str(folder / "pyproject.toml")
     with pytest.raises(InvalidRequestError, match=r"pyproject\.toml") as info:
-        project_lock(folder, settings)  # refused before uv runs
+        project_lock(folder, settings, egress=policy(settings))  # refused before uv runs
     assert named in str(info.value)
     with pytest.raises(InvalidRequestError) as again:
         runtime_blocker(
-            folder / "pyproject.toml", ("alpha==1",), settings, python="3.11", index=None
+            folder / "pyproject.toml",
+            ("alpha==1",),
+            settings,
+            egress=policy(settings),
+            python="3.11",
+            index=None,
         )
     assert named in str(again.value) and where in str(again.value)
 
@@ -69,9 +79,8 @@ def test_web_indexes_allowed_folders_and_index_or_git_sources_pass(
 ) -> None:
     wheels = tmp_path / "wheels"
     (wheels / "team").mkdir(parents=True)
-    allowed = settings.model_copy(
-        update={"sources": settings.sources.model_copy(update={"find_links": (wheels,)})}
-    )
+    sources = {"find_links": (wheels,), "private_hosts": ("127.0.0.1:8080",)}
+    allowed = settings.model_copy(update={"sources": settings.sources.model_copy(update=sources)})
     data = {
         "tool": {
             "uv": {
@@ -89,9 +98,11 @@ def test_web_indexes_allowed_folders_and_index_or_git_sources_pass(
             }
         }
     }
-    check_project(data, allowed, where="pyproject.toml")
-    with pytest.raises(InvalidRequestError, match="find-links"):
-        check_project(data, settings, where="pyproject.toml")  # no folder allowed there
+    check_project(data, allowed, egress=policy(allowed), where="pyproject.toml")
+    with pytest.raises(InvalidRequestError, match="find-links"):  # no folder allowed there
+        check_project(data, settings, egress=policy(allowed), where="pyproject.toml")
+    with pytest.raises(InvalidRequestError, match=r"index 'http://127\.0\.0\.1:8080/simple/'"):
+        check_project(data, allowed, egress=policy(settings), where="pyproject.toml")
 
 
 def test_a_link_into_an_allowed_folder_does_not_open_another(
@@ -105,7 +116,7 @@ def test_a_link_into_an_allowed_folder_does_not_open_another(
     )
     data = {"tool": {"uv": {"find-links": [str(wheels / "escape")]}}}
     with pytest.raises(InvalidRequestError, match="escape"):
-        check_project(data, allowed, where="pyproject.toml")
+        check_project(data, allowed, egress=policy(allowed), where="pyproject.toml")
 
 
 def test_uv_runs_with_the_service_s_cache_and_no_downloads_or_keyring(
@@ -128,18 +139,21 @@ def loopback_index() -> Iterator[Origin]:
 def test_uv_on_the_service_s_machine_reaches_no_private_index_the_project_names(
     tmp_path: Path, settings: Settings, loopback_index: Origin
 ) -> None:
-    """uv locks through the egress proxy: an index on this host (or its networks) named by the
-    project is refused, never asked; the operator's `sources.private_hosts` lets it in."""
+    """An index on this host (or its networks) named by the project is refused before uv
+    runs, naming it, never asked; the operator's `sources.private_hosts` lets that host and
+    port in, and uv then locks through the egress proxy."""
     url = f"http://127.0.0.1:{loopback_index.port}/simple"
     tool_uv = f'[[tool.uv.index]]\nname = "mine"\nurl = "{url}"\ndefault = true\n'
     folder = _project(tmp_path, tool_uv)
-    with pytest.raises(InvalidRequestError, match="403 Forbidden") as refused:
-        project_lock(folder, settings)
-    assert "refused: 127.0.0.1 is 127.0.0.1, an address of this host" in str(refused.value)
+    with pytest.raises(InvalidRequestError, match="refused before uv runs") as refused:
+        project_lock(folder, settings, egress=policy(settings))
+    assert f"index {url!r}" in str(refused.value)
+    assert "127.0.0.1 is 127.0.0.1, an address of this host" in str(refused.value)
     assert loopback_index.paths == []
 
-    sources = settings.sources.model_copy(update={"private_hosts": ("127.0.0.1",)})
+    entry = f"127.0.0.1:{loopback_index.port}"
+    sources = settings.sources.model_copy(update={"private_hosts": (entry,)})
     allowed = settings.model_copy(update={"sources": sources})
     with pytest.raises(InvalidRequestError, match="beta"):  # asked, and it has no beta
-        project_lock(folder, allowed)
+        project_lock(folder, allowed, egress=policy(allowed))
     assert loopback_index.paths and loopback_index.paths[0].startswith("/simple/beta/")

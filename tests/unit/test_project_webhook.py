@@ -20,6 +20,7 @@ from service.api.app import create_app
 from service.config import Settings, load_settings
 from service.jobs import MemoryJobs
 from service.project.served import load_state
+from service.shares import Share
 from service.store import LocalStore
 from tests.fakes import RecordingDispatcher
 
@@ -137,27 +138,50 @@ def test_a_push_changing_neither_file_builds_nothing(
     assert list(store.list("projects/")) == []
 
 
-def test_a_busy_service_starts_none_of_a_push_and_keeps_its_delivery_for_the_redelivery(
+def test_a_busy_service_keeps_a_push_waiting_for_a_slot_and_runs_it_when_one_frees(
+    tmp_path: Path, store: LocalStore, repo: tuple[Path, str]
+) -> None:
+    """GitHub does not send a refused delivery again by itself: a push that finds every slot
+    taken (here by a token's build) is accepted, its builds wait in line, then run."""
+    folder, pushed = repo
+    two = ("cpu-plain", "cpu-other")
+    busy = configured(tmp_path / "home", folder, two, limits={"max_project_builds": 1})
+    client = TestClient(create_app(busy, store=store, jobs=MemoryJobs()))
+    slots = client.app.state.project_slots  # type: ignore[attr-defined]
+    other = Share("token:other", "token 'other'")
+    slots.take(other)  # another token's project build holds the only slot
+    answer = push(client, pushed, ["app/pyproject.toml"], "d-busy")
+    assert answer.status_code == 202, answer.text
+    ids = answer.json()["projects"]
+    assert len(ids) == 2 and slots.waiting == 2
+    assert [load_state(store, i)["state"] for i in ids] == ["queued", "queued"]
+    replay = push(client, pushed, ["app/pyproject.toml"], "d-busy")  # accepted once only
+    assert replay.status_code == 409 and "received before" in replay.json()["detail"]
+
+    slots.give_back(other)
+    deadline = time.monotonic() + 30
+    while any(load_state(store, i)["state"] != "failed" for i in ids):
+        assert time.monotonic() < deadline, "the waiting builds never ran"
+        time.sleep(0.05)
+    assert all("requires Python <3" in str(load_state(store, i)["error"]) for i in ids)
+    assert slots.waiting == 0 and slots.free == 1
+    assert list((tmp_path / "home").glob("project-*")) == []
+
+
+def test_a_push_past_its_repositorys_line_is_refused_and_not_counted_as_received(
     tmp_path: Path, store: LocalStore, repo: tuple[Path, str]
 ) -> None:
     folder, pushed = repo
     two = ("cpu-plain", "cpu-other")
-    busy = configured(tmp_path / "home", folder, two, limits={"max_project_builds": 1})
-    client = TestClient(create_app(busy, store=store, jobs=(jobs := MemoryJobs())))
-    for _ in range(2):  # the forge's redelivery of the same id: refused as busy, not as a replay
-        answer = push(client, pushed, ["app/pyproject.toml"], "d-busy")
-        assert answer.status_code == 429, answer.text
-        assert "1 of its 1 project build slots free, not 2" in answer.json()["detail"]
+    limits = {"max_project_builds": 1, "max_waiting_project_builds": 1}
+    settings = configured(tmp_path / "home", folder, two, limits=limits)
+    client = TestClient(create_app(settings, store=store, jobs=MemoryJobs()))
+    answer = push(client, pushed, ["app/pyproject.toml"], "d-full")
+    assert answer.status_code == 429, answer.text
+    assert answer.headers["retry-after"] == "30"
+    assert (
+        "0 project builds of repository 'acme/app' wait for a slot already; 2 more would pass "
+        "the limit of 1 (limits.max_waiting_project_builds)"
+    ) in answer.json()["detail"]
     assert list(store.list("projects/")) == []
     assert list((tmp_path / "home").glob("project-*")) == []
-
-    roomy = configured(tmp_path / "home", folder, two, limits={"max_project_builds": 2})
-    client = TestClient(create_app(roomy, store=store, jobs=jobs))
-    answer = push(client, pushed, ["app/pyproject.toml"], "d-busy")
-    assert answer.status_code == 202, answer.text
-    assert len(answer.json()["projects"]) == 2
-    deadline = time.monotonic() + 30
-    while (replay := push(client, pushed, ["app/pyproject.toml"], "d-busy")).status_code == 429:
-        assert time.monotonic() < deadline, "the two builds never gave their slots back"
-        time.sleep(0.05)
-    assert replay.status_code == 409 and "received before" in replay.json()["detail"]

@@ -238,7 +238,7 @@ def test_a_submodule_over_ssh_to_an_allowed_host_is_reached_through_the_tunnel(
     tmp_path: Path, listener: SshListener
 ) -> None:
     url, commit = _with_ssh_submodule(tmp_path, listener.port)
-    git = Git(allow_file=True, egress=EgressPolicy(frozenset({"127.0.0.1"})))
+    git = Git(allow_file=True, egress=EgressPolicy.allowing(f"127.0.0.1:{listener.port}"))
     with pytest.raises(SourceNotFoundError, match="git submodule failed"):  # not a real server
         git.checkout(url, commit, tmp_path / "out")
     assert listener.connections >= 1

@@ -224,7 +224,15 @@ def test_a_replayed_delivery_is_refused(
     replay = github(client, push(), delivery="same")
     assert replay.status_code == 409
     assert "delivery 'github:same' was received before" in replay.json()["detail"]
+    # the captured delivery again under a fresh id: its signed body is what is recognised
+    fresh = github(client, push(), delivery="fresh-id")
+    assert fresh.status_code == 409
+    assert "github:fresh-id has the body of one received before" in fresh.json()["detail"]
+    assert "a replay under a new id" in fresh.json()["detail"]
     assert len(dispatcher.submitted) == 1
+    other = {**push(), "after": "b" * 40}  # another push (another body) still builds
+    assert github(client, other, delivery="next").status_code == 202
+    assert len(dispatcher.submitted) == 2
 
 
 def test_gitlab_refusals(client: TestClient, dispatcher: RecordingDispatcher) -> None:
@@ -258,4 +266,10 @@ def test_gitlab_refusals(client: TestClient, dispatcher: RecordingDispatcher) ->
         "/v1/webhooks/gitlab", json=body, headers={**headers, "X-Gitlab-Token": TOKEN}
     )
     assert replay.status_code == 409
+    fresh = client.post(
+        "/v1/webhooks/gitlab",
+        json=body,
+        headers={**headers, "X-Gitlab-Token": TOKEN, "Idempotency-Key": "g-2"},
+    )
+    assert fresh.status_code == 409 and "a replay under a new id" in fresh.json()["detail"]
     assert len(dispatcher.submitted) == 1

@@ -29,6 +29,7 @@ from service.errors import (
     VerifyFailedError,
 )
 from service.models import BuildRequest
+from service.printable import printable
 from worker.driver.contract import BAD_RESULT, ERROR_KINDS, NO_RESULT, check_result
 from worker.executors.lines import DEFAULT_MAX_CHARS, LineSplitter
 from worker.plan import Layout, Machine, StagePlan
@@ -61,12 +62,12 @@ class StageContext:
     log: Callable[[str], None] = lambda _line: None
     cancelled: Callable[[], bool] = lambda: False
     tail: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
-    #: what a line becomes before anyone sees it (secrets masked)
+    #: what a line becomes before anyone sees it (secrets masked; controls then made visible)
     clean: Callable[[str], str] = lambda line: line
     max_line_chars: int = DEFAULT_MAX_CHARS
 
     def emit(self, line: str) -> None:
-        line = self.clean(line)
+        line = printable(self.clean(line))
         self.tail.append(line)
         self.log(line)
 

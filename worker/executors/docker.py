@@ -30,7 +30,7 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest, Mount
 
 from service.config import Settings
-from service.egress import EgressProxy, policy_for
+from service.egress import EgressPolicy, EgressProxy
 from service.errors import BuildFailedError, ExecutorError, ImageError
 from service.models import BuildRequest, Target
 from service.prepare import build_image
@@ -356,7 +356,7 @@ class DockerExecutor:
         )
         proxy = EgressProxy(
             egress / EGRESS_SOCKET,
-            policy_for(self.settings),
+            EgressPolicy.from_settings(self.settings),
             on_refused=lambda why: progress(f"egress refused: {why}"),
         )
         try:
