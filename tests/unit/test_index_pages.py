@@ -14,6 +14,7 @@ from urllib.parse import urljoin
 import pytest
 from fastapi.testclient import TestClient
 from pypi_simple import IndexPage, ProjectPage
+from sqlalchemy import text
 
 from service.api.app import create_app
 from service.artifacts import publish
@@ -412,3 +413,20 @@ def test_project_json_says_what_verify_proved(tmp_path: Path) -> None:
     assert "_wheelwright" not in plain["files"][0]
     parsed = ProjectPage.from_json_data(entry, base_url="http://h/simple/env/cudafix/")
     assert parsed.packages[0].filename.startswith("cudafix-1.0")  # clients ignore the extra key
+
+
+def test_readyz_fails_while_the_catalog_cannot_answer(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    client = TestClient(create_app(settings, store=LocalStore(tmp_path / "store")))
+    assert client.get("/readyz").json()["checks"]["catalog"] == "ok"
+    catalog = open_catalog(settings)
+    with catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE catalog_state SET filled_us = NULL"))  # as if never filled
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert "not filled" in answer.json()["checks"]["catalog"]
+    with catalog.engine.begin() as conn:
+        conn.execute(text("DROP TABLE catalog_state"))  # a database that does not answer
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert "does not answer" in answer.json()["checks"]["catalog"]
