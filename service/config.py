@@ -176,6 +176,18 @@ class SigningSettings(BaseModel):
     )
 
 
+class DatabaseSettings(BaseModel):
+    """The SQL database of the index catalog (the store stays the source of truth)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://user:pass@host/db when deployed); "
+        "default: a SQLite file HOME/catalog.sqlite3",
+    )
+
+
 class ApiToken(BaseModel):
     """One API token: who it is for, the secret, and what it may do."""
 
@@ -266,6 +278,7 @@ class Settings(BaseSettings):
     host: HostSettings = HostSettings()
     index: IndexSettings = IndexSettings()
     store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()
     broker_url: str | None = Field(
         default=None, description="Redis URL; without it `serve` runs builds in-process"
     )
@@ -337,6 +350,11 @@ class Settings(BaseSettings):
     @cached_property
     def store_dir(self) -> Path:
         return self.store.path or self.home / "store"
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        return url.get_secret_value() if url else f"sqlite:///{self.home / 'catalog.sqlite3'}"
 
     @cached_property
     def cache_dir(self) -> Path:

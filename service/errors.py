@@ -149,6 +149,14 @@ class StoreError(WheelwrightError):
     exit_code = 20
 
 
+class CatalogError(WheelwrightError):
+    """The catalog database does not answer (or is not migrated); the store still holds all."""
+
+    http_status = 503
+    retryable = True
+    exit_code = 31
+
+
 class ObjectNotFoundError(StoreError):
     """No object under that key."""
 

@@ -17,6 +17,7 @@ from service import layout
 from service.artifacts import Artifact, lookup, publish
 from service.artifacts.checks import WheelLimits
 from service.config import Settings
+from service.index.sql import open_catalog
 from service.keys import new_build_id
 from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
@@ -103,7 +104,9 @@ def build_and_publish(
     if isinstance(request, BuildRequest):
         request = prepare(request, settings, executor=executor.name)
     prepared, hit = cache_lookup(request, settings, store)
+    catalog = open_catalog(settings)
     if hit is not None:
+        catalog.record(hit)  # a publish that died before its row: listed now
         return Outcome(artifact=hit, cached=True, build_id=None)
     build_id = build_id or new_build_id()
     signing = Signing.of(settings)  # a broken key fails here, before the build
@@ -128,6 +131,7 @@ def build_and_publish(
             limits=wheel_limits(settings),
             source_date_epoch=built.source_date_epoch,
             signing=signing,
+            catalog=catalog,
         )
         record_rebuild(store, built.request, published, built.build_id)  # only for a rebuild
         return published

@@ -7,8 +7,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC
 from typing import Any
 
-from service.artifacts import Artifact
-from service.index.model import sorted_versions
+from service.index.model import CatalogFile, sorted_versions
 
 API_VERSION = "1.1"
 
@@ -18,7 +17,7 @@ def names_page(names: Iterable[str], *, key: str = "projects") -> bytes:
 
 
 def project_page(
-    project: str, files: Sequence[Artifact], files_prefix: str, files_url: str | None = None
+    project: str, files: Sequence[CatalogFile], files_prefix: str, files_url: str | None = None
 ) -> bytes:
     return _dump(
         {
@@ -29,7 +28,9 @@ def project_page(
     )
 
 
-def file_entry(item: Artifact, files_prefix: str, files_url: str | None = None) -> dict[str, Any]:
+def file_entry(
+    item: CatalogFile, files_prefix: str, files_url: str | None = None
+) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "filename": item.filename,
         "url": item.url(files_prefix),
@@ -43,6 +44,8 @@ def file_entry(item: Artifact, files_prefix: str, files_url: str | None = None) 
     )
     entry["core-metadata"] = metadata
     entry["dist-info-metadata"] = metadata
+    if item.yanked:  # PEP 592: a reason, or true
+        entry["yanked"] = item.yanked_reason or True
     entry["upload-time"] = item.published_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     provenance = item.provenance_url(files_url) if files_url else None
     if provenance:  # PEP 740's field, an absolute URL; a DSSE envelope there (README)
