@@ -108,6 +108,8 @@ def request_key(request: BuildRequest, image: str) -> str:
             "verify_imports": list(request.verify_imports or ()),
             "verify_smoke": request.verify_smoke,
             "local_label": request.local_label,
+            # only where one applies: the keys of packages without a recipe stay as they were
+            **({"recipe": request.recipe.model_dump(mode="json")} if request.recipe else {}),
         }
     )
 

@@ -36,6 +36,7 @@ ALLOWED_BUILD_ENV: tuple[str, ...] = (
     "*_SKIP_CUDA_BUILD",
     "*_CUDA_ARCHS",
     "*_BUILD_CUDA",
+    "DS_BUILD_*",
 )
 
 SUPPORTED_PYTHON_MINORS = range(8, 15)
@@ -253,6 +254,22 @@ class EnvironmentSpec(_Frozen):
     _label = field_validator("local_label")(_local_label)
 
 
+class AppliedRecipe(_Frozen):
+    """The package recipe applied to a request (`service/recipes.py`): what it added to the
+    request's `build_env` and `build_requires`, and what the plan reads from it."""
+
+    name: str = Field(description="package and version range, e.g. 'flash-attn>=2.0'")
+    origin: Literal["builtin", "config"] = "builtin"
+    env: dict[str, str] = Field(default_factory=dict, description="defaults it set")
+    build_requires: tuple[str, ...] = Field(default=(), description="requirements it added")
+    arch_env: str | None = Field(default=None, description="where the package reads its archs")
+    arch_format: Literal["torch", "digits"] = "torch"
+    fixed_archs: str | None = Field(default=None, description="archs it builds whatever it is told")
+    job_memory_bytes: int | None = Field(default=None, gt=0)
+    nvcc_threads: int | None = Field(default=None, ge=1)
+    parallel_extensions: bool = False
+
+
 class BuildRequest(_Frozen):
     """One build: a source, a target, and how to stage the environment around it."""
 
@@ -282,6 +299,9 @@ class BuildRequest(_Frozen):
     compiler_cache: bool = Field(
         default=True,
         description="use the project's compiler cache (it changes how long, never what, is built)",
+    )
+    recipe: AppliedRecipe | None = Field(
+        default=None, description="the package recipe applied where the request was prepared"
     )
 
     _label = field_validator("local_label")(_local_label)

@@ -24,6 +24,7 @@ DRIVER_FILES = (
     "audit.py",
     "compilercache.py",
     "egress.py",
+    "backend_env.py",
 )
 VENDORED = (pyproject_hooks, packaging)
 
