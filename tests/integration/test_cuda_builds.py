@@ -37,13 +37,17 @@ def _settings(home: Path) -> Settings:
 def _publish(settings: Settings, store: LocalStore, request: object) -> tuple[Outcome, str]:
     lines: list[str] = []
     executor = DockerExecutor(settings)
-    outcome = build_and_publish(
-        request,  # type: ignore[arg-type]
-        settings,
-        store,
-        executor,
-        hooks=Hooks(on_line=lines.append),
-    )
+    try:
+        outcome = build_and_publish(
+            request,  # type: ignore[arg-type]
+            settings,
+            store,
+            executor,
+            hooks=Hooks(on_line=lines.append),
+        )
+    except Exception:
+        print("\n".join(lines[-150:]))  # the build's log, where pytest shows a failure's output
+        raise
     assert not outcome.cached
     return outcome, "\n".join(lines)
 
