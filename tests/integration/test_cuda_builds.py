@@ -85,9 +85,8 @@ def test_torch_cuda_extensions_build_against_pypi_cuda_torch(
     assert all(cuda["modules"][m] == {"sass": ["sm_90"], "ptx": []} for m in modules)
     assert manifest["verify"]["imported"] == ["torchcudapair"]  # imported with no GPU
     assert manifest["verify"]["gpu"]["present"] is False
-    with zipfile.ZipFile(
-        store.open(wheel_key(outcome.artifact.sha256, outcome.artifact.filename))
-    ) as zf:
+    key = wheel_key(outcome.artifact.sha256, outcome.artifact.filename)
+    with store.open(key) as fh, zipfile.ZipFile(fh) as zf:
         names = zf.namelist()
     assert sum(n.startswith("torchcudapair/_") and n.endswith(".so") for n in names) == 2
     _published(store, outcome)
