@@ -64,7 +64,7 @@ def test_a_lookup_is_named_in_the_log_and_fails_as_it_would(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    env = backend_env.offline_notice()
+    env = backend_env.backend_hooks()
     # a sitecustomize of the venv's own still runs
     own = tmp_path / "own"
     own.mkdir()
@@ -84,3 +84,36 @@ def test_a_lookup_is_named_in_the_log_and_fails_as_it_would(
         " with the network off: the attempt fails at once, and a backend that falls back (from"
         " downloading a prebuilt binary, say) compiles instead"
     ]
+
+
+def test_each_extension_gets_its_own_ninja_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hook wraps torch.utils.cpp_extension's ninja writer (here a stand-in module of that
+    name that records where it was asked to write): extensions side by side get a folder each,
+    the same in every build."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    fake = tmp_path / "fake" / "torch" / "utils"
+    fake.mkdir(parents=True)
+    (fake.parent / "__init__.py").write_text("")
+    (fake / "__init__.py").write_text("")
+    (fake / "cpp_extension.py").write_text(
+        "def _write_ninja_file_and_compile_objects(sources, objects, build_directory):\n"
+        "    print('ninja in', build_directory)\n",
+        encoding="utf-8",
+    )
+    env = backend_env.backend_hooks()
+    env["PYTHONPATH"] += os.pathsep + str(tmp_path / "fake")
+    code = (
+        "import torch.utils.cpp_extension as c\n"
+        "for objects in (['/b/a.o'], ['/b/b.o', '/b/c.o'], ['/b/a.o']):\n"
+        "    c._write_ninja_file_and_compile_objects(\n"
+        "        sources=[], objects=objects, build_directory='/b')\n"
+    )
+    plain = _run(tmp_path, env, "-c", code).stdout.split()
+    assert plain.count("/b") == 3  # not asked for: unchanged
+    monkeypatch.setattr(backend_env.shutil, "which", lambda _name: "/usr/bin/ninja")
+    env |= backend_env.parallel_extensions(2)
+    folders = [line for line in _run(tmp_path, env, "-c", code).stdout.splitlines()]
+    assert len(set(folders)) == 2 and folders[0] == folders[2]
+    assert all(line.startswith("ninja in /b/ninja-") for line in folders)

@@ -201,7 +201,7 @@ def build(request: contract.WheelRequest) -> contract.WheelResult:
     outdir = request["outdir"]
     Path(outdir).mkdir(parents=True, exist_ok=True)
     say("build_wheel (no isolation)")
-    os.environ.update(backend_env.offline_notice())
+    os.environ.update(backend_env.backend_hooks())
     os.environ.update(backend_env.parallel_extensions(request.get("parallel_extensions")))
     cache = compilercache.start(request.get("compiler_cache"))
     try:
