@@ -59,9 +59,9 @@ def _published(store: LocalStore, outcome: Outcome) -> None:
 
 
 def test_torch_cuda_extensions_build_against_pypi_cuda_torch(
-    tmp_path: Path, cuda_image: str
+    tmp_path: Path, cuda_image: str, cuda_torch_home: Path
 ) -> None:
-    settings = _settings(tmp_path / "home")
+    settings = _settings(cuda_torch_home)
     store = LocalStore(tmp_path / "store")
     sdist = make_sdist("torch-cuda-pair", tmp_path, "torchcudapair", "0.1.0")
     request = request_for(

@@ -34,9 +34,9 @@ GENCODE_RE = re.compile(r"-gencode[ =]arch=compute_(\d+),code=sm_(\d+)")
 
 
 def test_flash_attn_setup_py_compiles_for_the_audited_archs_without_downloading(
-    tmp_path: Path, cuda_image: str
+    tmp_path: Path, cuda_image: str, cuda_torch_home: Path
 ) -> None:
-    settings = load_settings(home=tmp_path / "home", keep_workspace=False)
+    settings = load_settings(home=cuda_torch_home, keep_workspace=False)
     request = parse_request(
         {
             "source": {"kind": "requirement", "requirement": "flash-attn==2.8.3"},
