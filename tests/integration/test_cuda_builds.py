@@ -20,6 +20,7 @@ import pytest
 from service.artifacts import lookup
 from service.config import Settings, load_settings
 from service.layout import wheel_key
+from service.models import BuildRequest
 from service.store.local import LocalStore
 from tests.buildkit import make_sdist, request_for
 from worker.engine import Hooks
@@ -34,12 +35,12 @@ def _settings(home: Path) -> Settings:
     return load_settings(home=home, keep_workspace=False)
 
 
-def _publish(settings: Settings, store: LocalStore, request: object) -> tuple[Outcome, str]:
+def _publish(settings: Settings, store: LocalStore, request: BuildRequest) -> tuple[Outcome, str]:
     lines: list[str] = []
     executor = DockerExecutor(settings)
     try:
         outcome = build_and_publish(
-            request,  # type: ignore[arg-type]
+            request,
             settings,
             store,
             executor,
