@@ -35,6 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from service.config import load_settings
 from service.models import BuildRequest
@@ -53,12 +54,11 @@ PYPI = "https://pypi.org/simple"
 
 
 def timed_build(
-    request: BuildRequest, home: Path, store: LocalStore, *folders: Path
+    request: BuildRequest, home: Path, store: LocalStore, *folders: Path, index: str | None = None
 ) -> dict[str, Any]:
     allowed = [torch_find_links(), *(str(f) for f in folders)]
-    settings = load_settings(
-        home=home, sources={"find_links": allowed, "private_hosts": ["127.0.0.1"]}
-    )
+    hosts = [f"127.0.0.1:{urlsplit(index).port}"] if index else []  # a loopback index, allowed
+    settings = load_settings(home=home, sources={"find_links": allowed, "private_hosts": hosts})
     stages: dict[str, float] = {}
 
     def on_stage(event: StageEvent) -> None:
@@ -170,7 +170,7 @@ def origins(image: str) -> dict[str, Any]:
                 "find_links": [torch_find_links()],
             }
             elsewhere = timed_build(
-                BuildRequest.model_validate({**common, "index": index}), home, store
+                BuildRequest.model_validate({**common, "index": index}), home, store, index=url
             )
         changed = sdist_of(
             FIXTURES / "torch-multi",

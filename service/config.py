@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from service.errors import ConfigError
 from service.models import EnvironmentSpec, IndexSettings
+from service.recipes import Recipe
 
 #: the shortest API token accepted: a token is a secret, not a password to remember
 MIN_TOKEN_CHARS = 24
@@ -292,6 +293,9 @@ class Settings(BaseSettings):
     queue: QueueSettings = QueueSettings()
     environments: dict[str, EnvironmentSpec] = Field(
         default_factory=dict, description="named build environments ([environments.NAME])"
+    )
+    recipes: tuple[Recipe, ...] = Field(
+        default=(), description="package recipes ([[recipes]]), tried before the project's own"
     )
     auth: AuthSettings = AuthSettings()
     webhooks: WebhookSettings = WebhookSettings()

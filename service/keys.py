@@ -100,8 +100,9 @@ def source_identity(request: BuildRequest) -> dict[str, str]:
 
 
 def request_key(request: BuildRequest, image: str) -> str:
-    """hash(source identity + environment + config settings + allow-listed env), and the
-    original's key for a rebuild (so it is a build of its own, never the original's cache hit)."""
+    """hash(source identity + environment + config settings + allow-listed env), the recipe
+    where one applies, and the original's key for a rebuild (so it is a build of its own, never
+    the original's cache hit)."""
     keyed: dict[str, Any] = {
         "source": source_identity(request),
         "environment": environment_inputs(request, image),
@@ -111,6 +112,8 @@ def request_key(request: BuildRequest, image: str) -> str:
         "verify_smoke": request.verify_smoke,
         "local_label": request.local_label,
     }
+    if request.recipe is not None:  # only where one applies: other keys stay as they were
+        keyed["recipe"] = request.recipe.model_dump(mode="json")
     if request.rebuild_of is not None:
         keyed["rebuild_of"] = request.rebuild_of.request_key
     return digest(keyed)

@@ -21,6 +21,7 @@ from service.errors import ConfigError, InvalidRequestError, SourceChangedError
 from service.keys import environment_name, image_ref, request_key
 from service.models import BuildRecord, BuildRequest, GitSource, Target
 from service.policy import check_request
+from service.recipes import apply_recipe
 from service.sources import resolve_source
 
 
@@ -96,10 +97,10 @@ class Prepared:
 
 
 def prepare(request: BuildRequest, settings: Settings, *, executor: str | None = None) -> Prepared:
-    """Apply the request's named environment, check it against this host's policy, pin its
-    source by digest, and name its image, environment and key (`executor`: the one that will
-    build it; default, the settings')."""
-    request = apply_environment(request, settings)
+    """Apply the request's named environment and its package's recipe, check it against this
+    host's policy, pin its source by digest, and name its image, environment and key
+    (`executor`: the one that will build it; default, the settings')."""
+    request = apply_recipe(apply_environment(request, settings), settings)
     check_request(request, settings)
     resolved = resolve_source(request)
     return Prepared.of(resolved, build_image(resolved.target, settings, executor))

@@ -235,6 +235,9 @@ def run_build(
             plan = make_plan(
                 fetched.request, session.layout, session.machine, source_root=root, inputs=inputs
             )
+            if (recipe := fetched.request.recipe) is not None:
+                given = ", ".join(f"{k}={plan.build_env[k]}" for k in sorted(plan.build_env))
+                rec.line(f"recipe {recipe.name} ({recipe.origin}); build environment: {given}")
             results, wheel = _run_stages(rec, session, plan, ctx, workspace=workspace, kept=kept)
             image_facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,

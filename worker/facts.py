@@ -55,6 +55,8 @@ def build_facts(
         "source": fetched.source_facts(),
         "image": dict(image),
         "build_env": dict(build_env),
+        # the package recipe applied where the request was prepared (also in `inputs`)
+        "recipe": recipe.model_dump(mode="json") if (recipe := fetched.request.recipe) else None,
         "python": results.runtime["python"],
         "runtime_freeze": results.runtime["freeze"],
         "runtime_inherited": results.runtime.get("inherited", []),

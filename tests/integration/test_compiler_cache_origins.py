@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import docker
 import httpx
@@ -31,7 +32,7 @@ from projectkit import fixture_index
 from servicekit import Service
 
 from service import layout
-from service.config import load_settings
+from service.config import Settings, load_settings
 from service.models import BuildRequest
 from service.store import LocalStore, WheelStore
 from worker.compiler_cache import generations, scope_prefix
@@ -71,11 +72,13 @@ def test_a_build_from_another_index_brings_nothing_and_the_teams_rebuild_still_h
     sdist_of(FIXTURES / "modern-ext", team_folder, "modern_ext", "2.0.0")
     settings = load_settings(
         home=tmp_path / "home",
-        sources={"find_links": [str(team_folder)], "private_hosts": ["127.0.0.1"]},
+        sources={"find_links": [str(team_folder)]},
     )
     store = LocalStore(tmp_path / "store")
 
-    def build(index: dict[str, Any], **fields: Any) -> tuple[dict[str, Any], str]:
+    def build(
+        index: dict[str, Any], settings: Settings = settings, **fields: Any
+    ) -> tuple[dict[str, Any], str]:
         source = {"kind": "requirement", "requirement": "modern-ext==2.0.0"}
         request = BuildRequest.model_validate(
             {"source": source, "index": index, "target": {"image": image}, **fields}
@@ -102,7 +105,13 @@ def test_a_build_from_another_index_brings_nothing_and_the_teams_rebuild_still_h
     (root / "files").mkdir(parents=True)
     shutil.copy(hostile, root / "files" / hostile.name)
     with fixture_index(root, {}) as url:
-        attack, attack_log = build({"index_url": url, "extra_index_urls": [PYPI]})
+        # the operator allows the loopback index's host and port (a team's private index)
+        allowed = (f"127.0.0.1:{urlsplit(url).port}",)
+        sources = settings.sources.model_copy(update={"private_hosts": allowed})
+        attack, attack_log = build(
+            {"index_url": url, "extra_index_urls": [PYPI]},
+            settings.model_copy(update={"sources": sources}),
+        )
     section = _cache(attack)
     attacker_scope = section["scope"]
     assert attacker_scope.partition("#")[0] == f"index:modern-ext@{url.rstrip('/')}"

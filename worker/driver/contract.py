@@ -116,6 +116,8 @@ class WheelRequest(CommonRequest):
     outdir: str
     config: dict[str, Any]
     compiler_cache: CompilerCacheRequest | None
+    #: `build_ext --parallel N` through DIST_EXTRA_CONFIG (None: extensions one at a time)
+    parallel_extensions: int | None
 
 
 class VerifyRequest(CommonRequest):

@@ -36,7 +36,7 @@ except ImportError:  # Python < 3.11 in the build image: pip carries a copy of t
     from pip._vendor import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 if TYPE_CHECKING or __package__:
-    from worker.driver import compilercache, contract, toolchain
+    from worker.driver import backend_env, compilercache, contract, toolchain
     from worker.driver.installs import (
         freeze,
         inherit_host_packages,
@@ -50,6 +50,7 @@ if TYPE_CHECKING or __package__:
         venv_python,
     )
 else:  # the flat bundle in the build container
+    import backend_env  # type: ignore[import-not-found,no-redef,unused-ignore]
     import compilercache
     import contract
     import toolchain  # type: ignore[import-not-found,no-redef,unused-ignore]
@@ -202,6 +203,8 @@ def build(request: contract.WheelRequest) -> contract.WheelResult:
     Path(outdir).mkdir(parents=True, exist_ok=True)
     tools = toolchain.versions()  # before the compiler cache puts its wrappers first on PATH
     say("build_wheel (no isolation)")
+    os.environ.update(backend_env.backend_hooks())
+    os.environ.update(backend_env.parallel_extensions(request.get("parallel_extensions")))
     cache = compilercache.start(request.get("compiler_cache"))
     try:
         name = hook_caller(request).build_wheel(outdir, request["config"])

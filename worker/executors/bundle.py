@@ -25,6 +25,7 @@ DRIVER_FILES = (
     "compilercache.py",
     "egress.py",
     "toolchain.py",
+    "backend_env.py",
 )
 VENDORED = (pyproject_hooks, packaging)
 
