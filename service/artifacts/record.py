@@ -13,8 +13,33 @@ from service import layout
 from service.errors import InvalidArtifactError
 
 
+class WheelLinks:
+    """Where a published wheel's files lie and how a page links them: one place for the
+    published wheel as a manifest (`Artifact`) and as the catalog's row (`CatalogFile`) has it."""
+
+    sha256: str
+    filename: str
+
+    @property
+    def wheel_key(self) -> str:
+        return layout.wheel_key(self.sha256, self.filename)
+
+    @property
+    def metadata_key(self) -> str:
+        return layout.metadata_key(self.sha256, self.filename)
+
+    def url(self, files_prefix: str) -> str:
+        """The wheel's link: `files_prefix` + its key, percent-encoded (`+` becomes `%2B`)."""
+        return files_prefix + quote(self.wheel_key, safe="/")
+
+    @staticmethod
+    def link(files_prefix: str, key: str | None) -> str | None:
+        """A stored file's link (its signed provenance, PEP 740's `provenance`), if any."""
+        return files_prefix + quote(key, safe="/") if key else None
+
+
 @dataclass(frozen=True)
-class Artifact:
+class Artifact(WheelLinks):
     """A published wheel, as its committed manifest describes it."""
 
     environment: str
@@ -28,14 +53,6 @@ class Artifact:
     requires_python: str | None
     published_at: datetime
     manifest: Mapping[str, Any] = field(compare=False, hash=False, repr=False)
-
-    @property
-    def wheel_key(self) -> str:
-        return layout.wheel_key(self.sha256, self.filename)
-
-    @property
-    def metadata_key(self) -> str:
-        return layout.metadata_key(self.sha256, self.filename)
 
     @property
     def manifest_key(self) -> str:
@@ -86,10 +103,6 @@ class Artifact:
         """What verify proved of the wheel, for its index entry (`verified_summary`)."""
         return verified_summary(self.manifest)
 
-    def url(self, files_prefix: str) -> str:
-        """The wheel's link: `files_prefix` + its key, percent-encoded (`+` becomes `%2B`)."""
-        return files_prefix + quote(self.wheel_key, safe="/")
-
     @property
     def provenance_key(self) -> str | None:
         """Where its signed provenance lies (None: published before there was any)."""
@@ -103,8 +116,7 @@ class Artifact:
 
     def provenance_url(self, files_prefix: str) -> str | None:
         """Its provenance's link, as PEP 740's `provenance` field names it."""
-        key = self.provenance_key
-        return files_prefix + quote(key, safe="/") if key else None
+        return self.link(files_prefix, self.provenance_key)
 
 
 def verified_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -12,16 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 from packaging.version import InvalidVersion, Version
 
-from service import layout
 from service.artifacts import Artifact
+from service.artifacts.record import WheelLinks
 
 
 @dataclass(frozen=True)
-class CatalogFile:
+class CatalogFile(WheelLinks):
     """One published wheel as the index lists it."""
 
     environment: str
@@ -66,22 +65,9 @@ class CatalogFile:
         )
         return found
 
-    @property
-    def wheel_key(self) -> str:
-        return layout.wheel_key(self.sha256, self.filename)
-
-    @property
-    def metadata_key(self) -> str:
-        return layout.metadata_key(self.sha256, self.filename)
-
-    def url(self, files_prefix: str) -> str:
-        """The wheel's link: `files_prefix` + its key, percent-encoded (`+` becomes `%2B`)."""
-        return files_prefix + quote(self.wheel_key, safe="/")
-
     def provenance_url(self, files_prefix: str) -> str | None:
         """Its provenance's link, as PEP 740's `provenance` field names it."""
-        key = self.provenance_key
-        return files_prefix + quote(key, safe="/") if key else None
+        return self.link(files_prefix, self.provenance_key)
 
 
 @dataclass(frozen=True)
