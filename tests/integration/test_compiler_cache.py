@@ -147,7 +147,9 @@ def test_the_cache_travels_through_s3_to_a_worker_with_nothing_on_disk(
     assert section["brought"]["files"] > 0
     counts = section["counts"]
     assert (counts["hits"], counts["misses"]) == (8, 1), counts
-    assert "compiler cache of upload:torchmulti@anonymous: generation 1" in log
+    assert section["scope"] == _cache(cold)["scope"]
+    assert section["scope"].partition("#")[0] == "upload:torchmulti@anonymous"
+    assert f"compiler cache of {section['scope']}: generation 1" in log
 
 
 def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
