@@ -16,6 +16,7 @@ from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from pydantic import ValidationError
 
 from service.config import Settings
 from service.egress import EgressPolicy
@@ -27,7 +28,7 @@ from service.project.files import read_pyproject
 from service.project.inputs import InputLock
 from service.project.lock import Lock, parse_lock
 from service.project.plan import BuildNode, ProjectPlan, plan_project, reachable
-from service.project.resolve import project_lock, runtime_blocker
+from service.project.resolve import blocker_sdist, project_lock, runtime_blocker
 from service.project.run import NodeProgress, ProjectProgress, ProjectRun
 from service.project.settings import ProjectBuildSettings, project_build_settings
 from service.submit import Submitted
@@ -89,7 +90,10 @@ class ProjectBuild:
         self._pyproject: Mapping[str, Any] = {}
         self._locked = lock
         self._project = ProjectBuildSettings()
-        if lock_input is None:
+        self._sdists: dict[str, tuple[str, str | None]] = {}  # a blocker's, as uv resolved it
+        if lock_input is not None:  # a requirements.txt's or pylock's indexes, as [tool.uv]
+            self._pyproject = pyproject or {}
+        else:
             where = folder / "pyproject.toml"
             self._pyproject = read_pyproject(where, settings) if pyproject is None else pyproject
             self._project = project_build_settings(self._pyproject, where=str(where))
@@ -227,7 +231,19 @@ class ProjectBuild:
             for r in (canonicalize_name(Requirement(p).name) for p in runtime)
             if r in self.progress.nodes
         )
-        return BuildNode(name, version, "uv cannot lock it without building it", runtime, after)
+        found = self._sdists.get(f"{name}=={version}")
+        if found is None:
+            found = self._sdists[f"{name}=={version}"] = blocker_sdist(
+                self.folder / "pyproject.toml",
+                f"{name}=={version}",
+                self._settings,
+                egress=self._egress,
+                python=self.env.spec.target.python,
+                data=self._pyproject,
+            )
+        url, sha256 = found
+        why = "uv cannot lock it without building it"
+        return BuildNode(name, version, why, runtime, after, sdist_url=url, sdist_sha256=sha256)
 
     def _run(self, plan: ProjectPlan) -> ProjectProgress:
         run = ProjectRun(
@@ -246,8 +262,9 @@ class ProjectBuild:
 
 
 def node_request(node: BuildNode, env: ProjectEnvironment) -> BuildRequest:
-    """The ordinary build request of one node: its sdist by pin, in the project's environment,
-    its runtime the environment's plus what its own build needs besides."""
+    """The ordinary build request of one node: the sdist its lock names (by URL, its sha256
+    checked where the lock has one; a node without one fails, naming it), in the project's
+    environment, its runtime the environment's plus what its own build needs besides."""
     pinned = {canonicalize_name(Requirement(p).name): p for p in env.spec.runtime}
     added: list[str] = []
     for text in node.runtime:
@@ -261,10 +278,19 @@ def node_request(node: BuildNode, env: ProjectEnvironment) -> BuildRequest:
             raise InvalidRequestError(
                 f"the build of {node.name} needs {text}, but environment {env.name} pins {own}"
             )
-    fields: dict[str, object] = {
-        "source": RequirementSource(requirement=node.pin),
-        "environment": env.name,
-    }
+    if node.sdist_url is None:
+        raise InvalidRequestError(
+            f"the lock names no sdist URL for {node.pin}: it is built only from where the "
+            "lock says (an http(s) URL), never looked up by name"
+        )
+    try:
+        source = RequirementSource(
+            requirement=node.pin, url=node.sdist_url, sha256=node.sdist_sha256
+        )
+    except ValidationError as exc:
+        why = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise InvalidRequestError(f"the lock's sdist for {node.pin}: {why}") from None
+    fields: dict[str, object] = {"source": source, "environment": env.name}
     if added:
         fields["runtime"] = tuple(added)
     return BuildRequest.model_validate(fields)

@@ -33,6 +33,9 @@ class BuildNode:
     reason: str
     runtime: tuple[str, ...]
     after: tuple[str, ...]
+    #: the sdist the lock names (its URL and sha256): what is fetched, and from nowhere else
+    sdist_url: str | None = None
+    sdist_sha256: str | None = None
 
     @property
     def pin(self) -> str:
@@ -190,6 +193,8 @@ def _node(
         reason=reason,
         runtime=tuple(runtime),
         after=tuple(canonicalize_name(a) for a in after),
+        sdist_url=package.sdist_url,
+        sdist_sha256=package.sdist_sha256,
     )
 
 

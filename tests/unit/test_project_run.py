@@ -32,6 +32,7 @@ from service.store import open_store
 from service.submit import Submitted, submit
 
 CPU = Target(kind="cpu", python="3.11")
+FILES = "https://files.example/packages"
 PYPROJECT = """\
 [project]
 name = "demo"
@@ -48,7 +49,8 @@ default = true
 
 def node(name: str, *after: str, runtime: tuple[str, ...] = ("torch==2.13.0",)) -> BuildNode:
     pins = (*runtime, *(f"{a}==1.0" for a in after))
-    return BuildNode(name, "1.0", "sdist only", pins, tuple(after))
+    url = f"{FILES}/{name}-1.0.tar.gz"
+    return BuildNode(name, "1.0", "sdist only", pins, tuple(after), sdist_url=url)
 
 
 def plan_of(*nodes: BuildNode, waves: tuple[tuple[str, ...], ...]) -> ProjectPlan:
@@ -168,6 +170,33 @@ def test_the_project_environment_is_one_page_for_every_package(env) -> None:  # 
     assert alpha.runtime == ("torch==2.13.0",)
     assert beta.runtime == ("torch==2.13.0", "alpha==1.0")
     assert alpha.index == beta.index
+
+
+def test_a_node_is_the_sdist_its_lock_names_and_nothing_else(env) -> None:  # type: ignore[no-untyped-def]
+    _, project_env = env
+    sha = "0f" * 32
+    locked = BuildNode(
+        "alpha",
+        "1.0",
+        "sdist only",
+        (),
+        (),
+        sdist_url=f"{FILES}/alpha-1.0.tar.gz",
+        sdist_sha256=sha,
+    )
+    source = node_request(locked, project_env).source
+    assert source.model_dump() == {
+        "kind": "requirement",
+        "requirement": "alpha==1.0",
+        "url": f"{FILES}/alpha-1.0.tar.gz",
+        "sha256": sha,
+    }
+    nowhere = BuildNode("alpha", "1.0", "sdist only", (), ())
+    with pytest.raises(InvalidRequestError, match=r"the lock names no sdist URL for alpha==1\.0"):
+        node_request(nowhere, project_env)
+    bad = BuildNode("alpha", "1.0", "sdist only", (), (), sdist_url="ftp://x/a.tar.gz")
+    with pytest.raises(InvalidRequestError, match=r"the lock's sdist for alpha==1\.0: .*http"):
+        node_request(bad, project_env)
 
 
 def test_a_python_the_target_lacks_is_refused(tmp_path: Path) -> None:
