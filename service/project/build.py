@@ -23,6 +23,7 @@ from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.jobs import JobBackend
 from service.models import BuildRequest, RequirementSource
+from service.project.buildonly import with_build_only
 from service.project.environment import ProjectEnvironment
 from service.project.files import read_pyproject
 from service.project.inputs import InputLock
@@ -106,6 +107,15 @@ class ProjectBuild:
             lock = self._locked or parse_lock(text, where=str(self.folder / "uv.lock"))
         target = self.env.spec.target
         plan = plan_project(lock, self._project, target, abi_pins=tuple(self._abi))
+        locked = {name: p.version for name, p in reachable(lock, target).items()}
+        plan = with_build_only(
+            plan,
+            self._project,
+            locked=locked,
+            probe=self._probe,
+            locate=self._locate,
+            limit=MAX_ROUNDS,
+        )
         self._check_size(plan)
         self._note_served(lock, plan)
         self._run(plan)
@@ -231,19 +241,37 @@ class ProjectBuild:
             for r in (canonicalize_name(Requirement(p).name) for p in runtime)
             if r in self.progress.nodes
         )
-        found = self._sdists.get(f"{name}=={version}")
+        url, sha256 = self._locate(f"{name}=={version}")
+        why = "uv cannot lock it without building it"
+        return BuildNode(name, version, why, runtime, after, sdist_url=url, sdist_sha256=sha256)
+
+    def _locate(self, pin: str) -> tuple[str, str | None]:
+        """Where uv resolves the sdist of `pin`, which no lock of ours names, from."""
+        found = self._sdists.get(pin)
         if found is None:
-            found = self._sdists[f"{name}=={version}"] = blocker_sdist(
+            found = self._sdists[pin] = blocker_sdist(
                 self.folder / "pyproject.toml",
-                f"{name}=={version}",
+                pin,
                 self._settings,
                 egress=self._egress,
                 python=self.env.spec.target.python,
                 data=self._pyproject,
             )
-        url, sha256 = found
-        why = "uv cannot lock it without building it"
-        return BuildNode(name, version, why, runtime, after, sdist_url=url, sdist_sha256=sha256)
+        return found
+
+    def _probe(self, runtime: tuple[str, ...]) -> str | None:
+        """The package uv cannot install `runtime` (a build's) without building first."""
+        self._before_lock()
+        return runtime_blocker(
+            self.folder / "pyproject.toml",
+            runtime,
+            self._settings,
+            egress=self._egress,
+            data=self._pyproject,
+            python=self.env.spec.target.python,
+            index=self.env.index_url,
+            fresh=self._fresh(),
+        )
 
     def _run(self, plan: ProjectPlan) -> ProjectProgress:
         run = ProjectRun(

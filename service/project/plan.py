@@ -103,7 +103,7 @@ def plan_project(
     return ProjectPlan(
         target=target,
         nodes=nodes,
-        generations=_generations(nodes),
+        generations=generations(nodes),
         installable=tuple(installable),
     )
 
@@ -198,7 +198,7 @@ def _node(
     )
 
 
-def _generations(nodes: Mapping[str, BuildNode]) -> tuple[tuple[str, ...], ...]:
+def generations(nodes: Mapping[str, BuildNode]) -> tuple[tuple[str, ...], ...]:
     """Build waves: every node of one wave can build at once, after the waves before it."""
     sorter: TopologicalSorter[str] = TopologicalSorter()
     for node in nodes.values():

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import zipfile
 from pathlib import Path
 
 import docker
@@ -103,4 +104,47 @@ def test_a_private_package_is_built_from_the_url_its_lock_names_and_nowhere_else
         states = {p["name"]: p["state"] for p in json.loads(fresh.stdout)["packages"]}
         assert states == {"wheelwright-fastone": "cached"}  # the same sdist, by its hash
         assert not any("fastone" in path for path in decoy_seen), decoy_seen
+    assert managed_containers(docker_client, home) == []
+
+
+def test_a_package_needed_only_at_build_time_is_built_first_from_the_team_page(
+    tmp_path: Path, docker_client: docker.DockerClient, cpu_image: str
+) -> None:
+    # fasttwo's setup.py imports fastone, named only in [tool.uv.extra-build-dependencies];
+    # fastone has no wheel anywhere: it is a node of its own, built before fasttwo
+    decoy_seen: list[str] = []
+    both = {**FASTONE, "project-fasttwo": ("wheelwright_fasttwo", "1.0")}
+    with (
+        find_links_page(tmp_path / "links", both) as links,
+        fixture_index(tmp_path / "decoy", DECOY, decoy_seen) as decoy,
+    ):
+        home = tmp_path / "home"
+        env = project_env(home, links, decoy)
+        project = tmp_path / "app"
+        project.mkdir()
+        extra = (
+            "\n[tool.uv.extra-build-dependencies]\n"
+            'wheelwright-fasttwo = ["wheelwright-fastone==1.0"]\n'
+        )
+        text = PRIVATE.format(
+            dependencies='"wheelwright-fasttwo==1.0"', decoy=decoy, links=links, extra=extra
+        )
+        (project / "pyproject.toml").write_text(text)
+        locked = lock_with_uv(project)
+        assert "wheelwright-fastone" not in locked  # the lock does not know it
+
+        url = f"http://127.0.0.1:{free_port()}"
+        done = wheelwright(env, "project", "build", str(project), "--url", url, "--json")
+        assert done.returncode == 0, done.stderr[-4000:]
+        packages = {p["name"]: p for p in json.loads(done.stdout)["packages"]}
+        assert {n: p["state"] for n, p in packages.items()} == {
+            "wheelwright-fastone": "built",
+            "wheelwright-fasttwo": "built",
+        }
+        assert packages["wheelwright-fastone"]["wave"] < packages["wheelwright-fasttwo"]["wave"]
+        assert not any(path.startswith("/files/") for path in decoy_seen), decoy_seen
+    wheel = next(home.rglob("wheelwright_fasttwo-1.0-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        built = archive.read("wheelwright_fasttwo/_built.py").decode()
+    assert built == 'AT_BUILD = "the team\'s own fastone"\n'  # fastone was in its build
     assert managed_containers(docker_client, home) == []
