@@ -134,15 +134,24 @@ def test_a_package_needed_only_at_build_time_is_built_first_from_the_team_page(
         assert "wheelwright-fastone" not in locked  # the lock does not know it
 
         url = f"http://127.0.0.1:{free_port()}"
-        done = wheelwright(env, "project", "build", str(project), "--url", url, "--json")
+        done = wheelwright(env, "project", "build", str(project), "--url", url)
         assert done.returncode == 0, done.stderr[-4000:]
-        packages = {p["name"]: p for p in json.loads(done.stdout)["packages"]}
-        assert {n: p["state"] for n, p in packages.items()} == {
-            "wheelwright-fastone": "built",
-            "wheelwright-fasttwo": "built",
-        }
-        assert packages["wheelwright-fastone"]["wave"] < packages["wheelwright-fasttwo"]["wave"]
         assert not any(path.startswith("/files/") for path in decoy_seen), decoy_seen
+    # the CI log (no terminal here): a line per change, fastone built before fasttwo is queued
+    lines = done.stderr.splitlines()
+    assert lines[0] == f"locking {project / 'pyproject.toml'} with building forbidden ..."
+    one, two = "wheelwright-fastone 1.0", "wheelwright-fasttwo 1.0"
+    built_one = next(i for i, line in enumerate(lines) if line.startswith(f"{one}  built  "))
+    assert built_one < lines.index(f"{two}  queued")
+    running = [line for line in lines if line.startswith(f"{two}  running  ")]
+    assert all(re.fullmatch(rf"{two}  running(  [a-z_]+)?  \d+ s", line) for line in running)
+    assert any(line.split("  ")[2] == "build" for line in running), lines
+    summary = lines[lines.index("summary:") + 1 :]
+    assert re.fullmatch(
+        rf"  {one}  built  \d+ s  wheelwright_fastone-1\.0-py3-none-any\.whl", summary[0]
+    )
+    assert summary[1].startswith(f"  {two}  built  ")
+    assert "wheelwright-fasttwo" in done.stdout  # the uv configuration, on stdout
     wheel = next(home.rglob("wheelwright_fasttwo-1.0-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         built = archive.read("wheelwright_fasttwo/_built.py").decode()
