@@ -1,8 +1,10 @@
-"""A project's plan, built: wave after wave through the ordinary build submission.
+"""A project's plan, built: each node the moment the nodes its build needs have ended.
 
 Each node is submitted as any build request is (`service.submit.submit`, bound by the caller), so
-the cache, single-flight, records, logs and the dashboard all apply. A wave's builds are all
-submitted before any is waited on, so as many run at once as there are workers. A node whose
+the cache, single-flight, records, logs and the dashboard all apply. A node is submitted as soon
+as every node its build needs has ended, whatever else still runs (readiness, not waves: one slow
+build does not hold back an unrelated chain), and the nodes ready together go to the workers as
+one group, so as many run at once as there are workers. A node whose
 build needs a node that was not built is not submitted: it is reported "not built", naming the
 package it waited for. The others still build and publish; publishing is the one moment a wheel
 counts, so a failed build leaves nothing behind on the index.
@@ -11,13 +13,13 @@ counts, so a failed build leaves nothing behind on the index.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
 
-from service.errors import WheelwrightError
+from service.errors import InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.project.plan import BuildNode, ProjectPlan
 from service.submit import Submitted
@@ -94,8 +96,9 @@ class ProjectProgress:
 
 
 class ProjectRun:
-    """Runs `plan`'s waves in order; `submit_node` turns a node into a submitted build;
-    `on_wave` is called once a wave's builds are all submitted (a `WaveDispatcher.flush`)."""
+    """Runs `plan`, each node once it is ready; `submit_node` turns a node into a submitted
+    build; `on_wave` is called with how many builds the nodes ready together submitted (a
+    `WaveDispatcher.flush`: they go to the workers as one group). `wave`: a node's depth."""
 
     def __init__(
         self,
@@ -124,15 +127,31 @@ class ProjectRun:
                 self.progress.nodes[name] = NodeProgress(node.name, node.version, number)
 
     def run(self) -> ProjectProgress:
-        for wave in self.plan.generations:
-            waiting = {}
-            for name in wave:
-                build_id = self._start(self.plan.nodes[name])
+        """Each node submitted the moment every node its build needs has ended (built, or
+        found), whatever else still runs: no node waits for a wave it does not need."""
+        pending = dict(self.plan.nodes)
+        running: dict[str, str] = {}
+        while pending or running:
+            ready = [
+                name
+                for name, node in sorted(pending.items())
+                if not any(a in pending or a in running for a in node.after)
+            ]
+            submitted = 0
+            for name in ready:
+                build_id = self._start(pending.pop(name))
                 if build_id is not None:
-                    waiting[name] = build_id
-            self._on_wave(len(waiting))  # the wave is submitted: send its builds as one group
-            self._on_change()
-            self._wait(waiting)
+                    running[name] = build_id
+                    submitted += 1
+            if ready:
+                self._on_wave(submitted)  # these are submitted: send their builds as one group
+                self._on_change()
+            if not running:
+                if pending and not ready:  # never, in an acyclic plan: refuse, not spin
+                    names = ", ".join(sorted(pending))
+                    raise InvalidRequestError(f"the build graph has a cycle among {names}")
+                continue
+            self._wait_any(running)
         return self.progress
 
     def _start(self, node: BuildNode) -> str | None:
@@ -165,11 +184,11 @@ class ProjectRun:
         entry = self.progress.nodes.get(name)
         return entry is None or entry.ok  # a name outside this plan was built before it
 
-    def _wait(self, waiting: Mapping[str, str]) -> None:
-        left = dict(waiting)
-        while left:
-            changed = False
-            for name, build_id in list(left.items()):
+    def _wait_any(self, running: dict[str, str]) -> None:
+        """Until at least one of `running`'s builds ends (each one that did leaves it)."""
+        while True:
+            changed = ended = False
+            for name, build_id in list(running.items()):
                 entry = self.progress.nodes[name]
                 record = self._jobs.get(build_id)
                 stage = record.stages[-1].name if record.stages else None
@@ -177,8 +196,8 @@ class ProjectRun:
                     entry.state, entry.stage, changed = "running", stage, True
                 if not record.terminal:
                     continue
-                del left[name]
-                changed = True
+                del running[name]
+                changed = ended = True
                 if record.state == "succeeded":
                     wheel = (record.artifact or {}).get("filename")
                     entry.wheel = str(wheel) if wheel else None
@@ -188,8 +207,9 @@ class ProjectRun:
                     self._end(entry, "failed", error=f"failed{where}: {record.error}")
             if changed:
                 self._on_change()
-            if left:
-                time.sleep(self._poll_s)
+            if ended:
+                return
+            time.sleep(self._poll_s)
 
     def _end(self, entry: NodeProgress, state: NodeState, *, error: str | None = None) -> None:
         entry.state, entry.error, entry.finished = state, error, self._clock()

@@ -75,8 +75,15 @@ def env(tmp_path: Path) -> tuple[Settings, ProjectEnvironment]:
 class Service:
     """The real submit path; `outcome` decides each build's end (the worker's part)."""
 
-    def __init__(self, settings: Settings, outcome: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        outcome: Callable[[str], str | None],
+        seconds: dict[str, float] | None = None,
+    ) -> None:
         self.settings, self.jobs = settings, MemoryJobs()
+        self.seconds = seconds or {}
+        self.ended: list[str] = []
         self.store = open_store(settings)
         self.running: set[str] = set()
         self.overlap = 0
@@ -93,10 +100,11 @@ class Service:
             self.overlap = max(self.overlap, len(self.running))
             self.order.append(name)
         self.jobs.record_stage(build_id, StageTiming(name="build", network=False))
-        time.sleep(0.3)
+        time.sleep(self.seconds.get(name, 0.3))  # the build's own work, as long as it takes
         error = self._outcome(name)
         with self._lock:
             self.running.discard(name)
+            self.ended.append(name)
         if error is None:
             self.jobs.finish(build_id, "succeeded", artifact={"filename": f"{name}-1.0.whl"})
         else:
@@ -123,6 +131,29 @@ def test_waves_run_in_order_and_a_waves_builds_at_once(env) -> None:  # type: ig
     assert record.environment == project_env.name
     assert record.request.runtime == ("torch==2.13.0", "alpha==1.0")
     assert record.request.index.extra_index_urls[0] == project_env.index_url
+
+
+def test_a_chain_beside_a_slow_build_runs_as_each_link_is_ready(env) -> None:  # type: ignore[no-untyped-def]
+    # two workers: slow takes one for 1.5 s, the chain one -> two -> three the other, each link
+    # queued the moment the one before it is built, not when slow's "wave" ends
+    settings, project_env = env
+    service = Service(settings, lambda name: None, seconds={"slow": 1.5, "one": 0.1, "two": 0.1})
+    service.seconds["three"] = 0.1
+    plan = plan_of(
+        node("slow"),
+        node("one"),
+        node("two", "one"),
+        node("three", "two"),
+        waves=(("one", "slow"), ("two",), ("three",)),
+    )
+    progress = ProjectRun(
+        plan, lambda n: service.submit(node_request(n, project_env)), service.jobs, poll_s=0.02
+    ).run()
+    assert {n.state for n in progress.nodes.values()} == {"built"}
+    assert service.ended == ["one", "two", "three", "slow"]  # the chain's last before slow
+    three, slow = progress.nodes["three"], progress.nodes["slow"]
+    assert three.finished is not None and slow.finished is not None
+    assert three.finished < slow.finished
 
 
 def test_a_failed_package_fails_its_dependents_naming_it(env) -> None:  # type: ignore[no-untyped-def]
