@@ -23,7 +23,7 @@ from service import layout
 from service.config import Settings
 from service.dispatch import Dispatcher, GroupDispatcher
 from service.egress import EgressPolicy
-from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
+from service.errors import BuildNotFoundError, BusyError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
@@ -203,13 +203,18 @@ class ServedProjectBuild:
                 log.warning("project.heartbeat_failed", error=str(exc))
 
     def start(self, *, ticket: int | None = None) -> threading.Thread:
-        """Take a slot of the requester's share now (`BusyError` when it has none free), or
-        with a `ticket` (`ProjectSlots.join`) wait in line for one in the thread; save the
-        queued state, then run in a thread of this process, which gives the slot back when it
-        ends."""
+        """Take a place in the line for a slot (`ProjectSlots.join`: `BusyError` only when the
+        requester's own line is full), or use the `ticket` taken already; save the queued
+        state, then run in a thread of this process, which waits in line for a slot of the
+        requester's share and gives it back when it ends."""
         slots, who = self.parts.slots, share_of(self.parts.requested_by)
+        holding = False
         if slots is not None and ticket is None:
-            slots.take(who)
+            try:
+                slots.take(who)  # a slot free and the share not full: no line to stand in
+                holding = True
+            except BusyError:
+                ticket = slots.join(who, 1)[0]
         try:
             self.save()
             thread = threading.Thread(
@@ -217,7 +222,7 @@ class ServedProjectBuild:
             )
             thread.start()
         except BaseException:
-            if slots is not None and ticket is None:
+            if slots is not None and holding:
                 slots.give_back(who)
             elif slots is not None and ticket is not None:
                 slots.leave(ticket)
