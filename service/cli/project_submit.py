@@ -17,7 +17,7 @@ from service.cli.project import project_app
 from service.errors import BuildFailedError, InvalidRequestError, WaitTimeoutError, WheelwrightError
 
 GIT_PREFIXES = ("https://", "ssh://", "file://", "git+")
-ENDED = ("succeeded", "failed")
+ENDED = ("succeeded", "failed", "cancelled")
 STATE_STYLE = {"built": "green", "cached": "green", "failed": "red", "not built": "red"}
 
 
@@ -128,7 +128,7 @@ def report(state: dict[str, Any]) -> None:
         if config:
             print(config, end="")
         return
-    failed = [p for p in state["packages"] if p["state"] in ("failed", "not built")]
+    failed = [p for p in state["packages"] if p["state"] in ("failed", "not built", "cancelled")]
     for node in failed:
         err.print(f"[bold red]{shown(node['name'])}:[/] {shown(node.get('error') or '')}")
     if not failed:

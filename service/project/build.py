@@ -1,5 +1,5 @@
 """A whole project built for one environment: lock (a fixpoint where uv must wait for a build),
-plan, then the plan's waves through the ordinary build submission.
+plan, then the plan's nodes, each once it is ready, through the ordinary build submission.
 
 Without a uv.lock, uv locks with building forbidden and our environment's page in front; a
 package it cannot lock without building is built first (alone, as its own wave), then uv locks
@@ -53,7 +53,7 @@ class ProjectBuild:
     `on_wave` sends a submitted wave to the workers; `before_lock` refreshes our index before
     uv or a wave's builds read it. `egress`: the operator's policy for uv's requests;
     `pyproject` and `lock`: the project's files as prepared, parsed once (read here, bounded,
-    when not given)."""
+    when not given); `cancelled`: asked between polls, True once the build must stop."""
 
     def __init__(
         self,
@@ -72,8 +72,10 @@ class ProjectBuild:
         lock_input: Callable[[tuple[str, ...]], InputLock] | None = None,
         pyproject: Mapping[str, Any] | None = None,
         lock: Lock | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.folder = folder
+        self._cancelled = cancelled
         self.env = env
         self.progress = ProjectProgress()
         self._submit = submit
@@ -282,6 +284,7 @@ class ProjectBuild:
             on_change=self._on_change,
             on_wave=self._wave_ready,
             poll_s=self._poll_s,
+            cancelled=self._cancelled,
         )
         return run.run()
 

@@ -26,9 +26,11 @@ from service.submit import Submitted
 
 log = structlog.get_logger("wheelwright.project")
 
-NodeState = Literal["waiting", "queued", "running", "built", "cached", "failed", "not built"]
+NodeState = Literal[
+    "waiting", "queued", "running", "built", "cached", "failed", "not built", "cancelled"
+]
 DONE: frozenset[str] = frozenset({"built", "cached"})
-ENDED: frozenset[str] = DONE | {"failed", "not built"}
+ENDED: frozenset[str] = DONE | {"failed", "not built", "cancelled"}
 
 
 @dataclass
@@ -80,7 +82,7 @@ class ProjectProgress:
 
     @property
     def failed(self) -> list[NodeProgress]:
-        return [n for n in self.nodes.values() if n.state in ("failed", "not built")]
+        return [n for n in self.nodes.values() if n.state in ("failed", "not built", "cancelled")]
 
     @property
     def built(self) -> list[NodeProgress]:
@@ -111,6 +113,7 @@ class ProjectRun:
         on_change: Callable[[], object] | None = None,
         on_wave: Callable[[int], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.plan = plan
         self._submit = submit_node
@@ -119,6 +122,8 @@ class ProjectRun:
         self._on_change = on_change or (lambda: None)
         self._on_wave = on_wave or (lambda builds: None)
         self._clock = clock
+        self._cancelled = cancelled
+        self._own: set[str] = set()  # the builds this run created (not joined): its to cancel
         self.progress = progress or ProjectProgress()
         first_wave = 1 + max((n.wave for n in self.progress.nodes.values()), default=0)
         for number, wave in enumerate(plan.generations, start=first_wave):
@@ -132,6 +137,9 @@ class ProjectRun:
         pending = dict(self.plan.nodes)
         running: dict[str, str] = {}
         while pending or running:
+            if self._cancelled():
+                self._stop(pending, running)
+                break
             ready = [
                 name
                 for name, node in sorted(pending.items())
@@ -176,6 +184,8 @@ class ProjectRun:
             self._end(entry, "failed", error="the service returned neither a wheel nor a build")
             return None
         entry.build_id = submitted.record.id
+        if submitted.created:
+            self._own.add(submitted.record.id)
         entry.state = "queued"
         log.info("project.node_submitted", package=node.name, build_id=entry.build_id)
         return entry.build_id
@@ -184,8 +194,28 @@ class ProjectRun:
         entry = self.progress.nodes.get(name)
         return entry is None or entry.ok  # a name outside this plan was built before it
 
-    def _wait_any(self, running: dict[str, str]) -> None:
-        """Until at least one of `running`'s builds ends (each one that did leaves it)."""
+    def _stop(self, pending: dict[str, BuildNode], running: dict[str, str]) -> None:
+        """Cancelled: no node is queued any more, and every build still running is cancelled
+        (a queued one at once) and waited for, so none is left behind."""
+        for name in sorted(pending):
+            self._end(self.progress.nodes[name], "cancelled", error="cancelled before it started")
+        pending.clear()
+        for name, build_id in list(running.items()):
+            if build_id not in self._own:  # another's build this node joined: theirs to stop
+                del running[name]
+                self._end(self.progress.nodes[name], "cancelled", error="cancelled")
+                continue
+            try:
+                self._jobs.cancel(build_id)
+            except WheelwrightError:  # it ended meanwhile: nothing to stop
+                continue
+        self._on_change()
+        while running:
+            self._wait_any(running, stop_when_cancelled=False)
+
+    def _wait_any(self, running: dict[str, str], *, stop_when_cancelled: bool = True) -> None:
+        """Until at least one of `running`'s builds ends (each one that did leaves it), or
+        the project build is cancelled."""
         while True:
             changed = ended = False
             for name, build_id in list(running.items()):
@@ -202,12 +232,14 @@ class ProjectRun:
                     wheel = (record.artifact or {}).get("filename")
                     entry.wheel = str(wheel) if wheel else None
                     self._end(entry, "built")
+                elif record.state == "cancelled":
+                    self._end(entry, "cancelled", error="cancelled while it ran")
                 else:
                     where = f" in stage {record.error_stage}" if record.error_stage else ""
                     self._end(entry, "failed", error=f"failed{where}: {record.error}")
             if changed:
                 self._on_change()
-            if ended:
+            if ended or (stop_when_cancelled and self._cancelled()):
                 return
             time.sleep(self._poll_s)
 

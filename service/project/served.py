@@ -38,7 +38,9 @@ from service.submit import Submitted, submit
 
 log = structlog.get_logger("wheelwright.project")
 
-ProjectState = Literal["queued", "running", "succeeded", "failed"]
+ProjectState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+#: How often a project build asks the store whether it was cancelled.
+CANCEL_POLL_S = 1.0
 #: How often a running project build rewrites its state, and after how long without that a
 #: reader takes it as lost (the API process that ran it stopped).
 HEARTBEAT_S = 15.0
@@ -121,6 +123,15 @@ def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
     return state
 
 
+def request_cancel(store: WheelStore, project_build_id: str) -> dict[str, object]:
+    """Ask a project build to stop: its queued packages are not built, its running builds
+    cancelled; seen by the process running it within `CANCEL_POLL_S`. Its state as it is."""
+    state = load_state(store, project_build_id)
+    if state.get("state") in ("queued", "running"):
+        store.put(layout.project_cancel_key(project_build_id), b"{}")
+    return state
+
+
 def without_paths(text: str, folder: Path, workdir: Path) -> str:
     """`text` with `folder/` taken out (a project's files by their names in the project) and
     any other path in `workdir` named `<project>`: a refusal tells no one the server's paths."""
@@ -169,6 +180,7 @@ class ServedProjectBuild:
         self._build: ProjectBuild | None = None
         self._saving = threading.Lock()
         self._ended = threading.Event()
+        self._cancel_seen, self._cancel_asked = False, float("-inf")
         self.state: dict[str, object] = {
             "id": self.id,
             "state": "queued",
@@ -183,6 +195,15 @@ class ServedProjectBuild:
             "created_at": time.time(),
             "finished_at": None,
         }
+
+    def cancelled(self) -> bool:
+        """Whether someone asked this project build to stop (`request_cancel`, from any API
+        process sharing the store); the store is asked at most every `CANCEL_POLL_S`."""
+        now = time.monotonic()
+        if not self._cancel_seen and now - self._cancel_asked >= CANCEL_POLL_S:
+            self._cancel_asked = now
+            self._cancel_seen = self.parts.store.exists(layout.project_cancel_key(self.id))
+        return self._cancel_seen
 
     def save(self) -> None:
         """Write the state (the run thread on each change, the heartbeat between)."""
@@ -235,11 +256,19 @@ class ServedProjectBuild:
             self.run()
             return
         if ticket is not None:
-            while not slots.wait(ticket, HEARTBEAT_S):  # queued: its state still says alive
-                try:
-                    self.save()
-                except Exception as exc:  # the store away for a moment: the next beat may pass
-                    log.warning("project.heartbeat_failed", error=str(exc))
+            beat = time.monotonic()
+            while not slots.wait(ticket, CANCEL_POLL_S):
+                if self.cancelled():  # out of the line: it never runs
+                    slots.leave(ticket)
+                    shutil.rmtree(self._workdir, ignore_errors=True)
+                    self._end("cancelled", "cancelled while it waited for a slot")
+                    return
+                if time.monotonic() - beat >= HEARTBEAT_S:  # queued: its state says alive
+                    beat = time.monotonic()
+                    try:
+                        self.save()
+                    except Exception as exc:  # the store away for a moment: the next beat
+                        log.warning("project.heartbeat_failed", error=str(exc))
         try:
             self.run()
         finally:
@@ -303,6 +332,7 @@ class ServedProjectBuild:
             lock_input=ready.lock_input,
             pyproject=ready.pyproject,
             lock=ready.lock,
+            cancelled=self.cancelled,
         )
         result = self._build.run()
         built = result.built
@@ -310,6 +340,9 @@ class ServedProjectBuild:
         self.state["uv_config"] = config
         failed = [node.name for node in result.progress.failed]
         self.state["failed"] = failed
+        if self.cancelled():
+            stopped = [n.name for n in result.progress.nodes.values() if n.state == "cancelled"]
+            return "cancelled", f"cancelled; not built: {', '.join(stopped) or 'none'}"
         if failed:
             return "failed", f"not built: {', '.join(failed)}"
         return "succeeded", None

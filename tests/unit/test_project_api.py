@@ -548,3 +548,38 @@ def test_each_project_file_is_parsed_once_from_prepare_to_the_build(
     )
     assert sorted(parsed) == ["lock", "pyproject"]
     assert ready.egress == EgressPolicy.from_settings(settings, own="http://127.0.0.1:8000")
+
+
+def test_cancel_of_a_project_build_waiting_for_a_slot_ends_it_without_running(
+    home: Path, store: LocalStore
+) -> None:
+    release = threading.Event()
+    settings = configured(home, limits={"max_project_builds": 1})
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    app.state.index_catalog.invalidate = lambda: release.wait(30)  # type: ignore[method-assign]
+    client = TestClient(app)
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    first = upload(client, archive, {"environment": "cpu-plain"})
+    second = upload(client, archive, {"environment": "cpu-plain"})
+    assert (first.status_code, second.status_code) == (202, 202)
+    waiting = second.json()["id"]
+    answer = client.post(f"/v1/projects/{waiting}/cancel")
+    assert answer.status_code == 202 and answer.json()["state"] == "queued"
+    assert ended_or_cancelled(store, waiting) == "cancelled"
+    state = load_state(store, waiting)
+    assert state["error"] == "cancelled while it waited for a slot" and state["packages"] == []
+    assert app.state.project_slots.waiting == 0  # out of the line
+    release.set()
+    assert ended(store, first.json()["id"]) == "succeeded"  # the other one ran as ever
+    assert client.post(f"/v1/projects/{'0' * 32}/cancel").status_code == 404
+    again = client.post(f"/v1/projects/{first.json()['id']}/cancel")  # ended: nothing to stop
+    assert again.status_code == 202 and again.json()["state"] == "succeeded"
+    assert len(list(home.glob("project-*"))) == 0
+
+
+def ended_or_cancelled(store: LocalStore, project_id: str) -> str:
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, project_id)["state"]) in ("queued", "running"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return str(state)

@@ -100,7 +100,13 @@ class Service:
             self.overlap = max(self.overlap, len(self.running))
             self.order.append(name)
         self.jobs.record_stage(build_id, StageTiming(name="build", network=False))
-        time.sleep(self.seconds.get(name, 0.3))  # the build's own work, as long as it takes
+        # the build's own work, as long as it takes; it stops when cancelled, as a worker does
+        if self._work(build_id, self.seconds.get(name, 0.3)):
+            with self._lock:
+                self.running.discard(name)
+                self.ended.append(name)
+            self.jobs.finish(build_id, "cancelled", error="cancelled")
+            return
         error = self._outcome(name)
         with self._lock:
             self.running.discard(name)
@@ -109,6 +115,15 @@ class Service:
             self.jobs.finish(build_id, "succeeded", artifact={"filename": f"{name}-1.0.whl"})
         else:
             self.jobs.finish(build_id, "failed", error=error, error_stage="build")
+
+    def _work(self, build_id: str, seconds: float) -> bool:
+        """Work for `seconds`; True when the build was cancelled meanwhile (it stops then)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.jobs.cancelled(build_id):
+                return True
+            time.sleep(0.01)
+        return False
 
     def submit(self, request: BuildRequest) -> Submitted:
         return submit(request, self.settings, self.store, self.jobs, self.dispatcher)
@@ -154,6 +169,32 @@ def test_a_chain_beside_a_slow_build_runs_as_each_link_is_ready(env) -> None:  #
     three, slow = progress.nodes["three"], progress.nodes["slow"]
     assert three.finished is not None and slow.finished is not None
     assert three.finished < slow.finished
+
+
+def test_cancel_stops_queued_nodes_and_running_builds(env) -> None:  # type: ignore[no-untyped-def]
+    settings, project_env = env
+    service = Service(settings, lambda name: None, seconds={"slow": 30.0, "one": 30.0})
+    plan = plan_of(node("slow"), node("one"), node("two", "one"), waves=(("one", "slow"), ("two",)))
+    stop = threading.Event()
+    run = ProjectRun(
+        plan,
+        lambda n: service.submit(node_request(n, project_env)),
+        service.jobs,
+        poll_s=0.02,
+        cancelled=stop.is_set,
+        on_change=lambda: service.running == {"one", "slow"} and stop.set(),
+    )
+    started = time.monotonic()
+    progress = run.run()
+    assert time.monotonic() - started < 10  # not the 30 s the builds would take
+    states = {n.name: n.state for n in progress.nodes.values()}
+    assert states == {"one": "cancelled", "slow": "cancelled", "two": "cancelled"}
+    assert progress.nodes["two"].error == "cancelled before it started"
+    assert progress.nodes["one"].error == "cancelled while it ran"
+    assert sorted(service.ended) == ["one", "slow"] and service.running == set()
+    for name in ("one", "slow"):  # the builds themselves ended cancelled, none left running
+        assert service.jobs.get(str(progress.nodes[name].build_id)).state == "cancelled"
+    assert "two" not in service.order  # never queued
 
 
 def test_a_failed_package_fails_its_dependents_naming_it(env) -> None:  # type: ignore[no-untyped-def]
