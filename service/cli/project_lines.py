@@ -7,29 +7,30 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TextIO
 
 from service.printable import printable
-from service.project.run import NodeProgress, ProjectProgress
+from service.project.run import DONE, ProjectProgress
 
 #: between the fields of a line: two spaces, so that a name with one reads as one field
 GAP = "  "
 
 
-def progress_line(node: NodeProgress, now: float) -> str:
+def progress_line(node: Mapping[str, Any]) -> str:
     """`name version  state  stage  seconds s`, the stage and time where there are any; a
-    failed package's error after its state."""
-    fields = [f"{node.name} {node.version}", node.state]
-    if node.stage and node.state == "running":
-        fields.append(node.stage)
-    seconds = node.seconds(now)
-    if seconds is not None and node.state not in ("waiting", "queued"):
+    failed package's error after its state. `node`: a package as the JSON answer has it."""
+    state = str(node.get("state"))
+    fields = [f"{node.get('name')} {node.get('version')}", state]
+    if node.get("stage") and state == "running":
+        fields.append(str(node["stage"]))
+    seconds = node.get("seconds")
+    if isinstance(seconds, (int, float)) and state not in ("waiting", "queued"):
         fields.append(f"{seconds:.0f} s")
-    if node.error:
-        fields.append(node.error)
-    elif node.note and node.state == "cached":
-        fields.append(node.note)
+    if node.get("error"):
+        fields.append(str(node["error"]))
+    elif node.get("note") and state == "cached":
+        fields.append(str(node["note"]))
     return GAP.join(printable(field) for field in fields)
 
 
@@ -40,26 +41,33 @@ class ProgressLines:
     def __init__(self, out: TextIO | None = None, clock: Callable[[], float] | None = None) -> None:
         self._out = out or sys.stderr
         self._clock = clock or time.monotonic
-        self._seen: dict[str, tuple[str, str | None]] = {}
+        self._seen: dict[str, tuple[object, object]] = {}
 
     def update(self, progress: ProjectProgress) -> None:
-        now = self._clock()
-        for node in list(progress.nodes.values()):
-            key = (node.state, node.stage if node.state == "running" else None)
-            if self._seen.get(node.name) == key:
+        self.update_rows(progress.as_json(self._clock()))
+
+    def update_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """The same for packages as the JSON answer has them (`wheelwright project submit`)."""
+        for row in rows:
+            state = row.get("state")
+            key = (state, row.get("stage") if state == "running" else None)
+            if self._seen.get(str(row.get("name"))) == key:
                 continue
-            self._seen[node.name] = key
-            self._out.write(progress_line(node, now) + "\n")
+            self._seen[str(row.get("name"))] = key
+            self._out.write(progress_line(row) + "\n")
         self._out.flush()
 
     def summary(self, progress: ProjectProgress) -> None:
+        self.summary_rows(progress.as_json(self._clock()))
+
+    def summary_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
         """Every package, one line each, its name and version whole: where it ended."""
-        if not progress.nodes:
+        rows = list(rows)
+        if not rows:
             return
-        now = self._clock()
         self._out.write("summary:\n")
-        for node in progress.nodes.values():
-            detail = node.wheel if node.ok and node.wheel else None
-            line = progress_line(node, now)
-            self._out.write(f"  {line}{GAP}{printable(detail)}\n" if detail else f"  {line}\n")
+        for row in rows:
+            line = progress_line(row)
+            wheel = row.get("wheel") if row.get("state") in DONE else None
+            self._out.write(f"  {line}{GAP}{printable(str(wheel))}\n" if wheel else f"  {line}\n")
         self._out.flush()
