@@ -12,20 +12,20 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import structlog
 
 from service import layout
 from service.config import Settings
-from service.dispatch import Dispatcher, GroupDispatcher
+from service.dispatch import Dispatcher
 from service.egress import EgressPolicy
 from service.errors import BuildNotFoundError, BusyError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
-from service.models import BuildRecord, BuildRequest, Requester, Target
+from service.models import BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
 from service.project.inputs import InputKind
 from service.project.prepared import PreparedProject, prepare_project
@@ -70,30 +70,6 @@ class ServedParts:
     requested_by: Requester | None = None
     #: the process's limit on project builds at once; None: no limit (tests of one build)
     slots: ProjectSlots | None = None
-
-
-class _OneByOne:
-    """A dispatcher without groups, sending a wave's builds one by one."""
-
-    def __init__(self, inner: Dispatcher) -> None:
-        self._inner = inner
-
-    def submit(self, record: BuildRecord) -> None:
-        self._inner.submit(record)
-
-    def submit_group(self, records: Sequence[BuildRecord]) -> None:
-        for record in records:
-            self._inner.submit(record)
-
-    def queue_length(self, queue: str) -> int | None:
-        return self._inner.queue_length(queue)
-
-
-def grouped(dispatcher: Dispatcher) -> GroupDispatcher:
-    """`dispatcher` where it sends groups itself, else one that sends a group build by build."""
-    if callable(getattr(dispatcher, "submit_group", None)):
-        return cast(GroupDispatcher, dispatcher)
-    return _OneByOne(dispatcher)
 
 
 def new_project_build_id() -> str:
@@ -310,7 +286,7 @@ class ServedProjectBuild:
         env, settings = ready.env, ready.settings
         self.state["environment"], self.state["index_url"] = env.name, env.index_url
         self.state["input"] = ready.given.kind.value
-        wave = WaveDispatcher(grouped(self.parts.dispatcher), self.parts.jobs)
+        wave = WaveDispatcher(self.parts.dispatcher, self.parts.jobs)
 
         def submit_one(request: BuildRequest) -> Submitted:
             parts = self.parts
