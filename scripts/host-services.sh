@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make this machine ready for Wheelwright's integration tests: install the Debian packages the
 # project's scripts and fixtures call (docker.io, debootstrap, redis-server, git, ca-certificates,
-# chromium and chromium-driver for the dashboard's browser tests)
+# chromium and chromium-driver for the dashboard's browser tests, postgresql for the catalog's tests:
+# their fixture runs a cluster of its own as the `postgres` user)
 # and start a Docker engine. Idempotent, and fast when everything is already there.
 # Debian bookworm, as root (re-runs itself through sudo when it can).
 #
@@ -12,7 +13,7 @@ set -euo pipefail
 
 LOG=/var/log/wheelwright-dockerd.log
 WAIT_S=${WHEELWRIGHT_DOCKERD_WAIT_S:-60}
-PACKAGES=(docker.io debootstrap redis-server git ca-certificates chromium chromium-driver)
+PACKAGES=(docker.io debootstrap redis-server postgresql git ca-certificates chromium chromium-driver)
 
 say() { printf 'host-services: %s\n' "$*"; }
 die() { printf 'host-services: ERROR: %s\n' "$*" >&2; exit 1; }

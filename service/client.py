@@ -91,6 +91,10 @@ class Client:
     def get(self, build_id: str) -> Any:
         return self._check(self.http.get(f"/v1/builds/{build_id}"))
 
+    def rebuilds(self, environment: str, request_key: str) -> Any:
+        """The recorded rebuilds of a published build (`verify --rebuild`)."""
+        return self._check(self.http.get(f"/v1/provenance/{environment}/{request_key}/rebuilds"))
+
     def cancel(self, build_id: str) -> Any:
         return self._check(self.http.post(f"/v1/builds/{build_id}/cancel"))
 

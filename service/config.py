@@ -22,6 +22,7 @@ from pydantic_settings import (
 
 from service.errors import ConfigError
 from service.models import EnvironmentSpec, IndexSettings
+from service.recipes import Recipe
 
 #: the shortest API token accepted: a token is a secret, not a password to remember
 MIN_TOKEN_CHARS = 24
@@ -142,6 +143,9 @@ class CompilerCacheSettings(BaseModel):
     max_bytes: int = Field(
         default=2 * 1024**3, ge=16 * 1024**2, description="one project's cache; LRU beyond"
     )
+    max_members: int = Field(
+        default=100_000, ge=1_000, description="one cache's files and folders; LRU beyond"
+    )
 
 
 class StoreSettings(BaseModel):
@@ -159,6 +163,30 @@ class StoreSettings(BaseModel):
     s3_secret_access_key: SecretStr | None = None
     presign: bool = Field(default=False, description="redirect file downloads to presigned URLs")
     presign_expiry_s: int = 300
+
+
+class SigningSettings(BaseModel):
+    """The operator's Ed25519 key that signs each wheel's provenance (service/provenance)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key_file: Path | None = Field(default=None, description="private key, PEM (PKCS#8)")
+    key: SecretStr | None = Field(default=None, description="the private key's PEM, as a secret")
+    trusted_keys: tuple[Path, ...] = Field(
+        default=(), description="earlier public keys (PEM) still accepted: a rotation"
+    )
+
+
+class DatabaseSettings(BaseModel):
+    """The SQL database of the index catalog (the store stays the source of truth)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr | None = Field(
+        default=None,
+        description="SQLAlchemy URL (postgresql+psycopg://user:pass@host/db when deployed); "
+        "default: a SQLite file HOME/catalog.sqlite3",
+    )
 
 
 class ApiToken(BaseModel):
@@ -251,6 +279,7 @@ class Settings(BaseSettings):
     host: HostSettings = HostSettings()
     index: IndexSettings = IndexSettings()
     store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()
     broker_url: str | None = Field(
         default=None, description="Redis URL; without it `serve` runs builds in-process"
     )
@@ -265,12 +294,16 @@ class Settings(BaseSettings):
     environments: dict[str, EnvironmentSpec] = Field(
         default_factory=dict, description="named build environments ([environments.NAME])"
     )
+    recipes: tuple[Recipe, ...] = Field(
+        default=(), description="package recipes ([[recipes]]), tried before the project's own"
+    )
     auth: AuthSettings = AuthSettings()
     webhooks: WebhookSettings = WebhookSettings()
     projects: tuple[ProjectConfig, ...] = ()
     sources: SourceSettings = SourceSettings()
     limits: LimitSettings = LimitSettings()
     compiler_cache: CompilerCacheSettings = CompilerCacheSettings()
+    signing: SigningSettings = SigningSettings()
     ca_bundle: Path | None = Field(default_factory=_default_ca_bundle)
     abi_pins: tuple[str, ...] = ("torch",)
     keep_workspace: bool = False
@@ -321,6 +354,11 @@ class Settings(BaseSettings):
     @cached_property
     def store_dir(self) -> Path:
         return self.store.path or self.home / "store"
+
+    @property
+    def database_url(self) -> str:
+        url = self.database.url
+        return url.get_secret_value() if url else f"sqlite:///{self.home / 'catalog.sqlite3'}"
 
     @cached_property
     def cache_dir(self) -> Path:

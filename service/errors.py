@@ -149,6 +149,14 @@ class StoreError(WheelwrightError):
     exit_code = 20
 
 
+class CatalogError(WheelwrightError):
+    """The catalog database does not answer (or is not migrated); the store still holds all."""
+
+    http_status = 503
+    retryable = True
+    exit_code = 31
+
+
 class ObjectNotFoundError(StoreError):
     """No object under that key."""
 
@@ -238,3 +246,10 @@ class QueueUnavailableError(WheelwrightError):
     http_status = 503
     retryable = True
     exit_code = 27
+
+
+class ProvenanceError(WheelwrightError):
+    """A wheel's provenance cannot be made or does not prove what it claims (`verify`)."""
+
+    http_status = 422
+    exit_code = 40

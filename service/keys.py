@@ -69,6 +69,8 @@ def environment_inputs(request: BuildRequest, image: str) -> dict[str, Any]:
 def environment_name(request: BuildRequest, image: str) -> str:
     """The declared environment's name, or a readable deterministic one derived from the
     request: `cpu-py311-torch2.13.0-1a2b3c4d`."""
+    if request.rebuild_of is not None:  # a scratch environment, the original's left alone
+        return f"rebuild-{request.rebuild_of.request_key[:16]}"
     if request.environment:
         return request.environment
     pins = "-".join(_pin_label(pin) for pin in sorted(request.runtime))
@@ -107,18 +109,23 @@ def _requirement_identity(source: RequirementSource, index: str) -> dict[str, st
 
 
 def request_key(request: BuildRequest, image: str) -> str:
-    """hash(source identity + environment + config settings + allow-listed env)."""
-    return digest(
-        {
-            "source": source_identity(request),
-            "environment": environment_inputs(request, image),
-            "config_settings": request.config_settings,
-            "build_env": request.build_env,
-            "verify_imports": list(request.verify_imports or ()),
-            "verify_smoke": request.verify_smoke,
-            "local_label": request.local_label,
-        }
-    )
+    """hash(source identity + environment + config settings + allow-listed env), the recipe
+    where one applies, and the original's key for a rebuild (so it is a build of its own, never
+    the original's cache hit)."""
+    keyed: dict[str, Any] = {
+        "source": source_identity(request),
+        "environment": environment_inputs(request, image),
+        "config_settings": request.config_settings,
+        "build_env": request.build_env,
+        "verify_imports": list(request.verify_imports or ()),
+        "verify_smoke": request.verify_smoke,
+        "local_label": request.local_label,
+    }
+    if request.recipe is not None:  # only where one applies: other keys stay as they were
+        keyed["recipe"] = request.recipe.model_dump(mode="json")
+    if request.rebuild_of is not None:
+        keyed["rebuild_of"] = request.rebuild_of.request_key
+    return digest(keyed)
 
 
 def _target_label(target: Target) -> str:

@@ -2,6 +2,8 @@
 
 wheels/<sha256>/<filename>            the wheel, content-addressed (written if absent)
 wheels/<sha256>/<filename>.metadata   its METADATA file (PEP 658), next to it
+wheels/<sha256>/<filename>.provenance its signed provenance (a DSSE envelope), next to it: the
+                                      first written for these bytes stays
 builds/<environment>/<request_key>.json
                                       the manifest: written last and only if absent, it is
                                       the commit point; the index lists only what it names
@@ -10,8 +12,12 @@ history/<request_key>/<sha256>        an empty mark per wheel ever published for
 logs/builds/<build_id>.log            a build's log, kept once when the build ends (succeeded
                                       or not); the manifest names it
 uploads/<sha256>/<filename>           an uploaded sdist or source archive, by its own digest
+rebuilds/<environment>/<request_key>/<build_id>.json
+                                      a rebuild of that published build and how its bytes
+                                      compared (service/provenance/rebuild.py)
 compiler-cache/<scope>/<generation>.tar
-                                      a project's compiler cache (worker/compiler_cache.py)
+                                      one origin's compiler cache of a project (the scope:
+                                      worker/cache_scope.py; the tars: worker/compiler_cache.py)
 projects/<project_build_id>.json      a server-side project build's state, rewritten as it
                                       changes (service/project/served.py)
 
@@ -65,6 +71,10 @@ def metadata_key(sha256: str, filename: str) -> str:
     return f"{wheel_key(sha256, filename)}.metadata"
 
 
+def provenance_key(sha256: str, filename: str) -> str:
+    return f"{wheel_key(sha256, filename)}.provenance"
+
+
 def build_log_key(build_id: str) -> str:
     """`logs/builds/<build_id>.log`: one build's whole log."""
     return f"{BUILD_LOGS}{build_id}.log"
@@ -107,10 +117,21 @@ def parse_manifest_key(key: str) -> tuple[str, str] | None:
     return environment, request
 
 
+def rebuilds_prefix(environment: str, request_key: str) -> str:
+    """`rebuilds/<environment>/<request_key>/`: the rebuilds of one published build."""
+    return f"rebuilds/{check_environment(environment)}/{check_request_key(request_key)}/"
+
+
+def rebuild_key(environment: str, request_key: str, build_id: str) -> str:
+    return f"{rebuilds_prefix(environment, request_key)}{check_request_key(build_id)}.json"
+
+
 def compiler_cache_prefix(scope: str) -> str:
-    """`compiler-cache/<readable part>-<hash>/`: the hash keeps scopes apart, whatever the slug."""
-    slug = _SLUG_RE.sub("-", scope.lower()).strip("-")[:60] or "project"
-    return f"{COMPILER_CACHE}{slug}-{hashlib.sha256(scope.encode()).hexdigest()[:16]}/"
+    """`compiler-cache/<readable part>-<hash>/`: the readable part is the scope's kind and name
+    (what comes before `@`: never an origin's URL or requester), the hash (128 bits) is of the
+    whole scope and keeps scopes apart, whatever the slug."""
+    slug = _SLUG_RE.sub("-", scope.partition("@")[0].lower()).strip("-")[:60] or "project"
+    return f"{COMPILER_CACHE}{slug}-{hashlib.sha256(scope.encode()).hexdigest()[:32]}/"
 
 
 def compiler_cache_key(prefix: str, generation: int) -> str:

@@ -36,6 +36,7 @@ ALLOWED_BUILD_ENV: tuple[str, ...] = (
     "*_SKIP_CUDA_BUILD",
     "*_CUDA_ARCHS",
     "*_BUILD_CUDA",
+    "DS_BUILD_*",
 )
 
 SUPPORTED_PYTHON_MINORS = range(8, 15)
@@ -276,6 +277,31 @@ class EnvironmentSpec(_Frozen):
     _label = field_validator("local_label")(_local_label)
 
 
+class RebuildOf(_Frozen):
+    """The published build a rebuild repeats (`wheelwright verify --rebuild`): its environment
+    and request key. The rebuild lands in a scratch environment of its own, and its bytes are
+    compared with the original's (`service/provenance/rebuild.py`)."""
+
+    environment: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,99}$")
+    request_key: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class AppliedRecipe(_Frozen):
+    """The package recipe applied to a request (`service/recipes.py`): what it added to the
+    request's `build_env` and `build_requires`, and what the plan reads from it."""
+
+    name: str = Field(description="package and version range, e.g. 'flash-attn>=2.0'")
+    origin: Literal["builtin", "config"] = "builtin"
+    env: dict[str, str] = Field(default_factory=dict, description="defaults it set")
+    build_requires: tuple[str, ...] = Field(default=(), description="requirements it added")
+    arch_env: str | None = Field(default=None, description="where the package reads its archs")
+    arch_format: Literal["torch", "digits"] = "torch"
+    fixed_archs: str | None = Field(default=None, description="archs it builds whatever it is told")
+    job_memory_bytes: int | None = Field(default=None, gt=0)
+    nvcc_threads: int | None = Field(default=None, ge=1)
+    parallel_extensions: bool = False
+
+
 class BuildRequest(_Frozen):
     """One build: a source, a target, and how to stage the environment around it."""
 
@@ -305,6 +331,12 @@ class BuildRequest(_Frozen):
     compiler_cache: bool = Field(
         default=True,
         description="use the project's compiler cache (it changes how long, never what, is built)",
+    )
+    rebuild_of: RebuildOf | None = Field(
+        default=None, description="repeat this published build, into a scratch environment"
+    )
+    recipe: AppliedRecipe | None = Field(
+        default=None, description="the package recipe applied where the request was prepared"
     )
 
     _label = field_validator("local_label")(_local_label)

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 
 from service.config import Settings
 from service.environments import apply_environment
-from service.errors import ConfigError, SourceChangedError
+from service.errors import ConfigError, InvalidRequestError, SourceChangedError
 from service.keys import environment_name, image_ref, request_key
 from service.models import BuildRecord, BuildRequest, GitSource, Target
 from service.policy import check_request
+from service.recipes import apply_recipe
 from service.sources import resolve_source
 
 
@@ -46,6 +47,14 @@ class Prepared:
 
     @classmethod
     def of(cls, request: BuildRequest, image: str) -> Prepared:
+        rebuild_of = request.rebuild_of
+        if rebuild_of is not None:  # the same inputs, or it is no rebuild of that build
+            own = request_key(request.model_copy(update={"rebuild_of": None}), image)
+            if own != rebuild_of.request_key:
+                raise InvalidRequestError(
+                    f"rebuild_of names request key {rebuild_of.request_key}, but this request's"
+                    f" key is {own}: a rebuild repeats the original's inputs"
+                )
         return cls(request, image, environment_name(request, image), request_key(request, image))
 
     @classmethod
@@ -88,10 +97,10 @@ class Prepared:
 
 
 def prepare(request: BuildRequest, settings: Settings, *, executor: str | None = None) -> Prepared:
-    """Apply the request's named environment, check it against this host's policy, pin its
-    source by digest, and name its image, environment and key (`executor`: the one that will
-    build it; default, the settings')."""
-    request = apply_environment(request, settings)
+    """Apply the request's named environment and its package's recipe, check it against this
+    host's policy, pin its source by digest, and name its image, environment and key
+    (`executor`: the one that will build it; default, the settings')."""
+    request = apply_recipe(apply_environment(request, settings), settings)
     check_request(request, settings)
     resolved = resolve_source(request)
     return Prepared.of(resolved, build_image(resolved.target, settings, executor))

@@ -15,6 +15,7 @@ from service.artifacts import Artifact, lookup
 from service.config import Settings
 from service.dispatch import Dispatcher
 from service.errors import InvalidRequestError, QueueUnavailableError, WheelwrightError
+from service.index.sql import open_catalog
 from service.jobs import JobBackend
 from service.keys import new_build_id
 from service.layout import is_upload_of
@@ -97,6 +98,7 @@ def submit(
     _check_timeout(prepared.request, settings)
     hit = lookup(store, prepared.environment, prepared.key)
     if hit is not None:
+        open_catalog(settings).record(hit)  # a publish that died before its row: listed now
         jobs.count("cache_hit")
         return Submitted(artifact=hit)
     record = BuildRecord(

@@ -12,6 +12,7 @@ import docker
 import docker.errors
 import pytest
 
+from tests.postgres_server import PostgresServer
 from worker.images import ensure_image, image_tag
 
 _log = logging.getLogger("wheelwright.tests.images")
@@ -29,6 +30,27 @@ def docker_client() -> Iterator[docker.DockerClient]:
         )
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL cluster of the session's own (Debian's `postgresql`)."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except (RuntimeError, OSError) as exc:
+        pytest.fail(f"{exc} (scripts/host-services.sh installs postgresql)", pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A fresh catalog database, once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'catalog.sqlite3'}"
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    return server.new_database()
 
 
 @pytest.fixture(scope="session")

@@ -14,8 +14,10 @@ import structlog
 
 from service.config import Settings
 from service.errors import WheelwrightError
+from service.models import Requester
 from service.store import WheelStore
 from worker import compiler_cache
+from worker.cache_scope import Scope, project_scope
 from worker.epoch import source_date_epoch
 from worker.executors import Executor
 from worker.fetch import Fetched, git_for
@@ -39,13 +41,20 @@ class CacheUse:
 
     reason: str
     store: WheelStore | None = None
-    scope: str | None = None
+    scope: Scope | None = None
     brought: compiler_cache.Brought | None = None
 
     @classmethod
     def decide(
-        cls, fetched: Fetched, settings: Settings, executor: Executor, store: WheelStore | None
+        cls,
+        fetched: Fetched,
+        settings: Settings,
+        executor: Executor,
+        store: WheelStore | None,
+        requester: Requester | None = None,
     ) -> CacheUse:
+        """Whether the build uses the cache, and its scope: its origin's (`worker.cache_scope`),
+        `requester` being who asked (an upload's scope is theirs)."""
         reason = compiler_cache.why_off(
             fetched.request,
             settings.compiler_cache.enabled,
@@ -54,9 +63,9 @@ class CacheUse:
         )
         if reason:
             return cls(reason)
-        scope = compiler_cache.project_scope(fetched.request, fetched.expected)
+        scope = project_scope(fetched, requester)
         if scope is None:
-            return cls("the project has no name before its code runs")
+            return cls("the project has no name (or no known origin) before its code runs")
         return cls("", store, scope)
 
     def prepare(
@@ -76,13 +85,13 @@ class CacheUse:
         if self.reason:
             rec.line(f"compiler cache: off ({self.reason})")
             return
-        store, scope, limit = self.store, self.scope, settings.compiler_cache.max_bytes
+        store, scope, limits = self.store, self.scope, cache_limits(settings)
         if store is None or scope is None:
             return
         self.brought = rec.run(
             "compiler_cache_in",
             True,
-            lambda: compiler_cache.bring_or_cold(store, scope, folder, limit, rec.line),
+            lambda: compiler_cache.bring_or_cold(store, scope, folder, limits, rec.line),
         )
 
     def save(
@@ -112,8 +121,23 @@ class CacheUse:
                 f" {counts['misses']} misses, {counts['not_cacheable']} not cacheable"
                 + (f" ({reasons})" if reasons else "")
             )
-            log.info("compiler_cache.stats", scope=self.scope, **_flat(counts))
-        return {"enabled": True, **self.brought.facts(), "counts": counts}
+            log.info("compiler_cache.stats", scope=self.brought.scope, **_flat(counts))
+        section = {"enabled": True, **self.brought.facts(), "counts": counts}
+        scope = self.scope
+        if scope is not None and scope.git_ref is not None:  # its ref, and whose cache it read
+            ref, read = scope.git_ref, self.brought.read_scope
+            shared = scope.name if ref.shared else scope.fallback
+            section["git"] = {
+                "ref_class": ref.kind,
+                "ref": ref.name,
+                "read_shared": read is not None and read == shared,
+            }
+        return section
+
+
+def cache_limits(settings: Settings) -> compiler_cache.Limits:
+    own = settings.compiler_cache
+    return compiler_cache.Limits(max_bytes=own.max_bytes, max_members=own.max_members)
 
 
 def _flat(counts: dict[str, Any]) -> dict[str, Any]:
@@ -135,7 +159,7 @@ def _save_cache(
         return
     try:
         saved = compiler_cache.save(
-            store, brought, folder, settings.compiler_cache.max_bytes, settings.work_dir
+            store, brought, folder, cache_limits(settings), settings.work_dir
         )
     except (WheelwrightError, OSError) as exc:
         say(f"--- compiler cache: not saved ({type(exc).__name__}: {exc})")

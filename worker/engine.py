@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar, cast
@@ -31,7 +32,7 @@ from service.errors import (
     WheelwrightError,
 )
 from service.keys import new_build_id
-from service.models import BuildRequest
+from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
 from service.printable import printable
 from service.redact import Redactor
@@ -179,13 +180,15 @@ def run_build(
     build_id: str | None = None,
     hooks: Hooks | None = None,
     store: WheelStore | None = None,
+    requested_by: Requester | None = None,
 ) -> T:
     """Build `request` and hand the result to `on_wheel` before the workspace goes away.
 
     A plain `BuildRequest` is prepared here (see `service.prepare`); the fetched source must
     key as prepared (a git ref is keyed by the commit it resolved to). With a `store`, the
     project's compiler cache is brought from it before the build and saved back to it once
-    `on_wheel` (the publish) succeeded.
+    `on_wheel` (the publish) succeeded; `requested_by` is who asked (an upload's compiler
+    cache is its requester's).
     """
     build_id = build_id or new_build_id()
     hooks = hooks or Hooks()
@@ -195,6 +198,7 @@ def run_build(
         else request
     )
     deadline = time.monotonic() + (prepared.request.timeout_s or settings.build_timeout_s)
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")  # the provenance's startedOn
     workspace = settings.work_dir / build_id
     kept = settings.work_dir / f"{build_id}.kept"  # outside every container's reach
     cache_dir = settings.work_dir / f"{build_id}.ccache"  # the build stage's alone
@@ -214,7 +218,7 @@ def run_build(
         )
         key, environment = pinned.key, pinned.environment
         rec.line(f"request key {key}, environment {environment}")
-        cache = CacheUse.decide(fetched, settings, executor, store)
+        cache = CacheUse.decide(fetched, settings, executor, store, requested_by)
         inputs = cache.prepare(rec, fetched, workspace, cache_dir, settings)
         ctx = StageContext(
             build_id,
@@ -231,6 +235,9 @@ def run_build(
             plan = make_plan(
                 fetched.request, session.layout, session.machine, source_root=root, inputs=inputs
             )
+            if (recipe := fetched.request.recipe) is not None:
+                given = ", ".join(f"{k}={plan.build_env[k]}" for k in sorted(plan.build_env))
+                rec.line(f"recipe {recipe.name} ({recipe.origin}); build environment: {given}")
             results, wheel = _run_stages(rec, session, plan, ctx, workspace=workspace, kept=kept)
             image_facts = dict(session.facts) | {
                 "cpus": session.machine.cpus,
@@ -241,6 +248,7 @@ def run_build(
             fetched, ids=ids, image=image_facts, build_env=plan.build_env, results=results
         )
         manifest |= {
+            "started_at": started_at,
             "source_date_epoch": inputs.source_date_epoch,
             "compiler_cache": cache.report(results.build["compiler_cache"], rec.line),
             "stages": list(rec.stages),

@@ -55,6 +55,8 @@ def build_facts(
         "source": fetched.source_facts(),
         "image": dict(image),
         "build_env": dict(build_env),
+        # the package recipe applied where the request was prepared (also in `inputs`)
+        "recipe": recipe.model_dump(mode="json") if (recipe := fetched.request.recipe) else None,
         "python": results.runtime["python"],
         "runtime_freeze": results.runtime["freeze"],
         "runtime_inherited": results.runtime.get("inherited", []),
@@ -64,6 +66,7 @@ def build_facts(
             "dynamic": results.requires["dynamic"],
         },
         "build_freeze": results.requires_install["freeze"],
+        "toolchain": dict(results.build.get("toolchain") or {}),
         "isolation": {
             "shared_cache": "written only by the runtime stage (wheels only, no package code)",
             "requires_network": results.requires.get("network", False),

@@ -35,7 +35,7 @@ from service.models import (
 )
 from service.policy import check_request
 from service.sources import TREE_IGNORE, file_sha256, resolve_source, tree_sha256
-from worker.git import Git
+from worker.git import Git, RefClass
 from worker.identity import expected_identity
 from worker.unpack import Limits, is_archive, unpack
 
@@ -47,6 +47,10 @@ class Fetched:
     sha256: str
     root: Path
     expected: Expected = field(default_factory=Expected)
+    #: where a requirement's sdist came from: the index URL or find-links folder, as configured
+    index_origin: str | None = None
+    #: what a git source's commit is to its repository: the default branch, a tag, ...
+    git_ref: RefClass | None = None
 
     def source_facts(self) -> dict[str, str]:
         return {"kind": self.request.source.kind, "filename": self.filename, "sha256": self.sha256}
@@ -95,8 +99,8 @@ def _fetch(
     source = request.source
     match source:
         case RequirementSource():
-            archive = download_sdist(request, downloads, egress)
-            return _from_archive(request, archive, src, limits)
+            archive, origin = download_sdist(request, downloads, egress)
+            return replace(_from_archive(request, archive, src, limits), index_origin=origin)
         case ArchiveSource():
             path = Path(source.path)
             if not path.is_file():
@@ -142,7 +146,9 @@ def _from_git(request: BuildRequest, source: GitSource, src: Path, git: Git) -> 
     if not root.is_dir():
         raise SourceNotFoundError(f"{source.url}@{commit} has no folder {source.subdirectory!r}")
     resolved = request.model_copy(update={"source": source.model_copy(update={"commit": commit})})
-    return Fetched(request=resolved, filename=f"{source.url}@{commit}", sha256=commit, root=root)
+    ref = git.ref_class(src, source.ref, commit)
+    filename = f"{source.url}@{commit}"
+    return Fetched(request=resolved, filename=filename, sha256=commit, root=root, git_ref=ref)
 
 
 @contextmanager
@@ -160,12 +166,13 @@ def _index_session(
 
 def download_sdist(
     request: BuildRequest, downloads: Path, egress: EgressPolicy | None = None
-) -> Path:
+) -> tuple[Path, str]:
     """Find `name==version`'s sdist on the indexes or find-links folders and download it;
-    with `egress`, through an egress proxy (the indexes are the request's)."""
+    with `egress`, through an egress proxy (the indexes are the request's). Returns the file
+    and where it came from (the find-links folder or index URL, as the request names it)."""
     assert isinstance(request.source, RequirementSource)  # noqa: S101  (callers match on kind)
-    if request.source.url is not None:
-        return download_locked_sdist(request.source, downloads, egress)
+    if request.source.url is not None:  # the lock's sdist: it came from that URL alone
+        return download_locked_sdist(request.source, downloads, egress), request.source.url
     name, version = request.source.name, Version(request.source.version)
     for location in request.index.find_links:
         folder = Path(location)
@@ -173,7 +180,7 @@ def download_sdist(
             if _is_sdist_of(candidate.name, name, version):
                 target = downloads / candidate.name
                 shutil.copyfile(candidate, target)
-                return target
+                return target, location
     seen: list[str] = []
     refused: list[str] = []
     for index in (request.index.index_url, *request.index.extra_index_urls):
@@ -187,7 +194,7 @@ def download_sdist(
                     if pkg.package_type == "sdist" and _is_sdist_of(pkg.filename, name, version):
                         target = downloads / pkg.filename
                         client.download_package(pkg, target, timeout=300)
-                        return target
+                        return target, index
                 seen += [p.version or "?" for p in page.packages if p.package_type == "sdist"]
         except NoSuchProjectError:
             continue

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from service.egress import EgressPolicy, EgressProxy, through
 from service.errors import FetchError, SourceNotFoundError
@@ -27,6 +29,21 @@ KEPT_ENV = (
     "SSH_AUTH_SOCK",
 )
 GIT_TIMEOUT_S = 1800
+
+
+@dataclass(frozen=True)
+class RefClass:
+    """What a fetched commit is to its repository, as the clone shows it (the compiler cache's
+    scope): the default branch or a tag (`shared`: the repository's own scope), or another
+    ref, whose builds write a scope of their own named by `name` (`refs/heads/<branch>`, or
+    `commit:<hash>` for a commit the ref it was asked by does not hold)."""
+
+    kind: Literal["default-branch", "tag", "branch", "other"]
+    name: str
+
+    @property
+    def shared(self) -> bool:
+        return self.kind in ("default-branch", "tag")
 
 
 def git_environment(allow_file: bool, ca_bundle: Path | None = None) -> dict[str, str]:
@@ -132,6 +149,45 @@ class Git:
         if hashes:
             return next(iter(hashes.values()))
         raise SourceNotFoundError(f"git ref {ref!r} not found in {url}")
+
+    def ref_class(self, repo: Path, ref: str, commit: str) -> RefClass:
+        """The class of `commit`, asked for as `ref`, in the clone `repo` (no network): a tag
+        that points at it, the default branch (the remote's HEAD) or another branch whose
+        history holds it, else `other`. A ref's name alone proves nothing: a request may pair
+        any ref with any commit, so the clone must show the commit on that ref."""
+        head = self._local(repo, "symbolic-ref", "--quiet", "refs/remotes/origin/HEAD")
+        default = head.removeprefix("refs/remotes/origin/") if head else None
+        tag = branch = None
+        if ref == "HEAD":
+            branch = default
+        elif ref.startswith("refs/heads/"):
+            branch = ref.removeprefix("refs/heads/")
+        elif ref.startswith("refs/tags/"):
+            tag = ref.removeprefix("refs/tags/")
+        elif not ref.startswith("refs/"):
+            tag = branch = ref  # a plain name: `resolve_ref` takes a tag before a branch
+        if tag is not None:
+            tagged = self._local(
+                repo, "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}^{{commit}}"
+            )
+            if tagged == commit:
+                return RefClass("tag", f"refs/tags/{tag}")
+        if branch is not None:
+            tip = f"refs/remotes/origin/{branch}"
+            if self._local(repo, "merge-base", "--is-ancestor", commit, tip) is not None:
+                kind: Literal["default-branch", "branch"] = (
+                    "default-branch" if branch == default else "branch"
+                )
+                return RefClass(kind, f"refs/heads/{branch}")
+        return RefClass("other", f"commit:{commit}")
+
+    def _local(self, repo: Path, *args: str) -> str | None:
+        """A git command on the local clone (no network, no proxy): its output, None if it
+        failed."""
+        try:
+            return self._run(args, self.env, repo, []).strip()
+        except SourceNotFoundError:
+            return None
 
     def checkout(self, url: str, commit: str, dest: Path) -> None:
         """Clone `url` into `dest` at `commit`, with its submodules (same rules for them)."""

@@ -17,9 +17,12 @@ from service import layout
 from service.artifacts import Artifact, lookup, publish
 from service.artifacts.checks import WheelLimits
 from service.config import Settings
+from service.index.sql import open_catalog
 from service.keys import new_build_id
-from service.models import BuildRequest
+from service.models import BuildRequest, Requester
 from service.prepare import Prepared, prepare
+from service.provenance.attach import Signing
+from service.provenance.rebuild import record_rebuild
 from service.store import WheelStore
 from worker.engine import Built, Hooks, log_path, run_build
 from worker.executors import Executor
@@ -89,19 +92,24 @@ def build_and_publish(
     *,
     build_id: str | None = None,
     hooks: Hooks | None = None,
+    requested_by: Requester | None = None,
 ) -> Outcome:
     """Answer `request` from the store, or build and publish it.
 
     A `Prepared` request (the runner's: what the API stored on the record) is used as it is; a
     plain `BuildRequest` (the embedded `wheelwright build`) arrives here and is prepared here.
     The build's log is kept in the store once the build has ended, whatever its outcome.
+    `requested_by` (the build record's) decides whose compiler cache an upload uses.
     """
     if isinstance(request, BuildRequest):
         request = prepare(request, settings, executor=executor.name)
     prepared, hit = cache_lookup(request, settings, store)
+    catalog = open_catalog(settings)
     if hit is not None:
+        catalog.record(hit)  # a publish that died before its row: listed now
         return Outcome(artifact=hit, cached=True, build_id=None)
     build_id = build_id or new_build_id()
+    signing = Signing.of(settings)  # a broken key fails here, before the build
 
     def on_wheel(built: Built) -> Artifact:
         runtime_freeze = built.results.runtime["freeze"]
@@ -110,7 +118,7 @@ def build_and_publish(
             pins = abi_pins(runtime_freeze, settings.abi_pins)
         # auto labels name torch (the ABI that matters) even where pinning is turned off
         label_pins = pins or abi_pins(runtime_freeze, ("torch",))
-        return publish(
+        published = publish(
             store,
             environment=built.environment,
             request_key=built.request_key,
@@ -122,11 +130,22 @@ def build_and_publish(
             expected=built.expected,
             limits=wheel_limits(settings),
             source_date_epoch=built.source_date_epoch,
+            signing=signing,
+            catalog=catalog,
         )
+        record_rebuild(store, built.request, published, built.build_id)  # only for a rebuild
+        return published
 
     try:
         artifact = run_build(
-            prepared, settings, executor, on_wheel, build_id=build_id, hooks=hooks, store=store
+            prepared,
+            settings,
+            executor,
+            on_wheel,
+            build_id=build_id,
+            hooks=hooks,
+            store=store,
+            requested_by=requested_by,
         )
     finally:
         keep_log(store, settings, build_id)

@@ -24,6 +24,7 @@ from worker.driver.contract import (
     VerifyRequest,
     WheelRequest,
 )
+from worker.recipe_env import RecipeBuild, audit_arch_list, jobs_for, recipe_build
 
 R = TypeVar("R", bound=Mapping[str, Any])
 #: Which package cache a stage gets: `shared` (the team's, writable: only stages that run no
@@ -167,19 +168,34 @@ def with_wheel(stage: StagePlan[VerifyRequest], wheel: str) -> StagePlan[VerifyR
 
 def max_jobs(machine: Machine) -> int:
     """Parallel compile jobs that fit both the cores and the memory."""
-    return max(1, min(machine.cpus, machine.memory_bytes // MEMORY_PER_JOB))
+    return jobs_for(machine.cpus, machine.memory_bytes, MEMORY_PER_JOB)
 
 
 def build_env(
     request: BuildRequest, machine: Machine, source_date_epoch: int | None = None
 ) -> dict[str, str]:
-    """Defaults for the backend, overridden by the request's allow-listed variables."""
+    """Defaults for the backend, overridden by the request's allow-listed variables, then what
+    the request's package recipe works out for this machine (never over the request's own)."""
+    return _build_env(request, machine, source_date_epoch)[0]
+
+
+def _build_env(
+    request: BuildRequest, machine: Machine, source_date_epoch: int | None
+) -> tuple[dict[str, str], RecipeBuild]:
     env = {"MAX_JOBS": str(max_jobs(machine))}
     if request.target.kind == "cuda":
         env |= {"TORCH_CUDA_ARCH_LIST": DEFAULT_CUDA_ARCHS, "FORCE_CUDA": "1"}
     if source_date_epoch is not None:  # what reproducible-builds tools stamp instead of "now"
         env["SOURCE_DATE_EPOCH"] = str(source_date_epoch)
-    return env | dict(request.build_env)
+    env |= request.build_env
+    recipe = recipe_build(
+        request,
+        env,
+        cpus=machine.cpus,
+        memory_bytes=machine.memory_bytes,
+        default_jobs=max_jobs(machine),
+    )
+    return env | recipe.env, recipe
 
 
 def stage_env(layout: Layout, *, network: bool, cache: CacheUse) -> dict[str, str]:
@@ -266,7 +282,7 @@ def make_plan(
     """The executor stages of one build (fetch and publish happen in the worker)."""
     inputs = inputs or BuildInputs()
     source = f"{layout.work}/{source_root}"
-    env = build_env(request, machine, inputs.source_date_epoch)
+    env, recipe = _build_env(request, machine, inputs.source_date_epoch)
     common: CommonRequest = {
         "uv": layout.uv,
         "index_args": index_args(request, layout),
@@ -323,6 +339,7 @@ def make_plan(
                 "outdir": layout.outdir,
                 "config": config,
                 "compiler_cache": cache,
+                "parallel_extensions": recipe.parallel_extensions,
             },
             layout,
             network=False,
@@ -338,7 +355,7 @@ def make_plan(
                 "snapshot": layout.snapshot,
                 "imports": list(request.verify_imports or ()),
                 "scratch": f"{layout.work}/tmp",
-                "cuda_arch_list": env.get("TORCH_CUDA_ARCH_LIST"),
+                "cuda_arch_list": audit_arch_list(request, env),
                 "smoke": request.verify_smoke,
             },
             layout,

@@ -24,6 +24,7 @@ from service.config import Settings
 from service.errors import BuildCancelledError, ConfigError, WheelwrightError
 from service.jobs import JobBackend
 from service.jobs.transitions import HEARTBEAT_S
+from service.layout import build_log_key
 from service.metrics import record_compiler_cache, record_stage
 from service.models import ArchiveSource, BuildRecord, BuildRequest, StageTiming
 from service.prepare import Prepared, build_image
@@ -34,6 +35,8 @@ from worker.engine import Hooks, StageEvent, log_path
 from worker.executors import Executor
 from worker.pipeline import build_and_publish
 
+#: how long an ended build's live log stays for readers still following it
+LOG_LINGER_S = 600
 log = structlog.get_logger("wheelwright.runner")
 TIME_LIMIT_ERROR = "the build hit the worker's time limit"
 
@@ -63,6 +66,8 @@ def run_job(build_id: str, svc: Services, *, may_retry: bool = False) -> str:
         state = _run(record, svc, may_retry=may_retry)
         jobs.count(f"builds_{state}")
         log_path(svc.settings, build_id).unlink(missing_ok=True)  # the store has it now
+        if svc.store.exists(build_log_key(build_id)):  # Redis keeps only what is live
+            jobs.expire_log(build_id, LOG_LINGER_S)
         log.info("build.end", state=state)
         return state
     finally:
@@ -95,6 +100,7 @@ def _run(record: BuildRecord, svc: Services, *, may_retry: bool) -> str:
                 svc.executor,
                 build_id=build_id,
                 hooks=hooks,
+                requested_by=record.requested_by,
             )
     except BuildCancelledError as exc:
         return jobs.finish(build_id, "cancelled", error=str(exc)).state

@@ -20,13 +20,16 @@ from service.api.index import router as index_router
 from service.api.limits import BodyLimits
 from service.api.multipart import MultipartBuilds, document
 from service.api.projects import router as projects_router
+from service.api.provenance import router as provenance_router
 from service.api.webhooks import router as webhooks_router
 from service.auth import index_access
 from service.config import Settings, load_settings
 from service.dashboard import mount as mount_dashboard
 from service.dispatch import CeleryDispatcher, Dispatcher, NoDispatcher
 from service.errors import BusyError, WheelwrightError
-from service.index import IndexCatalog
+from service.index.cache import PageCache
+from service.index.reindex import fill_once
+from service.index.sql import open_catalog
 from service.jobs import JobBackend, RedisJobs, open_jobs
 from service.project.slots import ProjectSlots
 from service.shares import project_share
@@ -62,13 +65,14 @@ def create_app(
     store: WheelStore | None = None,
     jobs: JobBackend | None = None,
     dispatcher: Dispatcher | None = None,
-    index_ttl_s: float = 10.0,
 ) -> FastAPI:
     """The API over `settings` (read from the environment when None), its store and queue.
 
     With a broker configured, builds go to Celery workers and job state lives in Redis; with
     none, `dispatcher` must run builds (the CLI's `serve` passes an in-process one), or
     submitting answers 503 while the index still serves.
+    The index reads the catalog database (`database.url`), migrated here; a catalog never
+    filled is filled from the store's manifests once, before the app serves.
     """
     settings = settings or load_settings()
     store = store if store is not None else open_store(settings)
@@ -88,7 +92,10 @@ def create_app(
     app.state.store = store
     app.state.jobs = jobs
     app.state.dispatcher = dispatcher
-    app.state.index_catalog = IndexCatalog(store, ttl_s=index_ttl_s)
+    catalog = open_catalog(settings)
+    fill_once(store, catalog)
+    app.state.index_catalog = catalog
+    app.state.index_pages = PageCache()
     limits = settings.limits
     app.state.project_slots = ProjectSlots(
         limits.max_project_builds, project_share(limits), limits.max_waiting_project_builds
@@ -117,6 +124,7 @@ def create_app(
     app.include_router(builds_router)
     app.include_router(projects_router)
     app.include_router(webhooks_router)
+    app.include_router(provenance_router)
     app.include_router(index_router, dependencies=[Depends(index_access)])
     mount_dashboard(app)  # the pages at /ui/ (and / leads there)
     app.add_middleware(MultipartBuilds)

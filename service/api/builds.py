@@ -118,8 +118,6 @@ def _submit(request: Request, build: BuildRequest) -> JSONResponse:
     result = submit(
         build, settings, state.store, state.jobs, dispatcher, requested_by=requested_by, quota=quota
     )
-    if result.created:
-        state.index_catalog.invalidate()
     return answer(request, result)
 
 

@@ -1,4 +1,4 @@
-"""Liveness, readiness (Redis and the store answer) and Prometheus metrics."""
+"""Liveness, readiness (Redis, the store and the index catalog answer) and Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -19,10 +19,15 @@ def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "a dependency does not answer"}})
 def readyz(request: Request) -> JSONResponse:
-    """Ready when the job backend (Redis) and the store both answer."""
+    """Ready when the job backend (Redis), the store and the index catalog all answer."""
     checks: dict[str, str] = {}
     state = request.app.state
-    for name, probe in (("jobs", state.jobs.ping), ("store", lambda: state.store.exists("readyz"))):
+    probes = (
+        ("jobs", state.jobs.ping),
+        ("store", lambda: state.store.exists("readyz")),
+        ("catalog", state.index_catalog.ready),
+    )
+    for name, probe in probes:
         try:
             probe()
             checks[name] = "ok"

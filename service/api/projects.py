@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +29,6 @@ from service.client import CLI_AGENT
 from service.config import Settings
 from service.errors import InvalidRequestError, UnsafeArchiveError, WheelwrightError
 from service.gitpolicy import check_git_ref, check_git_url, git_scheme
-from service.index import IndexCatalog
 from service.models import Requester, Target
 from service.project.served import (
     GitProject,
@@ -181,7 +179,7 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
         jobs=state.jobs,
         dispatcher=state.dispatcher,
         base_url=own_url(request),
-        refresh_index=partial(_refresh, state.index_catalog),
+        refresh_index=_current,
         slots=state.project_slots,
         requested_by=requested_by
         or Requester(
@@ -191,11 +189,8 @@ def served_parts(request: Request, requested_by: Requester | None = None) -> Ser
     )
 
 
-def _refresh(catalog: IndexCatalog) -> None:
-    """Read the store now, before uv or a wave asks the index: uv's requests of one lock come
-    at once, and while one refreshes the catalog the others would get the snapshot before."""
-    catalog.invalidate()
-    catalog.environment_names()
+def _current() -> None:
+    """Nothing to refresh before uv asks the index: publish wrote the catalog's rows."""
 
 
 def _start(

@@ -5,6 +5,11 @@ manifest last, written only if absent. The manifest is the commit point: the ind
 a wheel only once its manifest exists, and of two publishers racing on one request key, exactly
 one manifest wins; the loser gets the winner's `Artifact` back (a loser's differing wheel stays
 behind unlisted, under its own hash). See `layout.py` for the keys.
+
+Right after the manifest, publish writes the catalog's row (an upsert): that is the step that
+makes a wheel count on the index. A publish that dies between the two leaves a manifest the
+index does not list yet, never a row without its manifest; the next publish of that request
+(which finds the manifest) or `wheelwright admin reindex` writes the row.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from service import layout
 from service.artifacts.checks import Expected, WheelLimits, check_wheel
@@ -32,13 +37,17 @@ from service.errors import (
     ObjectNotFoundError,
     StoreError,
 )
+from service.provenance.attach import Signing, attach_provenance, embed_sbom
 from service.store import WheelStore
+
+if TYPE_CHECKING:
+    from service.index.catalog import Catalog
 
 WHEEL_TYPE = "application/octet-stream"
 TEXT_TYPE = "text/plain; charset=utf-8"
 JSON_TYPE = "application/json"
 #: The manifest's sections publish alone writes, of the wheel it actually stores.
-PUBLISH_SECTIONS = ("wheel", "log", "reproducibility")
+PUBLISH_SECTIONS = ("wheel", "log", "reproducibility", "provenance")
 
 
 def publish(
@@ -54,6 +63,8 @@ def publish(
     expected: Expected | None = None,
     limits: WheelLimits | None = None,
     source_date_epoch: int | None = None,
+    signing: Signing | None = None,
+    catalog: Catalog | None = None,
 ) -> Artifact:
     """Store `wheel` (labelled and pinned to `abi_pins` first), its metadata and the manifest.
 
@@ -62,12 +73,15 @@ def publish(
 
     Returns the committed `Artifact`. If the request key is already published, nothing is written
     and the stored `Artifact` is returned (the first publish wins). `manifest` is the build's
-    own sections (what the engine found); this function adds the `wheel`, `log` and
-    `reproducibility` sections of what it stores and writes the manifest, once.
+    own sections (what the engine found); this function adds the `wheel`, `log`,
+    `reproducibility` and `provenance` sections of what it stores and writes the manifest, once.
+    The wheel gets its SBOM, and its provenance is stored beside it, signed per `signing`.
     Raises `InvalidArtifactError` for a broken wheel, or one that is not the `expected` project
     and version or fails the checks of `checks.py` (before anything is stored), and
     `InvalidRequestError` for a bad environment name, request key, a non-JSON manifest or one
     that already holds a section of publish's own.
+    `catalog` gets the committed `Artifact`'s row (the winner's, or the one found already
+    published: a catalog that lagged is repaired); None leaves the catalog to `reindex`.
     """
     key = layout.manifest_key(environment, request_key)
     try:
@@ -81,7 +95,7 @@ def publish(
         )
     existing = lookup(store, environment, request_key)
     if existing is not None:
-        return existing
+        return _listed(catalog, existing)
     check_wheel(wheel, expected or Expected(), limits)
     info = inspect_wheel(wheel)
     with tempfile.TemporaryDirectory(prefix="wheelwright-publish-") as tmp:
@@ -91,6 +105,9 @@ def publish(
         if abi_pins:
             wheel = pin_wheel(wheel, abi_pins, Path(tmp) / "pinned")
             info = inspect_wheel(wheel)
+        wheel, sbom = embed_sbom(
+            wheel, info, manifest, abi_pins, source_date_epoch, Path(tmp) / "sbom"
+        )
         # same request, same bytes: fixed times, modes and member order
         wheel = normalize_wheel(wheel, Path(tmp) / "normal" / info.filename, source_date_epoch)
         sha256, size = _file_digest(wheel)
@@ -123,6 +140,7 @@ def publish(
             "reproduced": (sha256 in earlier) if earlier else None,
         },
     }
+    document["provenance"] = attach_provenance(store, document, sbom, signing)  # signed, beside
     remember_build(store, request_key, sha256)
     body = json.dumps(document, indent=2, sort_keys=True).encode() + b"\n"
     try:
@@ -131,8 +149,14 @@ def publish(
         winner = lookup(store, environment, request_key)
         if winner is None:
             raise StoreError(f"{key!r} was taken and then removed while publishing") from None
-        return winner
-    return Artifact.from_manifest(document)
+        return _listed(catalog, winner)
+    return _listed(catalog, Artifact.from_manifest(document))
+
+
+def _listed(catalog: Catalog | None, artifact: Artifact) -> Artifact:
+    if catalog is not None:
+        catalog.record(artifact)
+    return artifact
 
 
 def earlier_builds(store: WheelStore, request_key: str) -> list[str]:

@@ -90,6 +90,22 @@ class Artifact:
         """The wheel's link: `files_prefix` + its key, percent-encoded (`+` becomes `%2B`)."""
         return files_prefix + quote(self.wheel_key, safe="/")
 
+    @property
+    def provenance_key(self) -> str | None:
+        """Where its signed provenance lies (None: published before there was any)."""
+        section = self.manifest.get("provenance")
+        key = section.get("key") if isinstance(section, Mapping) else None
+        return (
+            key
+            if isinstance(key, str) and key == layout.provenance_key(self.sha256, self.filename)
+            else None
+        )
+
+    def provenance_url(self, files_prefix: str) -> str | None:
+        """Its provenance's link, as PEP 740's `provenance` field names it."""
+        key = self.provenance_key
+        return files_prefix + quote(key, safe="/") if key else None
+
 
 def verified_summary(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
     """What verify proved of a wheel, for its index entry: the CUDA architectures it holds and

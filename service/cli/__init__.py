@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import sys
 
-from service.cli import admin, build, project, project_build, project_submit, serve, submit
+from service.cli import (
+    admin,
+    build,
+    project,
+    project_build,
+    project_submit,
+    serve,
+    submit,
+    verify,
+)
 from service.cli.common import app, err
 
 __all__ = [
@@ -22,6 +31,7 @@ __all__ = [
     "project_submit",
     "serve",
     "submit",
+    "verify",
 ]
 
 

@@ -26,7 +26,6 @@ from service.store import WheelStore, open_store
 from service.submit import Submitted, submit
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
-REFRESHED_BY_HAND_S = 24 * 3600.0
 
 
 @dataclass
@@ -93,14 +92,10 @@ class ServedIndex:
         self._started = False
         self._server: Any = None
         self._thread: threading.Thread | None = None
-        self._catalog: Any = None
 
     def refresh(self) -> None:
         if not self._started:
-            self._start()
-        if self._catalog is not None:
-            self._catalog.invalidate()
-            self._catalog.environment_names()  # reads the store here, not mid-lock
+            self._start()  # the pages read the catalog the builds' publish wrote: nothing to reload
 
     def _start(self) -> None:
         self._started = True
@@ -122,9 +117,7 @@ class ServedIndex:
             store=embedded.store,
             jobs=embedded.jobs,
             dispatcher=embedded.dispatcher,
-            index_ttl_s=REFRESHED_BY_HAND_S,
         )
-        self._catalog = app.state.index_catalog
         with _bound(host, port):
             pass  # free now; uvicorn binds it next
         server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))

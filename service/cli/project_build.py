@@ -119,7 +119,7 @@ def _run(
                 env,
                 service.submit,
                 service.jobs,
-                settings=ready.settings,
+                settings=settings,  # the operator's: uv's folders and limits
                 egress=ready.egress,
                 abi_pins=ready.abi_pins,
                 on_change=on_change,

@@ -95,13 +95,11 @@ def index_config(
     ] = None,
 ) -> None:
     """Print the uv and pip configuration that installs from one environment's index."""
-    from service.index import IndexCatalog
+    from service.index.sql import open_catalog
     from service.index_config import render_index_config
-    from service.store import open_store
 
     try:
-        catalog = IndexCatalog(open_store(load_settings()))
-        names = package or sorted(catalog.environment(environment).projects)
+        names = package or open_catalog(load_settings()).project_names(environment)
         print(render_index_config(url, environment, list(names)), end="")
     except WheelwrightError as exc:
         raise fail(exc) from None

@@ -14,7 +14,7 @@ from service.dashboard.rendering import Seen, error_page, fragment, page, root
 from service.dashboard.session import CSRF_FIELD, check_csrf
 from service.dashboard.views import row, timeline
 from service.errors import ForbiddenError, InvalidRequestError, WheelwrightError
-from service.index import IndexCatalog
+from service.index import Catalog
 from service.jobs import JobBackend
 from service.models import BuildRecord, BuildState
 from service.store import WheelStore
@@ -37,10 +37,10 @@ def _store(request: Request) -> WheelStore:
 
 def filter_choices(request: Request) -> tuple[list[str], list[str]]:
     """Environments and projects to offer as filters: configured and published ones."""
-    catalog: IndexCatalog = request.app.state.index_catalog
+    catalog: Catalog = request.app.state.index_catalog
     try:
         names = catalog.environment_names()
-        projects = sorted({p for n in names for p in catalog.environment(n).projects})
+        projects = catalog.all_project_names()
     except WheelwrightError:
         names, projects = [], []
     configured = list(request.app.state.settings.environments)

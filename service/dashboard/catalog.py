@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from service.api.index import files as index_files
 from service.api.public import service_url
-from service.artifacts import Artifact, lookup, read_manifest
+from service.artifacts import lookup, read_manifest
 from service.config import Settings
 from service.dashboard.overview import overview
 from service.dashboard.rendering import Seen, error_page, page
@@ -22,12 +22,14 @@ from service.errors import (
     UnknownEnvironmentError,
     WheelwrightError,
 )
-from service.index import IndexCatalog
+from service.index import Catalog, CatalogFile
 from service.index_config import INDEX_NAME, render_pip_config, render_uv_config
 from service.jobs import JobBackend
 from service.jobs.redis import LIST_SCAN
 from service.layout import manifest_prefix
-from service.models import EnvironmentSpec
+from service.models import EnvironmentSpec, RebuildOf
+from service.provenance.rebuild import rebuilds
+from service.provenance.stored import stored_provenance
 from service.store import WheelStore
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
@@ -93,8 +95,8 @@ def _facts(request: Request, name: str) -> EnvironmentFacts:
     return environment_facts(state.store, state.settings, name, state.environment_facts)
 
 
-def _catalog(request: Request) -> IndexCatalog:
-    catalog: IndexCatalog = request.app.state.index_catalog
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog = request.app.state.index_catalog
     return catalog
 
 
@@ -108,9 +110,9 @@ def environments(request: Request, who: Seen) -> HTMLResponse:
     items = []
     for name in _names(request):
         try:
-            projects = _catalog(request).environment(name).projects
+            projects = _catalog(request).project_names(name)
         except UnknownEnvironmentError:
-            projects = {}
+            projects = []
         items.append((name, _facts(request, name), len(projects)))
     return page(request, "environments.html", who, {"nav": "environments", "items": items})
 
@@ -123,7 +125,7 @@ def environment(request: Request, name: str, who: Seen) -> HTMLResponse:
         if name not in _names(request):
             raise UnknownEnvironmentError(f"no build environment named {name!r}")
         try:
-            projects: dict[str, tuple[Artifact, ...]] = dict(
+            projects: dict[str, tuple[CatalogFile, ...]] = dict(
                 _catalog(request).environment(name).projects
             )
         except UnknownEnvironmentError:
@@ -169,11 +171,16 @@ def provenance(request: Request, environment: str, request_key: str, who: Seen) 
             record = jobs.get(build_id)
         except WheelwrightError:
             record = None  # the live record expired; the manifest is what lasts
+    settings: Settings = request.app.state.settings
+    try:
+        signed = stored_provenance(request.app.state.store, settings, artifact)
+        of = RebuildOf(environment=artifact.environment, request_key=artifact.request_key)
+        rebuilt = rebuilds(request.app.state.store, of)
+    except WheelwrightError as exc:
+        return error_page(request, who, exc)
+    facts = {"artifact": artifact, "m": manifest, "record": record, "signed": signed}
     return page(
-        request,
-        "provenance.html",
-        who,
-        {"nav": "environments", "artifact": artifact, "m": manifest, "record": record},
+        request, "provenance.html", who, {"nav": "environments", **facts, "rebuilds": rebuilt}
     )
 
 

@@ -1,5 +1,6 @@
-"""Where what a request makes reach out may connect: public addresses, and the hosts the
-operator allows; the operator's own proxy, if any, as the way out."""
+"""Where what a request makes reach out may connect: public addresses, and the host:port
+pairs the operator allows (never one a request or a project names); the operator's own proxy,
+if any, as the way out."""
 
 from __future__ import annotations
 

@@ -1,132 +1,62 @@
-"""The in-memory index of every environment, rebuilt from the store's manifests.
+"""The index catalog: what the pages list, kept in a database the publisher writes.
 
-One listing of `builds/` gives every committed manifest; manifests are immutable once written
-(conditional put), so each is read once and cached by (key, etag), and a refresh costs one listing
-plus the reads of the manifests that are new. A snapshot older than `ttl_s` is refreshed by the
-request that finds it stale, while concurrent requests keep getting the previous snapshot;
-`invalidate()` makes the next request refresh (call it after publishing in this process).
-If the store fails during a refresh, the previous snapshot keeps being served.
+`Catalog` is the swap point (one implementation today, `SqlCatalog`, on SQLite or PostgreSQL;
+every implementation passes the conformance test in tests/integration/test_catalog_conformance.py).
+The store stays the source of truth: publish writes the row right after the manifest commits,
+`reindex` rebuilds the rows from the manifests, and a row that lags its manifest is repaired by
+either. Every page question is one query; nothing here lists the store.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
-import time
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Set
+from typing import Protocol
 
-from service.artifacts import Artifact, is_environment, read_manifest
-from service.errors import (
-    InvalidArtifactError,
-    ObjectNotFoundError,
-    StoreError,
-    UnknownEnvironmentError,
-)
-from service.index.model import EnvironmentIndex, build_environment_index
-from service.layout import BUILDS, parse_manifest_key
-from service.store import StoredObject, WheelStore
-
-log = logging.getLogger(__name__)
+from service.artifacts import Artifact
+from service.index.model import CatalogFile, EnvironmentIndex
 
 
-@dataclass(frozen=True)
-class _Snapshot:
-    environments: Mapping[str, EnvironmentIndex]
-    taken_at: float
-
-
-class IndexCatalog:
-    """Environment indexes for the API, refreshed from the store at most every `ttl_s`."""
-
-    def __init__(
-        self,
-        store: WheelStore,
-        *,
-        ttl_s: float = 10.0,
-        workers: int = 16,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._ttl_s = ttl_s
-        self._workers = workers
-        self._clock = clock
-        self._snapshot: _Snapshot | None = None
-        self._refresh_lock = threading.Lock()
-        self._manifests: dict[str, tuple[str | None, Artifact | None]] = {}
+class Catalog(Protocol):
+    def ready(self) -> None:
+        """Return when the catalog can answer; `CatalogError` while it cannot."""
 
     def environment_names(self) -> list[str]:
-        return sorted(self._current().environments)
+        """Every environment with a published file, sorted."""
 
-    def environment(self, name: str) -> EnvironmentIndex:
-        """The index of `name`; `UnknownEnvironmentError` if nothing was published there."""
-        index = self._current().environments.get(name) if is_environment(name) else None
-        if index is None:
-            raise UnknownEnvironmentError(f"no build environment named {name!r}")
-        return index
+    def generation(self, environment: str) -> int:
+        """A number that changes whenever anything listed in the environment changes (in any
+        process): the key of its cached pages; `UnknownEnvironmentError`."""
 
-    def invalidate(self) -> None:
-        snapshot = self._snapshot
-        if snapshot is not None:
-            self._snapshot = _Snapshot(snapshot.environments, float("-inf"))
+    def project_names(self, environment: str) -> list[str]:
+        """The projects of one environment, sorted; `UnknownEnvironmentError` if it has none."""
 
-    def _current(self) -> _Snapshot:
-        snapshot = self._snapshot
-        if snapshot is not None and self._clock() - snapshot.taken_at < self._ttl_s:
-            return snapshot
-        if snapshot is not None and not self._refresh_lock.acquire(blocking=False):
-            return snapshot  # another request is refreshing: serve the previous one meanwhile
-        if snapshot is None:
-            self._refresh_lock.acquire()
-        try:
-            latest = self._snapshot
-            if latest is not None and latest is not snapshot:
-                return latest  # refreshed while we waited
-            try:
-                self._snapshot = self._load()
-            except StoreError:
-                if snapshot is None:
-                    raise
-                log.exception("index refresh failed; serving the previous snapshot")
-                self._snapshot = _Snapshot(snapshot.environments, self._clock())
-            return self._snapshot
-        finally:
-            self._refresh_lock.release()
+    def all_project_names(self) -> list[str]:
+        """Every project of every environment, sorted, once each."""
 
-    def _load(self) -> _Snapshot:
-        taken_at = self._clock()
-        listing = [obj for obj in self._store.list(BUILDS) if parse_manifest_key(obj.key)]
-        fresh = [obj for obj in listing if self._manifests.get(obj.key, ("", None))[0] != obj.etag]
-        if len(fresh) > 1 and self._workers > 1:
-            with ThreadPoolExecutor(max_workers=min(self._workers, len(fresh))) as pool:
-                loaded = list(pool.map(self._read, fresh))
-        else:
-            loaded = [self._read(obj) for obj in fresh]
-        fresh_keys = {obj.key for obj in fresh}
-        manifests = {o.key: self._manifests[o.key] for o in listing if o.key not in fresh_keys}
-        manifests.update(zip((obj.key for obj in fresh), loaded, strict=True))
-        self._manifests = manifests
-        grouped: dict[str, list[Artifact]] = {}
-        for key, (_etag, item) in manifests.items():
-            parsed = parse_manifest_key(key)
-            if item is not None and parsed is not None:
-                grouped.setdefault(parsed[0], []).append(item)
-        environments = {
-            name: build_environment_index(name, files) for name, files in sorted(grouped.items())
-        }
-        return _Snapshot(environments, taken_at)
+    def project_files(self, environment: str, project: str) -> tuple[CatalogFile, ...] | None:
+        """The files a project page lists (`model.listed`), None for a project the environment
+        lacks; `UnknownEnvironmentError` for an environment with nothing published."""
 
-    def _read(self, obj: StoredObject) -> tuple[str | None, Artifact | None]:
-        try:
-            artifact = read_manifest(self._store.get(obj.key))
-        except (InvalidArtifactError, ObjectNotFoundError) as exc:
-            log.warning("skipping manifest %s: %s", obj.key, exc)
-            return obj.etag, None
-        parsed = parse_manifest_key(obj.key)
-        if parsed is None or parsed[0] != artifact.environment:
-            log.warning(
-                "skipping manifest %s: it names environment %s", obj.key, artifact.environment
-            )
-            return obj.etag, None
-        return obj.etag, artifact
+    def environment(self, environment: str) -> EnvironmentIndex:
+        """Every listed file of one environment, by project; `UnknownEnvironmentError`."""
+
+    def record(self, artifact: Artifact) -> None:
+        """Write (or overwrite) the row of one committed manifest: idempotent."""
+
+    def record_many(self, files: Iterable[CatalogFile]) -> int:
+        """Write many rows at once (reindex); returns how many."""
+
+    def prune(self, keep: Set[tuple[str, str]], *, published_before_us: int) -> int:
+        """Remove the rows of (environment, request key) not in `keep` that were published
+        before `published_before_us` (rows newer than a reindex's listing stay); returns how
+        many went."""
+
+    def set_yanked(self, environment: str, request_key: str, reason: str | None) -> bool:
+        """Yank a file (PEP 592; `reason` may be empty) or, with None, unyank it; the catalog's
+        own state, kept through publish and reindex. False if there is no such file."""
+
+    def filled(self) -> bool:
+        """Whether the catalog was ever filled from the store (by `reindex`)."""
+
+    def mark_filled(self) -> None:
+        """Note that a reindex has completed."""

@@ -6,11 +6,13 @@ path prefix a proxy adds.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from service.index import pep503, pep691
-from service.index.model import EnvironmentIndex
+from service.index.model import CatalogFile, EnvironmentIndex
 from service.index.negotiate import HTML, HTML_V1, JSON_V1
 
 #: What the simple pages can be rendered as (for a 406 answer).
@@ -28,6 +30,12 @@ class Page:
             self.media_type if self.media_type == JSON_V1 else f"{self.media_type}; charset=utf-8"
         )
 
+    @cached_property
+    def etag(self) -> str:
+        """A strong validator of this representation: the hash of its type and body."""
+        digest = hashlib.sha256(self.content_type.encode() + b"\n" + self.body).hexdigest()
+        return f'"{digest[:32]}"'
+
 
 def environments_page(names: Sequence[str], media_type: str) -> Page:
     """`/simple/`: the build environments, each an index of its own."""
@@ -36,23 +44,25 @@ def environments_page(names: Sequence[str], media_type: str) -> Page:
     return _html(pep503.names_page("Build environments", names), media_type)
 
 
-def projects_page(index: EnvironmentIndex, media_type: str) -> Page:
+def projects_page(environment: str, projects: Sequence[str], media_type: str) -> Page:
     """`/simple/<environment>/`: the projects of one environment (PEP 503 root)."""
     if media_type == JSON_V1:
-        return Page(pep691.names_page(index.projects), media_type)
-    return _html(pep503.names_page(f"Simple index: {index.name}", index.projects), media_type)
+        return Page(pep691.names_page(projects), media_type)
+    return _html(pep503.names_page(f"Simple index: {environment}", projects), media_type)
 
 
 def project_page(
-    index: EnvironmentIndex, project: str, media_type: str, files_prefix: str
-) -> Page | None:
-    """`/simple/<environment>/<project>/`, or None if the environment has no such project."""
-    files = index.projects.get(project)
-    if files is None:
-        return None
+    project: str,
+    files: Sequence[CatalogFile],
+    media_type: str,
+    files_prefix: str,
+    files_url: str | None = None,
+) -> Page:
+    """`/simple/<environment>/<project>/`: `files` as the catalog lists them (by filename).
+    `files_url` is the absolute form of `files_prefix`, for the provenance links (PEP 740)."""
     if media_type == JSON_V1:
-        return Page(pep691.project_page(project, files, files_prefix), media_type)
-    return _html(pep503.project_page(project, files, files_prefix), media_type)
+        return Page(pep691.project_page(project, files, files_prefix, files_url), media_type)
+    return _html(pep503.project_page(project, files, files_prefix, files_url), media_type)
 
 
 def find_links_page(index: EnvironmentIndex, files_prefix: str) -> Page:

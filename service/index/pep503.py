@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from html import escape
 
-from service.artifacts import Artifact
+from service.index.model import CatalogFile
 
 REPOSITORY_VERSION = "1.1"
 
@@ -25,7 +25,7 @@ def names_page(title: str, names: Iterable[str]) -> str:
     return links_page(title, (f'<a href="{escape(n)}/">{escape(n)}</a>' for n in names))
 
 
-def file_link(item: Artifact, files_prefix: str) -> str:
+def file_link(item: CatalogFile, files_prefix: str, files_url: str | None = None) -> str:
     """One anchor: hash fragment, Requires-Python and the core-metadata hash as attributes."""
     href = f"{item.url(files_prefix)}#sha256={item.sha256}"
     attributes = [f'href="{escape(href)}"']
@@ -35,8 +35,16 @@ def file_link(item: Artifact, files_prefix: str) -> str:
         value = f"sha256={item.metadata_sha256}"
         attributes.append(f'data-dist-info-metadata="{value}"')
         attributes.append(f'data-core-metadata="{value}"')
+    if item.yanked:  # PEP 592
+        attributes.append(f'data-yanked="{escape(item.yanked_reason or "")}"')
+    provenance = item.provenance_url(files_url or files_prefix)
+    if provenance:  # PEP 740's `data-provenance`
+        attributes.append(f'data-provenance="{escape(provenance)}"')
     return f"<a {' '.join(attributes)}>{escape(item.filename)}</a>"
 
 
-def project_page(project: str, files: Iterable[Artifact], files_prefix: str) -> str:
-    return links_page(f"Links for {project}", (file_link(f, files_prefix) for f in files))
+def project_page(
+    project: str, files: Iterable[CatalogFile], files_prefix: str, files_url: str | None = None
+) -> str:
+    links = (file_link(f, files_prefix, files_url) for f in files)
+    return links_page(f"Links for {project}", links)

@@ -72,6 +72,11 @@ class JobBackend(Protocol):
         """The last `count` log lines, and the cursor that reads on after them."""
         ...
 
+    def expire_log(self, build_id: str, after_s: int) -> None:
+        """Drop the live log `after_s` from now (0: at once): an ended build's log is in the
+        store, and readers fall back to it once the stream is gone."""
+        ...
+
     def cancel(self, build_id: str) -> BuildRecord:
         """Raise the cancel flag; a queued build is cancelled at once."""
         ...

@@ -18,6 +18,7 @@ class MemoryJobs:
         self._records: dict[str, BuildRecord] = {}
         self._live_keys: dict[str, str] = {}
         self._logs: dict[str, list[str]] = defaultdict(list)
+        self._log_expiry: dict[str, float] = {}
         self._cancel: set[str] = set()
         self._counters: dict[str, float] = defaultdict(float)
         self._seen: dict[str, float] = {}
@@ -107,8 +108,20 @@ class MemoryJobs:
             )
             return self._update(build_id, record)
 
+    def expire_log(self, build_id: str, after_s: int) -> None:
+        with self._lock:
+            self._log_expiry[build_id] = time.monotonic() + after_s
+            self._drop_expired()
+
+    def _drop_expired(self) -> None:
+        now = time.monotonic()
+        for build_id in [b for b, at in self._log_expiry.items() if at <= now]:
+            self._logs.pop(build_id, None)
+            del self._log_expiry[build_id]
+
     def append_log(self, build_id: str, line: str) -> None:
         with self._lock:
+            self._drop_expired()
             self._logs[build_id].append(line)
             self._lock.notify_all()
 
@@ -117,6 +130,7 @@ class MemoryJobs:
     ) -> tuple[list[str], str]:
         start = int(cursor)
         with self._lock:
+            self._drop_expired()
             if len(self._logs[build_id]) <= start and block_ms > 0:
                 self._lock.wait(block_ms / 1000)
             lines = self._logs[build_id][start:]
@@ -124,6 +138,7 @@ class MemoryJobs:
 
     def log_tail(self, build_id: str, count: int) -> tuple[list[str], str]:
         with self._lock:
+            self._drop_expired()
             lines = self._logs.get(build_id, [])
             return lines[-count:] if count > 0 else [], str(len(lines))
 

@@ -205,6 +205,14 @@ class RedisJobs:
             ),
         )
 
+    def expire_log(self, build_id: str, after_s: int) -> None:
+        with _reachable():
+            key = f"{PREFIX}log:{build_id}"
+            if after_s > 0:
+                self.r.expire(key, after_s)
+            else:
+                self.r.delete(key)
+
     def append_log(self, build_id: str, line: str) -> None:
         with _reachable():
             self.r.xadd(f"{PREFIX}log:{build_id}", {"l": line}, maxlen=LOG_MAXLEN, approximate=True)

@@ -51,7 +51,8 @@ class ProjectResult:
 class ProjectBuild:
     """One project build; `submit` is `service.submit.submit` bound to a service's parts;
     `on_wave` sends a submitted wave to the workers; `before_lock` refreshes our index before
-    uv or a wave's builds read it. `egress`: the operator's policy for uv's requests;
+    uv or a wave's builds read it. `settings` and `egress`: the operator's settings (not the
+    ones with the project's environment added, which only `submit` needs) and policy for uv;
     `pyproject` and `lock`: the project's files as prepared, parsed once (read here, bounded,
     when not given); `cancelled`: asked between polls, True once the build must stop."""
 

@@ -101,7 +101,7 @@ def prepare_project(
     )
     ready = env.settings(settings)
     if other is not None:
-        locked = _lock_input(given, ready, target, env, egress=egress, other=other)
+        locked = _lock_input(given, settings, target, env, egress=egress, other=other)
         return PreparedProject(given, env, ready, pins, other.direct, locked, egress, other.data)
     assert data is not None  # noqa: S101  (a pyproject was read above)
     direct = frozenset(direct_dependencies(data))
@@ -118,7 +118,8 @@ def _lock_input(
     other: InputProject,
 ) -> LockInput:
     """The lock of a pylock.toml (parsed already) or requirements.txt (its text read once,
-    resolved by uv each round), our environment's page in front."""
+    resolved by uv each round), our environment's page in front; `settings`: the operator's
+    (the folders its find-links may name are theirs, not the project's environment's)."""
     if given.kind is InputKind.PYLOCK and other.lock is not None:
         found = InputLock(other.lock)
         return lambda fresh: found

@@ -299,7 +299,7 @@ class ServedProjectBuild:
             env,
             submit_one,
             self.parts.jobs,
-            settings=settings,
+            settings=self.parts.settings,  # the operator's: uv's folders and limits
             egress=ready.egress,
             abi_pins=ready.abi_pins,
             on_change=self.save,

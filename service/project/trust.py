@@ -71,7 +71,7 @@ def check_project(
         raise InvalidRequestError(f"{where}: [tool.uv.sources] must be a table")
     for name, entries in sources.items():
         for entry in entries if isinstance(entries, list) else [entries]:
-            _check_source(str(name), entry, settings, where)
+            _check_source(str(name), entry, settings, egress, where)
 
 
 def check_location(
@@ -169,7 +169,9 @@ def _strings(value: Any, what: str) -> list[str]:
     return list(value)
 
 
-def _check_source(name: str, entry: Any, settings: Settings, where: str) -> None:
+def _check_source(
+    name: str, entry: Any, settings: Settings, egress: EgressPolicy, where: str
+) -> None:
     what = f"{where}: [tool.uv.sources] {name}"
     if not isinstance(entry, Mapping):
         raise InvalidRequestError(f"{what} must be a table")
@@ -191,3 +193,9 @@ def _check_source(name: str, entry: Any, settings: Settings, where: str) -> None
             )
     if "url" in entry and urlsplit(str(entry["url"])).scheme not in WEB_SCHEMES:
         raise InvalidRequestError(f"{what}: a url source must be an http(s) URL")
+    for key in ("url", "git"):  # what uv fetches itself: refused here, as an index is
+        refused = egress.refusal(str(entry.get(key, "")).removeprefix("git+"))
+        if refused is not None:
+            raise InvalidRequestError(
+                f"{what}: {key} {entry[key]!r} is refused before uv runs: {refused}"
+            )

@@ -1,8 +1,9 @@
 """The real clients against the real API: uv and pip install, lock and sync from our index.
 
 The API runs under uvicorn on 127.0.0.1 over a local store holding small pure wheels published
-here. Each client runs in a fresh venv with its own cache and none of the host's configuration
-(`UV_NO_CONFIG`, `PIP_CONFIG_FILE=/dev/null`, `--isolated`), so only our index is consulted.
+here, its catalog on SQLite and on PostgreSQL (each test runs over both). Each client runs in
+a fresh venv with its own cache and none of the host's configuration (`UV_NO_CONFIG`,
+`PIP_CONFIG_FILE=/dev/null`, `--isolated`), so only our index is consulted.
 `abi-dep` stands in for torch: `fake-ext` is published to two environments pinned to two versions.
 """
 
@@ -25,11 +26,13 @@ import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 
 from service.api.app import create_app
 from service.artifacts import publish
-from service.config import Settings
-from service.index import JSON_V1
+from service.config import DatabaseSettings, Settings
+from service.index import JSON_V1, Catalog
+from service.index.sql import open_catalog
 from service.index_config import render_uv_config
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel
@@ -57,7 +60,7 @@ def _free_port() -> int:
         return port
 
 
-def _publish_all(store: LocalStore, work: Path) -> None:
+def _publish_all(store: LocalStore, work: Path, catalog: Catalog) -> None:
     for environment, pin in PINS.items():
         ext = make_wheel(work / environment, "fake_ext", EXT_VERSION, requires=["abi-dep"])
         publish(
@@ -67,19 +70,36 @@ def _publish_all(store: LocalStore, work: Path) -> None:
             wheel=ext,
             manifest={},
             abi_pins={"abi-dep": pin},
+            catalog=catalog,
         )
         for version in ("1.0", "2.0"):
             dep = make_wheel(work / environment / version, "abi-dep", version)
             key = f"abi-dep-{version}"
-            publish(store, environment=environment, request_key=key, wheel=dep, manifest={})
+            publish(
+                store,
+                environment=environment,
+                request_key=key,
+                wheel=dep,
+                manifest={},
+                catalog=catalog,
+            )
 
 
-@pytest.fixture(scope="module")
-def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def index(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Index]:
+    """The index over each catalog database, its rows written by publish (not by a reindex)."""
     root = tmp_path_factory.mktemp("index")
     store = LocalStore(root / "store")
-    _publish_all(store, root / "wheels")
-    with serving(create_app(Settings(home=root), store=store)) as index:
+    settings = Settings(home=root)
+    if request.param == "postgresql":
+        url = request.getfixturevalue("postgres_server").new_database()
+        settings = Settings(home=root, database=DatabaseSettings(url=SecretStr(url)))
+    catalog = open_catalog(settings)
+    catalog.mark_filled()  # so the app does not fill it from the store: publish alone writes
+    _publish_all(store, root / "wheels", catalog)
+    with serving(create_app(settings, store=store)) as index:
         yield index
 
 

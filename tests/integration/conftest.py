@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -35,3 +36,10 @@ def redis_url(redis_server: RedisServer) -> str:
         redis_server.start()
     redis.Redis.from_url(redis_server.url).flushall()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def cuda_torch_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One Wheelwright home for the builds against PyPI's CUDA torch (about 3 GB with its
+    nvidia wheels): its package cache downloads them once for the session."""
+    return tmp_path_factory.mktemp("cuda-torch-home")

@@ -46,6 +46,9 @@ for attack in plan["attacks"]:
     elif attack == "host":
         probe("host root", write("/POISON"))
         probe("docker socket", lambda: open("/var/run/docker.sock", "rb"))
+    elif attack == "compiler_cache" and "bdist_wheel" in sys.argv:  # a trojaned object
+        folder = os.environ.get("SCCACHE_DIR", "/nonexistent")
+        probe("compiler cache", write(os.path.join(folder, "f", "0", "f0-trojan")))
     elif attack.startswith("leak:"):
         print("leaking " + attack.split(":", 1)[1], flush=True)
     elif attack.startswith("long_line:"):

@@ -109,7 +109,10 @@ def test_open_service_needs_no_token(tmp_path: Path, redis_url: str) -> None:
     client = TestClient(_app(tmp_path, redis_url, []))
     assert client.get("/v1/builds").status_code == 200
     assert client.get("/simple/").status_code == 200
-    assert client.get("/readyz").json() == {"ready": True, "checks": {"jobs": "ok", "store": "ok"}}
+    assert client.get("/readyz").json() == {
+        "ready": True,
+        "checks": {"jobs": "ok", "store": "ok", "catalog": "ok"},
+    }
     bad = client.post("/v1/builds", json={"source": {"kind": "directory", "path": "/etc"}})
     assert bad.status_code == 422
     assert "only works with the local `wheelwright build`" in bad.json()["detail"]

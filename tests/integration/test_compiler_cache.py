@@ -26,7 +26,8 @@ from service.config import Settings, StoreSettings, load_settings
 from service.errors import BuildFailedError
 from service.models import BuildRequest
 from service.store import LocalStore, WheelStore, open_store
-from worker.compiler_cache import bring, generations, save, scope_prefix
+from worker.cache_scope import Scope
+from worker.compiler_cache import Limits, bring, generations, save, scope_prefix
 from worker.engine import Hooks
 from worker.executors.docker import DockerExecutor
 from worker.pipeline import Outcome, build_and_publish
@@ -88,13 +89,14 @@ def test_a_rebuild_with_one_file_changed_compiles_that_file_alone(
 
     warm, warm_log = _build(_torch_multi(tmp_path, cpu_sccache, "b", CHANGED), settings, store)
     section = _cache(warm)
-    assert section["scope"] == "upload:torchmulti"
+    assert section["scope"].partition("#")[0] == "upload:torchmulti@anonymous"
+    assert section["scope"] == _cache(cold)["scope"]  # the same inputs: the same scope
     assert section["brought"]["generation"] == 1
     counts = section["counts"]
     assert (counts["compiles"], counts["hits"], counts["misses"]) == (9, 8, 1), counts
     assert "compiler cache: 9 compiles, 8 hits, 1 misses" in warm_log
     assert "compiler cache: saved generation 2" in warm_log
-    assert [g for g, _ in generations(store, scope_prefix("upload:torchmulti"))] == [1, 2]
+    assert [g for g, _ in generations(store, scope_prefix(section["scope"]))] == [1, 2]
 
     wheel = store.root / warm.artifact.wheel_key
     out = run_in_image(docker_client, cpu_sccache, RUN, [wheel])
@@ -145,7 +147,7 @@ def test_the_cache_travels_through_s3_to_a_worker_with_nothing_on_disk(
     assert section["brought"]["files"] > 0
     counts = section["counts"]
     assert (counts["hits"], counts["misses"]) == (8, 1), counts
-    assert "compiler cache of upload:torchmulti: generation 1" in log
+    assert "compiler cache of upload:torchmulti@anonymous: generation 1" in log
 
 
 def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
@@ -157,9 +159,10 @@ def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
     archive = sdist_of(FIXTURES / "modern-ext", folder, "modern_ext", "2.0.0")
     target = {"image": cpu_sccache}
     uploaded, _ = _build(request_for(archive, target=target), settings, store)
-    assert _cache(uploaded)["scope"] == "upload:modern-ext"
+    uploaded_scope = _cache(uploaded)["scope"]
+    assert uploaded_scope.partition("#")[0] == "upload:modern-ext@anonymous"
     assert _cache(uploaded)["counts"]["misses"] >= 1
-    assert [g for g, _ in generations(store, scope_prefix("upload:modern-ext"))] == [1]
+    assert [g for g, _ in generations(store, scope_prefix(uploaded_scope))] == [1]
 
     # the very same sdist through the index (from a find-links folder): the same files at the
     # same paths, so a shared cache would hit; it is another scope, and it starts cold
@@ -172,7 +175,7 @@ def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
     )
     indexed, _ = _build(from_index, settings, store)
     section = _cache(indexed)
-    assert section["scope"] == "index:modern-ext"
+    assert section["scope"].partition("#")[0] == f"index:modern-ext@file:{folder}"
     assert section["brought"]["generation"] == 0
     assert section["counts"]["hits"] == 0
     assert section["counts"]["misses"] == section["counts"]["compiles"] >= 1
@@ -188,10 +191,10 @@ def test_projects_never_share_a_cache_and_a_failed_build_saves_nothing(
             "src/modern_ext/__init__.py": ("", "raise ImportError('broken on purpose')\n"),
         },
     )
-    before = list(store.list(scope_prefix("upload:modern-ext")))
+    before = list(store.list(scope_prefix("upload:modern-ext@anonymous")))
     with pytest.raises(BuildFailedError, match=r"verify|import"):
         _build(request_for(broken, target=target), settings, store)
-    after = list(store.list(scope_prefix("upload:modern-ext")))
+    after = list(store.list(scope_prefix("upload:modern-ext@anonymous")))
     assert [(o.key, o.size) for o in after] == [(o.key, o.size) for o in before]
     assert sorted(p.name for p in settings.work_dir.iterdir()) == []
 
@@ -287,15 +290,16 @@ def test_two_workers_saving_one_generation_in_s3_one_wins(
     tmp_path: Path, s3_settings: StoreSettings
 ) -> None:
     store = open_store(_settings(tmp_path / "home").model_copy(update={"store": s3_settings}))
-    scope = f"index:race-{uuid.uuid4().hex[:8]}"
-    brought = [bring(store, scope, tmp_path / name, 1 << 20) for name in ("a", "b")]
+    scope = Scope(f"index:race-{uuid.uuid4().hex[:8]}@https://pypi.org/simple")
+    limits = Limits(max_bytes=1 << 20, max_members=1_000)
+    brought = [bring(store, scope, tmp_path / name, limits) for name in ("a", "b")]
     for name, brought_one in zip(("a", "b"), brought, strict=True):
         (tmp_path / name / "entry").write_bytes(name.encode())
         assert brought_one.generation == 0
-    first = save(store, brought[0], tmp_path / "a", 1 << 20, tmp_path)
-    second = save(store, brought[1], tmp_path / "b", 1 << 20, tmp_path)
+    first = save(store, brought[0], tmp_path / "a", limits, tmp_path)
+    second = save(store, brought[1], tmp_path / "b", limits, tmp_path)
     assert (first["saved"], second["saved"]) == (True, False)
     assert second["reason"] == "another build saved generation 1 first"
-    after = bring(store, scope, tmp_path / "c", 1 << 20)
+    after = bring(store, scope, tmp_path / "c", limits)
     assert after.generation == 1
     assert (tmp_path / "c" / "entry").read_bytes() == b"a"  # whole, and the winner's

@@ -129,6 +129,47 @@ CU
     assert re.fullmatch(r"\d+ cuda\w+", got["devices"]), got["devices"]
 
 
+def test_cuda_image_links_every_toolkit_library(
+    docker_client: docker.DockerClient, cuda_image: str
+) -> None:
+    """What a torch CUDAExtension or a CMake CUDA project links: each library by its
+    unversioned name (-lcudart, ...), the driver stub at link time only."""
+    libs = "cudart cublas cublasLt cusparse curand cufft cusolver nvrtc nvJitLink"
+    script = rf"""
+        cat > /tmp/l.cu <<'CU'
+#include <cublas_v2.h>
+#include <cuda.h>
+#include <cufft.h>
+#include <curand.h>
+#include <cusolverDn.h>
+#include <cusparse.h>
+#include <nvrtc.h>
+int main() {{
+    cublasHandle_t b; cusparseHandle_t s; cusolverDnHandle_t d; curandGenerator_t g;
+    cufftHandle f; nvrtcProgram p;
+    cuInit(0); cublasCreate(&b); cusparseCreate(&s); cusolverDnCreate(&d);
+    curandCreateGenerator(&g, CURAND_RNG_PSEUDO_DEFAULT); cufftCreate(&f);
+    nvrtcCreateProgram(&p, "", 0, 0, 0, 0);
+    return 0;
+}}
+CU
+        for lib in {libs}; do
+            test -e "$CUDA_HOME/lib64/lib$lib.so" && echo "so_$lib=ok"
+        done
+        flags=$(for lib in {libs}; do printf -- '-l%s ' "$lib"; done)
+        cd /tmp && nvcc -o /tmp/l /tmp/l.cu -L"$CUDA_HOME/lib64/stubs" -lcuda $flags \
+            && echo "linked=ok"
+        readelf -d "$CUDA_HOME/lib64/stubs/libcuda.so" | grep -q 'SONAME.*libcuda.so.1' \
+            && echo "stub=ok"
+        ldd /tmp/l | grep -q 'libcuda.so.1 => not found' && echo "stub_at_run_time=absent"
+    """
+    got = facts(run(docker_client, cuda_image, script))
+    for lib in libs.split():
+        assert got.get(f"so_{lib}") == "ok", f"no unversioned lib{lib}.so"
+    assert got["linked"] == got["stub"] == "ok"
+    assert got["stub_at_run_time"] == "absent"  # the driver stub is never on the library path
+
+
 def test_cuda_image_labels(docker_client: docker.DockerClient, cuda_image: str) -> None:
     got = image_facts(docker_client, cuda_image)
     assert (got["kind"], got["python"], got["cuda"]) == ("cuda", "3.11", "13.0")

@@ -126,6 +126,18 @@ def test_a_log_tail_then_reading_on(jobs: JobBackend) -> None:
     assert jobs.read_log(record.id, cursor)[0] == ["line 50"]
 
 
+def test_an_expired_log_is_gone_and_a_lingering_one_still_reads(jobs: JobBackend) -> None:
+    gone, _ = jobs.create(_record())
+    kept, _ = jobs.create(_record("k2"))
+    for record in (gone, kept):
+        jobs.append_log(record.id, "the last line")
+    jobs.expire_log(gone.id, 0)
+    jobs.expire_log(kept.id, 3600)
+    assert jobs.read_log(gone.id)[0] == []
+    assert jobs.log_tail(gone.id, 5)[0] == []
+    assert jobs.read_log(kept.id)[0] == ["the last line"]
+
+
 def test_find_pages_back_in_time(jobs: JobBackend) -> None:
     now = time.time()
     made = [

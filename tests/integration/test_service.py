@@ -12,10 +12,13 @@ from pathlib import Path
 import docker
 import httpx
 import pytest
+import redis
 import uv
 from enginekit import FIXTURES, make_sdist, managed_containers
 from redis_server import RedisServer
 from servicekit import Service, running_stage, sleepy_sdist
+
+from service.index import JSON_V1
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis]
 
@@ -168,3 +171,26 @@ def test_cancel_queued_and_running(
     assert service.build(queued)["attempts"] == 0  # the worker never started it
     again = httpx.post(f"{service.url}/v1/builds/{running}/cancel")
     assert again.status_code == 409
+
+
+def test_redis_flushed_mid_service_keeps_the_index(
+    service: Service, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """The worker's publish wrote the catalog row (another process, one SQLite file in WAL
+    mode); Redis holds none of it, and a restarted API lists it without reading a manifest."""
+    service.start_worker("cpu")
+    queued = service.upload(make_sdist("modern-ext", tmp_path, "modern_ext", "2.0.0"))["build"]
+    built = service.wait_for(queued["build"]["id"], lambda b: b["state"] == "succeeded")
+    page_url = f"{service.url}/simple/{built['environment']}/modern-ext/"
+    before = httpx.get(page_url, headers={"Accept": JSON_V1}, timeout=10)
+    assert [f["filename"] for f in before.json()["files"]] == [built["artifact"]["filename"]]
+    redis.Redis.from_url(service.redis_url).flushall()
+    after = httpx.get(page_url, headers={"Accept": JSON_V1}, timeout=10)
+    assert (after.status_code, after.content) == (200, before.content)
+    assert httpx.get(f"{service.url}/readyz", timeout=10).status_code == 200
+    builds = service.home / "store" / "builds"
+    builds.rename(builds.with_name("builds-aside"))  # a cold start that read manifests: nothing
+    service.stop()
+    service.start_api()
+    cold = httpx.get(page_url, headers={"Accept": JSON_V1, "If-None-Match": before.headers["etag"]})
+    assert cold.status_code == 304

@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from service.api.app import create_app
 from service.artifacts import Artifact, lookup, publish
-from service.config import Settings, StoreSettings
+from service.config import DatabaseSettings, Settings, StoreSettings
 from service.errors import (
     ConfigError,
     InvalidArtifactError,
@@ -31,7 +31,8 @@ from service.errors import (
     ObjectExistsError,
     ObjectNotFoundError,
 )
-from service.index import IndexCatalog
+from service.index.reindex import reindex
+from service.index.sql import SqlCatalog, open_catalog
 from service.store import LocalStore, S3Store, WheelStore, open_store
 from tests.fixtures.wheels import make_wheel
 from tests.integration.s3_server import moto_server
@@ -261,6 +262,7 @@ def test_concurrent_publishes_commit_one_manifest(store: WheelStore, tmp_path: P
     ]
     barrier = threading.Barrier(len(wheels))
     results: list[Artifact] = []
+    catalog = _catalog(tmp_path)
 
     def contend(wheel: Path) -> None:
         barrier.wait()
@@ -271,6 +273,7 @@ def test_concurrent_publishes_commit_one_manifest(store: WheelStore, tmp_path: P
                 request_key=REQUEST,
                 wheel=wheel,
                 manifest={"by": wheel.parent.name},
+                catalog=catalog,
             )
         )
 
@@ -285,8 +288,9 @@ def test_concurrent_publishes_commit_one_manifest(store: WheelStore, tmp_path: P
     winner = lookup(store, ENV, REQUEST)
     assert winner == results[0]
     assert sha256(store.get(winner.wheel_key)) == winner.sha256
-    listed = IndexCatalog(store).environment(ENV).projects["racer"]
-    assert [f.sha256 for f in listed] == [winner.sha256]
+    listed = catalog.project_files(ENV, "racer")
+    assert listed is not None
+    assert [f.sha256 for f in listed] == [winner.sha256]  # every loser wrote the winner's row
 
 
 def test_broken_wheels_are_refused_and_store_unchanged(store: WheelStore, tmp_path: Path) -> None:
@@ -310,7 +314,9 @@ def test_index_catalog_lists_published_wheels(store: WheelStore, tmp_path: Path)
             wheel=make_wheel(tmp_path / str(number), "Listed.Pkg", version),
             manifest={},
         )
-    catalog = IndexCatalog(store, ttl_s=3600)
+    catalog = _catalog(tmp_path)
+    found = reindex(store, catalog, workers=4)  # from S3 too: the catalog's repair
+    assert (found.manifests, found.recorded, found.skipped) == (3, 3, 0)
     assert catalog.environment_names() == [ENV, "other-env"]
     files = catalog.environment(ENV).projects["listed-pkg"]
     assert [f.filename for f in files] == [
@@ -318,6 +324,11 @@ def test_index_catalog_lists_published_wheels(store: WheelStore, tmp_path: Path)
         "listed_pkg-1.1-py3-none-any.whl",
     ]
     assert all(store.get(f.metadata_key) for f in files)
+
+
+def _catalog(tmp_path: Path) -> SqlCatalog:
+    url = SecretStr(f"sqlite:///{tmp_path / 'catalog.sqlite3'}")
+    return open_catalog(Settings(home=tmp_path, database=DatabaseSettings(url=url)))
 
 
 def test_the_api_serves_files_from_the_store(store: WheelStore, tmp_path: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import zipfile
 from pathlib import Path
@@ -19,7 +18,6 @@ from service.artifacts import (
     publish,
     read_manifest,
 )
-from service.artifacts.normalize import normalize_wheel
 from service.errors import InvalidArtifactError, InvalidRequestError, ObjectExistsError
 from service.layout import parse_manifest_key
 from service.store import LocalStore
@@ -228,8 +226,9 @@ def test_publish_refuses_bad_inputs_before_writing(
 def test_publish_refuses_a_content_address_holding_other_bytes(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     wheel = make_wheel(tmp_path / "in", "ext", "1.0")
-    stored = normalize_wheel(wheel, tmp_path / "normal" / wheel.name, None)  # what publish stores
-    digest = hashlib.sha256(stored.read_bytes()).hexdigest()
+    # what publish stores (the same bytes in any store)
+    digest = publish(LocalStore(tmp_path / "other"), environment=ENV, request_key="req",
+                     wheel=wheel, manifest={}).sha256  # fmt: skip
     store.put(f"wheels/{digest}/{wheel.name}", b"tampered")
     with pytest.raises(ObjectExistsError, match="other content"):
         publish(store, environment=ENV, request_key="req", wheel=wheel, manifest={})

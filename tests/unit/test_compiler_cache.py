@@ -1,5 +1,6 @@
-"""The compiler cache without Docker: scopes, the plan, sccache's figures, the store round trip
-(generations, conditional writes, eviction, hostile archives) and the driver's wrappers."""
+"""The compiler cache without Docker: the plan, sccache's figures, the store round trip
+(generations, conditional writes, eviction by bytes and by members, a read-only fallback scope,
+hostile archives) and the driver's wrappers. Scopes: test_cache_scope.py."""
 
 from __future__ import annotations
 
@@ -11,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from service.artifacts.checks import Expected
 from service.config import load_settings
 from service.environments import apply_environment
+from service.errors import ConfigError
 from service.jobs.memory import MemoryJobs
 from service.metrics import record_compiler_cache, render
-from service.models import BuildRequest, EnvironmentSpec, parse_request
+from service.models import EnvironmentSpec, parse_request
 from service.store import LocalStore
-from service.store.base import check_key
 from worker import compiler_cache as cc
+from worker.cache_scope import Scope
 from worker.driver import compilercache as driver
 from worker.plan import BuildInputs, Layout, Machine, make_plan
 
@@ -42,27 +43,8 @@ STATS = {
 }
 
 
-def _request(source: dict[str, object]) -> BuildRequest:
-    return parse_request({"source": source})
-
-
-def test_scopes_name_the_project_and_the_kind_of_source() -> None:
-    index = _request({"kind": "requirement", "requirement": "Torch_Scatter==2.1.2"})
-    upload = _request({"kind": "archive", "path": "/x/torch_scatter-2.1.2.tar.gz"})
-    git = _request({"kind": "git", "url": "ssh://git@GitHub.com/Acme/Fused.git", "ref": "main"})
-    https = _request({"kind": "git", "url": "https://github.com/acme/fused", "ref": "v1"})
-    named = Expected(project="torch-scatter", version="2.1.2")
-    assert cc.project_scope(index, named) == "index:torch-scatter"
-    assert cc.project_scope(upload, named) == "upload:torch-scatter"
-    assert cc.project_scope(git, Expected()) == "git:github.com/acme/fused"
-    assert cc.project_scope(https, named) == "git:github.com/acme/fused"
-    assert cc.project_scope(upload, Expected()) is None
-    prefixes = {cc.scope_prefix(s) for s in ("index:a", "upload:a", "index:b", "git:x/a")}
-    assert len(prefixes) == 4
-    for prefix in prefixes:
-        check_key(prefix.rstrip("/"))
-    # a slug that collides still names another scope: the hash tells them apart
-    assert cc.scope_prefix("index:a-b") != cc.scope_prefix("index:a.b")
+LIMITS = cc.Limits(max_bytes=1 << 20, max_members=1_000)
+DEMO, EVIL = Scope("index:demo@file:/f"), Scope("index:evil@file:/f")
 
 
 def test_the_build_stage_alone_gets_the_cache_and_every_stage_the_source_time() -> None:
@@ -112,28 +94,59 @@ def _fill(folder: Path, files: dict[str, bytes], mtime: float = 1_000_000) -> No
 
 def test_save_and_bring_round_trip_by_generation_with_conditional_writes(tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
-    empty = cc.bring(store, "index:demo", tmp_path / "a", 1 << 20)
-    assert empty.generation == 0
+    empty = cc.bring(store, DEMO, tmp_path / "a", LIMITS)
+    assert (empty.generation, empty.read_scope) == (0, None)
     _fill(tmp_path / "a", {"1/2/entry": b"object code", "preprocessor/x": b"p"})
-    first = cc.save(store, empty, tmp_path / "a", 1 << 20, tmp_path)
+    first = cc.save(store, empty, tmp_path / "a", LIMITS, tmp_path)
     assert first["saved"] and first["generation"] == 1 and first["files"] == 2
     # a second worker that brought the same (empty) generation loses the conditional write
     _fill(tmp_path / "b", {"1/2/other": b"x"})
-    lost = cc.save(store, empty, tmp_path / "b", 1 << 20, tmp_path)
+    lost = cc.save(store, empty, tmp_path / "b", LIMITS, tmp_path)
     assert not lost["saved"]
     assert "generation 1" in lost["reason"]
-    brought = cc.bring(store, "index:demo", tmp_path / "c", 1 << 20)
-    assert (brought.generation, brought.files) == (1, 2)
+    brought = cc.bring(store, DEMO, tmp_path / "c", LIMITS)
+    assert (brought.generation, brought.read_generation, brought.files) == (1, 1, 2)
+    assert brought.read_scope == DEMO.name
     assert (tmp_path / "c" / "1/2/entry").read_bytes() == b"object code"
     assert not (tmp_path / "c" / "1/2/other").exists()
-    # another project sees none of it
-    assert cc.bring(store, "upload:demo", tmp_path / "d", 1 << 20).generation == 0
+    # another project, or the same one from another origin, sees none of it
+    for other in ("upload:demo@anonymous", "index:demo@https://elsewhere/simple"):
+        assert cc.bring(store, Scope(other), tmp_path / "d", LIMITS).read_scope is None
     # later generations replace earlier ones; the two newest are kept
     for _ in range(3):
-        brought = cc.bring(store, "index:demo", tmp_path / f"g{brought.generation}", 1 << 20)
-        cc.save(store, brought, tmp_path / f"g{brought.generation}", 1 << 20, tmp_path)
-    kept = [g for g, _key in cc.generations(store, cc.scope_prefix("index:demo"))]
+        brought = cc.bring(store, DEMO, tmp_path / f"g{brought.generation}", LIMITS)
+        cc.save(store, brought, tmp_path / f"g{brought.generation}", LIMITS, tmp_path)
+    kept = [g for g, _key in cc.generations(store, cc.scope_prefix(DEMO.name))]
     assert kept == [3, 4]
+
+
+def test_a_branch_reads_the_shared_scope_while_its_own_is_empty_and_writes_only_its_own(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    shared = Scope("git:host/repo")
+    _fill(tmp_path / "main", {"a/b/main-entry": b"main"})
+    for _ in range(2):  # the default branch's builds: generations 1 and 2 of the shared scope
+        done = cc.bring(store, shared, tmp_path / "tmp", LIMITS)
+        cc.save(store, done, tmp_path / "main", LIMITS, tmp_path)
+    stored = list(store.list(cc.scope_prefix(shared.name)))
+    branch = Scope("git:host/repo@0123456789abcdef", fallback=shared.name)
+    brought = cc.bring(store, branch, tmp_path / "b1", LIMITS)
+    assert (brought.read_scope, brought.read_generation) == (shared.name, 2)
+    assert brought.generation == 0  # its own scope has none: a save writes its generation 1
+    assert (tmp_path / "b1" / "a/b/main-entry").read_bytes() == b"main"
+    said: list[str] = []
+    assert cc.bring_or_cold(store, branch, tmp_path / "b0", LIMITS, said.append).files == 1
+    assert f"(read-only: {shared.name}): generation 2" in said[0]
+    _fill(tmp_path / "b1", {"a/b/branch-entry": b"branch's own"})
+    saved = cc.save(store, brought, tmp_path / "b1", LIMITS, tmp_path)
+    assert saved["saved"] and saved["key"].startswith(cc.scope_prefix(branch.name))
+    assert list(store.list(cc.scope_prefix(shared.name))) == stored  # never written
+    again = cc.bring(store, branch, tmp_path / "b2", LIMITS)
+    assert (again.read_scope, again.generation) == (branch.name, 1)
+    main = cc.bring(store, shared, tmp_path / "m", LIMITS)
+    assert not (tmp_path / "m" / "a/b/branch-entry").exists()
+    assert main.read_generation == 2
 
 
 def test_trim_evicts_the_least_recently_used_first(tmp_path: Path) -> None:
@@ -141,8 +154,67 @@ def test_trim_evicts_the_least_recently_used_first(tmp_path: Path) -> None:
     _fill(tmp_path, {"mid": b"b" * 100}, mtime=2000)
     _fill(tmp_path, {"new": b"c" * 100}, mtime=3000)
     (tmp_path / "link").symlink_to("/etc/passwd")
-    assert cc.trim(tmp_path, 250) == (1, 100)
+    (tmp_path / "dirlink").symlink_to("/etc")
+    (tmp_path / "empty/deeper").mkdir(parents=True)
+    assert cc.trim(tmp_path, cc.Limits(250, 1_000)) == (1, 100)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mid", "new"]
+
+
+def _empty_files(folder: Path, count: int) -> None:
+    """`count` empty files in 10 folders, older first: 0 bytes, `count` + 10 members."""
+    for i in range(count):
+        path = folder / f"{i % 10}" / f"{i:06d}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch()
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))
+
+
+def test_members_are_bounded_like_bytes_empty_files_count_too(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    _empty_files(folder, 1_500)  # 0 bytes: only the member bound can hold them
+    limits = cc.Limits(max_bytes=1 << 30, max_members=1_000)
+    removed, removed_bytes = cc.trim(folder, limits)
+    files = [p for p in folder.rglob("*") if p.is_file()]
+    members = len(list(folder.rglob("*")))
+    assert removed_bytes == 0 and removed == 1_500 - len(files)
+    assert len(files) >= 900 and members <= 1_000  # each folder a file needs counts as well
+    # the newest were kept: least recently used first, as for bytes
+    assert min(int(p.name) for p in files) == 1_500 - len(files)
+    store = LocalStore(tmp_path / "store")
+    brought = cc.bring(store, DEMO, tmp_path / "in", limits)
+    _empty_files(tmp_path / "in", 1_500)
+    saved = cc.save(store, brought, tmp_path / "in", limits, tmp_path)
+    assert saved["saved"] and saved["files"] == len(files)
+    assert saved["evicted_files"] == 1_500 - len(files)
+    # what was saved under the bound is brought back under it
+    assert cc.bring(store, DEMO, tmp_path / "back", limits).files == len(files)
+
+
+def test_a_stored_generation_of_20k_empty_files_is_not_brought(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    payload = io.BytesIO()
+    with tarfile.open(fileobj=payload, mode="w") as tar:
+        for i in range(20_000):
+            tar.addfile(tarfile.TarInfo(f"{i % 100:02d}/{i:06d}"), io.BytesIO(b""))
+    key = f"{cc.scope_prefix(EVIL.name)}0000000004.tar"
+    store.put(key, payload.getvalue())
+    limits = cc.Limits(max_bytes=1 << 30, max_members=1_000)
+    said: list[str] = []
+    cold = cc.bring_or_cold(store, EVIL, tmp_path / "in2", limits, said.append)
+    assert (cold.read_scope, cold.files) == (None, 0)
+    assert cold.generation == 4  # the next save supersedes the refused generation
+    assert f"generation 4 ({key}) refused: more than 1000 members" in said[0]
+    assert "(compiler_cache.max_members); starting cold" in said[0], said
+    assert list((tmp_path / "in2").iterdir()) == []
+
+
+def test_the_member_bound_is_a_setting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(home=tmp_path).compiler_cache.max_members == 100_000
+    monkeypatch.setenv("WHEELWRIGHT_COMPILER_CACHE__MAX_MEMBERS", "5000")
+    assert load_settings(home=tmp_path).compiler_cache.max_members == 5_000
+    monkeypatch.setenv("WHEELWRIGHT_COMPILER_CACHE__MAX_MEMBERS", "10")
+    with pytest.raises(ConfigError, match="max_members"):
+        load_settings(home=tmp_path)
 
 
 def test_a_stored_cache_brings_only_regular_files_inside_the_folder(tmp_path: Path) -> None:
@@ -156,8 +228,8 @@ def test_a_stored_cache_brings_only_regular_files_inside_the_folder(tmp_path: Pa
         good = tarfile.TarInfo("1/entry")
         good.size = len(data)
         tar.addfile(good, io.BytesIO(data))
-    store.put(f"{cc.scope_prefix('index:evil')}0000000001.tar", payload.getvalue())
-    brought = cc.bring(store, "index:evil", tmp_path / "in", 1 << 20)
+    store.put(f"{cc.scope_prefix(EVIL.name)}0000000001.tar", payload.getvalue())
+    brought = cc.bring(store, EVIL, tmp_path / "in", LIMITS)
     assert brought.files == 1
     assert sorted(p.name for p in (tmp_path / "in").rglob("*")) == ["1", "entry"]
     escaping = io.BytesIO()
@@ -165,10 +237,10 @@ def test_a_stored_cache_brings_only_regular_files_inside_the_folder(tmp_path: Pa
         bad = tarfile.TarInfo("../outside")
         bad.size = 1
         tar.addfile(bad, io.BytesIO(b"x"))
-    store.put(f"{cc.scope_prefix('index:evil')}0000000002.tar", escaping.getvalue())
+    store.put(f"{cc.scope_prefix(EVIL.name)}0000000002.tar", escaping.getvalue())
     said: list[str] = []
-    cold = cc.bring_or_cold(store, "index:evil", tmp_path / "in2", 1 << 20, said.append)
-    assert cold.generation == 0
+    cold = cc.bring_or_cold(store, EVIL, tmp_path / "in2", LIMITS, said.append)
+    assert (cold.generation, cold.read_scope) == (2, None)  # its next save is generation 3
     assert "starting cold" in said[0]
     assert not (tmp_path / "outside").exists()
 
@@ -180,12 +252,15 @@ def test_why_off_and_save_reasons() -> None:
     off = request.model_copy(update={"compiler_cache": False})
     assert "request" in cc.why_off(off, True, True, True)
     assert "executor" in cc.why_off(request, True, False, True)
-    warm = cc.Brought("index:a", cc.scope_prefix("index:a"), 3)
+    warm = cc.Brought("index:a@x", cc.scope_prefix("index:a@x"), 3, "index:a@x", 3)
     counts = cc.figures(STATS)
     assert counts is not None
     assert cc.save_reason(warm, {**counts, "cache_writes": 0}).startswith("nothing new")
     assert cc.save_reason(warm, counts) == ""
     assert cc.save_reason(warm, None) != ""
+    # nothing was brought (a cold build, or a refused generation): saved even without writes
+    cold = cc.Brought("index:a@x", cc.scope_prefix("index:a@x"), 3)
+    assert cc.save_reason(cold, {**counts, "cache_writes": 0}) == ""
 
 
 def test_an_environment_can_turn_the_cache_off(tmp_path: Path) -> None:

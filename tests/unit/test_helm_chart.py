@@ -668,6 +668,21 @@ def test_secrets_are_referenced_by_name_never_rendered(chart: helm.Chart) -> Non
     assert not [n for n in worker_env if n.startswith(("WHEELWRIGHT_AUTH", "WHEELWRIGHT_WEBHOOKS"))]
 
 
+def test_the_api_and_every_worker_share_one_catalog_database(chart: helm.Chart) -> None:
+    dsn = "postgresql+psycopg://wheelwright@postgresql:5432/wheelwright"
+    in_secret = {"database": {"existingSecret": "ww-db", "existingSecretKey": "dsn"}}
+    for values, expected in (({}, dsn), (in_secret, {"secret": "ww-db", "key": "dsn"})):
+        docs = render(chart, _merge(values, {"workers": {"cuda": {"enabled": True}}}))
+        validate(docs)
+        names = ["api", "worker-cpu", "worker-cuda"]
+        mains = [find(docs, "Deployment", f"ww-wheelwright-{n}") for n in names]
+        for deployment, name in zip(mains, ["api", "worker", "worker"], strict=True):
+            assert env(container(deployment, name))["WHEELWRIGHT_DATABASE__URL"] == expected
+    with pytest.raises(helm.HelmRenderError, match=r"database\.url"):
+        render(chart, {"database": {"url": ""}})
+    assert ":" not in chart.values["database"]["url"].split("//", 1)[1].split("@")[0]  # no password
+
+
 def test_default_values_hold_no_secret_values(chart: helm.Chart) -> None:
     def walk(node: Any, path: str) -> Iterator[tuple[str, Any]]:
         if isinstance(node, dict):

@@ -14,22 +14,25 @@ from urllib.parse import urljoin
 import pytest
 from fastapi.testclient import TestClient
 from pypi_simple import IndexPage, ProjectPage
+from sqlalchemy import text
 
 from service.api.app import create_app
-from service.artifacts import Artifact, publish
+from service.artifacts import publish
 from service.config import Settings, StoreSettings
 from service.errors import InvalidRequestError
 from service.index import (
     HTML,
     HTML_V1,
     JSON_V1,
-    IndexCatalog,
+    CatalogFile,
     build_environment_index,
     choose_media_type,
     find_links_page,
     project_page,
     projects_page,
 )
+from service.index.reindex import reindex
+from service.index.sql import open_catalog
 from service.index_config import render_index_config, render_uv_config
 from service.store import LocalStore
 from tests.fixtures.wheels import make_wheel
@@ -74,7 +77,7 @@ def test_negotiation(accept: str | None, expected: str | None) -> None:
     assert choose_media_type(accept) == expected
 
 
-def _file(filename: str, **overrides: object) -> Artifact:
+def _file(filename: str, **overrides: object) -> CatalogFile:
     name, version = filename.split("-")[:2]
     fields: dict[str, object] = {
         "environment": ENV,
@@ -87,10 +90,9 @@ def _file(filename: str, **overrides: object) -> Artifact:
         "requires_python": ">=3.8,<4",
         "metadata_sha256": "f" * 64,
         "published_at": datetime(2025, 1, 2, 3, 4, 5, 678900, tzinfo=UTC),
-        "manifest": {},
     }
     fields.update(overrides)
-    return Artifact(**fields)  # type: ignore[arg-type]
+    return CatalogFile(**fields)  # type: ignore[arg-type]
 
 
 INDEX = build_environment_index(
@@ -126,8 +128,7 @@ def test_index_keeps_the_latest_of_one_filename() -> None:
 
 
 def test_project_html_carries_every_attribute() -> None:
-    page = project_page(INDEX, "fake-ext", HTML, PREFIX)
-    assert page is not None
+    page = project_page("fake-ext", INDEX.projects["fake-ext"], HTML, PREFIX)
     assert page.content_type == "text/html; charset=utf-8"
     html = page.body.decode()
     assert '<meta name="pypi:repository-version" content="1.1">' in html
@@ -154,8 +155,7 @@ def test_project_html_carries_every_attribute() -> None:
 
 
 def test_project_json_is_pep_691_v1_1() -> None:
-    page = project_page(INDEX, "fake-ext", JSON_V1, PREFIX)
-    assert page is not None
+    page = project_page("fake-ext", INDEX.projects["fake-ext"], JSON_V1, PREFIX)
     assert page.content_type == JSON_V1
     data = json.loads(page.body)
     assert data["meta"] == {"api-version": "1.1"}
@@ -180,20 +180,15 @@ def test_project_json_is_pep_691_v1_1() -> None:
 
 
 def test_v1_html_is_served_as_asked() -> None:
-    page = project_page(INDEX, "fake-ext", HTML_V1, PREFIX)
-    assert page is not None
+    page = project_page("fake-ext", INDEX.projects["fake-ext"], HTML_V1, PREFIX)
     assert page.content_type == f"{HTML_V1}; charset=utf-8"
 
 
-def test_unknown_project_has_no_page() -> None:
-    assert project_page(INDEX, "nope", HTML, PREFIX) is None
-
-
 def test_projects_page_in_both_formats() -> None:
-    html = projects_page(INDEX, HTML).body.decode()
+    html = projects_page(ENV, list(INDEX.projects), HTML).body.decode()
     assert '<a href="abi-dep/">abi-dep</a><br>' in html
     assert IndexPage.from_html(html).projects == ["abi-dep", "fake-ext"]
-    data = json.loads(projects_page(INDEX, JSON_V1).body)
+    data = json.loads(projects_page(ENV, list(INDEX.projects), JSON_V1).body)
     assert data == {
         "meta": {"api-version": "1.1"},
         "projects": [{"name": "abi-dep"}, {"name": "fake-ext"}],
@@ -303,28 +298,73 @@ def test_missing_things_are_404(served: tuple[TestClient, LocalStore]) -> None:
         assert response.headers["content-type"], path
 
 
-def test_catalog_refreshes_after_ttl_or_invalidate(tmp_path: Path) -> None:
+def test_a_publish_is_listed_at_once_and_a_removed_manifest_goes_at_reindex(
+    tmp_path: Path,
+) -> None:
     store = LocalStore(tmp_path / "store")
-    now = [0.0]
-    catalog = IndexCatalog(store, ttl_s=10, clock=lambda: now[0])
+    settings = Settings(home=tmp_path)
+    catalog = open_catalog(settings)
+    client = TestClient(create_app(settings, store=store))
 
     def add(number: int) -> None:
         wheel = make_wheel(tmp_path / str(number), "pkg", f"1.{number}")
-        publish(store, environment=ENV, request_key=f"r{number}", wheel=wheel, manifest={})
+        publish(
+            store,
+            environment=ENV,
+            request_key=f"r{number}",
+            wheel=wheel,
+            manifest={},
+            catalog=catalog,
+        )
+
+    def versions() -> list[str]:
+        page = client.get(f"/simple/{ENV}/pkg/", headers={"Accept": JSON_V1})
+        return list(page.json()["versions"])
 
     add(0)
-    assert len(catalog.environment(ENV).projects["pkg"]) == 1
+    assert versions() == ["1.0"]
     add(1)
-    now[0] = 5.0
-    assert len(catalog.environment(ENV).projects["pkg"]) == 1
-    now[0] = 11.0
-    assert len(catalog.environment(ENV).projects["pkg"]) == 2
     add(2)
-    catalog.invalidate()
-    assert len(catalog.environment(ENV).projects["pkg"]) == 3
+    assert versions() == ["1.0", "1.1", "1.2"]
     store.delete(f"builds/{ENV}/r0.json")
-    catalog.invalidate()
-    assert [f.version for f in catalog.environment(ENV).projects["pkg"]] == ["1.1", "1.2"]
+    assert versions() == ["1.0", "1.1", "1.2"]  # the catalog is not the store: reindex repairs
+    found = reindex(store, catalog)
+    assert (found.manifests, found.recorded, found.removed) == (2, 2, 1)
+    assert versions() == ["1.1", "1.2"]
+
+
+def test_every_page_has_an_etag_and_answers_304_until_a_publish(
+    served: tuple[TestClient, LocalStore], tmp_path: Path
+) -> None:
+    client, store = served
+    paths = ["/simple/", f"/simple/{ENV}/", f"/simple/{ENV}/fake-ext/", f"/find-links/{ENV}/"]
+    for accept in (JSON_V1, "text/html", HTML_V1):
+        for path in paths:
+            first = client.get(path, headers={"Accept": accept})
+            etag = first.headers["etag"]
+            assert etag.startswith('"') and first.status_code == 200, path
+            for asked in (etag, f"W/{etag}", f'"other", {etag}', "*"):
+                again = client.get(path, headers={"Accept": accept, "If-None-Match": asked})
+                assert (again.status_code, again.content) == (304, b""), (path, asked)
+                assert again.headers["etag"] == etag
+            other = client.get(path, headers={"Accept": accept, "If-None-Match": '"other"'})
+            assert other.status_code == 200 and other.content == first.content
+    json_tag = client.get(f"/simple/{ENV}/", headers={"Accept": JSON_V1}).headers["etag"]
+    html_tag = client.get(f"/simple/{ENV}/", headers={"Accept": HTML_V1}).headers["etag"]
+    assert json_tag != html_tag  # one ETag per representation
+    before = client.get(f"/simple/{ENV}/fake-ext/").headers["etag"]
+    publish(
+        store,
+        environment=ENV,
+        request_key="req-new",
+        wheel=make_wheel(tmp_path / "new", "Fake_Ext", "2.0"),
+        manifest={},
+        catalog=client.app.state.index_catalog,  # type: ignore[attr-defined]
+    )
+    after = client.get(f"/simple/{ENV}/fake-ext/", headers={"If-None-Match": before})
+    assert after.status_code == 200
+    assert after.headers["etag"] != before
+    assert "fake_ext-2.0-py3-none-any.whl" in after.text
 
 
 def test_index_config_is_pasteable() -> None:
@@ -373,3 +413,20 @@ def test_project_json_says_what_verify_proved(tmp_path: Path) -> None:
     assert "_wheelwright" not in plain["files"][0]
     parsed = ProjectPage.from_json_data(entry, base_url="http://h/simple/env/cudafix/")
     assert parsed.packages[0].filename.startswith("cudafix-1.0")  # clients ignore the extra key
+
+
+def test_readyz_fails_while_the_catalog_cannot_answer(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    client = TestClient(create_app(settings, store=LocalStore(tmp_path / "store")))
+    assert client.get("/readyz").json()["checks"]["catalog"] == "ok"
+    catalog = open_catalog(settings)
+    with catalog.engine.begin() as conn:
+        conn.execute(text("UPDATE catalog_state SET filled_us = NULL"))  # as if never filled
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert "not filled" in answer.json()["checks"]["catalog"]
+    with catalog.engine.begin() as conn:
+        conn.execute(text("DROP TABLE catalog_state"))  # a database that does not answer
+    answer = client.get("/readyz")
+    assert answer.status_code == 503
+    assert "does not answer" in answer.json()["checks"]["catalog"]

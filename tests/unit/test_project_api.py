@@ -347,19 +347,26 @@ def ended(store: LocalStore, project_id: str) -> str:
     return str(state)
 
 
+def hold_project_builds(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> None:
+    """Each project build holds its slot until `release` is set (before it prepares)."""
+    original = ServedProjectBuild._run
+
+    def held(self: ServedProjectBuild) -> Any:
+        release.wait(30)
+        return original(self)
+
+    monkeypatch.setattr(ServedProjectBuild, "_run", held)
+
+
 def test_project_builds_past_the_limit_wait_in_line_and_run_when_one_ends(
-    home: Path, store: LocalStore, tmp_path: Path
+    home: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`limits.max_project_builds` at once per API process: the next is accepted and waits,
     queued, until a slot is free; only a requester whose own line is full gets 429."""
     release = threading.Event()
-
-    def slow_index() -> None:  # the first lock waits here, so the build holds its slot
-        release.wait(30)
-
+    hold_project_builds(monkeypatch, release)
     settings = configured(home, limits={"max_project_builds": 1, "max_waiting_project_builds": 1})
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
-    app.state.index_catalog.invalidate = slow_index  # type: ignore[method-assign]
     client = TestClient(app)
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     first = upload(client, archive, {"environment": "cpu-plain"})
@@ -381,7 +388,7 @@ def test_project_builds_past_the_limit_wait_in_line_and_run_when_one_ends(
 
 
 def test_one_token_holds_at_most_its_share_and_the_other_token_starts_meanwhile(
-    home: Path, store: LocalStore
+    home: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Two slots, a share of one each: a token sending slow project builds runs one, its next
     waits (queued, though a slot is free: that one is the other team's share), and another
@@ -393,8 +400,8 @@ def test_one_token_holds_at_most_its_share_and_the_other_token_starts_meanwhile(
         {"name": "fast-team", "token": fast, "scopes": ["build"]},
     ]
     settings = configured(home, limits={"max_project_builds": 2}, auth={"tokens": tokens})
+    hold_project_builds(monkeypatch, release)
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
-    app.state.index_catalog.invalidate = lambda: release.wait(30)  # type: ignore[method-assign]
     client = TestClient(app)
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     files = {"file": ("demo.tar.gz", archive, "application/octet-stream")}
@@ -551,12 +558,12 @@ def test_each_project_file_is_parsed_once_from_prepare_to_the_build(
 
 
 def test_cancel_of_a_project_build_waiting_for_a_slot_ends_it_without_running(
-    home: Path, store: LocalStore
+    home: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     release = threading.Event()
     settings = configured(home, limits={"max_project_builds": 1})
+    hold_project_builds(monkeypatch, release)
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
-    app.state.index_catalog.invalidate = lambda: release.wait(30)  # type: ignore[method-assign]
     client = TestClient(app)
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     first = upload(client, archive, {"environment": "cpu-plain"})

@@ -119,6 +119,8 @@ def configured(home: Path, **overrides: Any) -> Settings:
         '[tool.uv]\nindex-url = "{url}"\n',
         '[tool.uv]\nextra-index-url = ["{url}"]\n',
         '[tool.uv]\nfind-links = ["{url}"]\n',
+        '[tool.uv.sources]\niam = {{ url = "{url}iam-1.0.tar.gz" }}\n',
+        '[tool.uv.sources]\niam = {{ git = "{https}iam.git" }}\n',
     ],
 )
 def test_a_project_naming_an_index_on_this_hosts_network_is_refused_naming_it(
@@ -126,12 +128,13 @@ def test_a_project_naming_an_index_on_this_hosts_network_is_refused_naming_it(
 ) -> None:
     home = tmp_path / "home"
     url = f"http://127.0.0.2:{metadata.port}/latest/meta-data/"
-    pyproject = HEAD + 'dependencies = ["iam"]\n' + tool_uv.format(url=url)
+    https = url.replace("http://", "https://")
+    pyproject = HEAD + 'dependencies = ["iam"]\n' + tool_uv.format(url=url, https=https)
     with live_api(configured(home), store) as api:
         answer = upload(api, {"pyproject.toml": pyproject})
         assert answer.status_code == 422, answer.text
         detail = answer.json()["detail"]
-        assert url in detail and "refused before uv runs" in detail, detail
+        assert url.split("://")[1] in detail and "refused before uv runs" in detail, detail
         assert "127.0.0.2 is 127.0.0.2, an address of this host" in detail
         assert httpx.get(f"{api}/healthz", timeout=10).status_code == 200  # still answering
     assert metadata.requests == []

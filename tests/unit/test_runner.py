@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from service.config import Settings
+from service.dashboard.logs import build_log
 from service.dispatch import InProcessDispatcher
 from service.errors import ExecutorError, InvalidArtifactError
 from service.jobs import MemoryJobs
@@ -19,6 +20,7 @@ from service.submit import submit
 from tests.buildkit import leftover_workspaces, make_sdist, uploaded_request
 from tests.executor_conformance import EXECUTOR_STAGES
 from tests.fakes import FakeExecutor, Hang, Raise, RecordingDispatcher
+from worker import runner
 from worker.runner import Services, run_job
 
 
@@ -213,3 +215,15 @@ def test_a_wheel_that_is_not_the_request_is_not_published(
     assert wheels(svc) == []
     assert [o.key for o in svc.store.list("") if o.key.endswith(".json")] == []
     assert "<=== [publish] FAILED" in stored_log(svc, record.id)
+
+
+def test_an_ended_builds_live_log_expires_and_readers_get_the_stored_one(
+    svc: Services, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runner, "LOG_LINGER_S", 0)
+    record = queued(svc, tmp_path)
+    assert run_job(record.id, svc) == "succeeded"
+    assert svc.jobs.log_tail(record.id, 10)[0] == []  # Redis keeps only what is live
+    page = build_log(svc.store, svc.jobs, record.id, None, None)
+    assert page.size is not None and page.lines  # the dashboard reads the store's copy
+    assert "===> [build]" in stored_log(svc, record.id)

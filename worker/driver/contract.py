@@ -116,6 +116,8 @@ class WheelRequest(CommonRequest):
     outdir: str
     config: dict[str, Any]
     compiler_cache: CompilerCacheRequest | None
+    #: `build_ext --parallel N` through DIST_EXTRA_CONFIG (None: extensions one at a time)
+    parallel_extensions: int | None
 
 
 class VerifyRequest(CommonRequest):
@@ -160,7 +162,12 @@ class RequiresInstallResult(TypedDict):
     freeze: list[str]
 
 
-class WheelResult(TypedDict):
+class _WheelToolchain(TypedDict, total=False):
+    #: tool -> version of the compilers and build tools found (`toolchain.py`)
+    toolchain: dict[str, str]
+
+
+class WheelResult(_WheelToolchain):
     wheel: str
     #: sccache's figures, None when the build had no compiler cache
     compiler_cache: dict[str, Any] | None

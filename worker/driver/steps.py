@@ -36,7 +36,7 @@ except ImportError:  # Python < 3.11 in the build image: pip carries a copy of t
     from pip._vendor import tomli as tomllib  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 if TYPE_CHECKING or __package__:
-    from worker.driver import compilercache, contract
+    from worker.driver import backend_env, compilercache, contract, toolchain
     from worker.driver.installs import (
         freeze,
         inherit_host_packages,
@@ -50,8 +50,10 @@ if TYPE_CHECKING or __package__:
         venv_python,
     )
 else:  # the flat bundle in the build container
+    import backend_env  # type: ignore[import-not-found,no-redef,unused-ignore]
     import compilercache
     import contract
+    import toolchain  # type: ignore[import-not-found,no-redef,unused-ignore]
     from installs import (  # type: ignore[import-not-found,no-redef,unused-ignore]
         freeze,
         inherit_host_packages,
@@ -199,7 +201,10 @@ def requires_install(request: contract.RequiresInstallRequest) -> contract.Requi
 def build(request: contract.WheelRequest) -> contract.WheelResult:
     outdir = request["outdir"]
     Path(outdir).mkdir(parents=True, exist_ok=True)
+    tools = toolchain.versions()  # before the compiler cache puts its wrappers first on PATH
     say("build_wheel (no isolation)")
+    os.environ.update(backend_env.backend_hooks())
+    os.environ.update(backend_env.parallel_extensions(request.get("parallel_extensions")))
     cache = compilercache.start(request.get("compiler_cache"))
     try:
         name = hook_caller(request).build_wheel(outdir, request["config"])
@@ -210,7 +215,7 @@ def build(request: contract.WheelRequest) -> contract.WheelResult:
         raise StageError("backend_unavailable", msg) from None
     finally:
         stats = compilercache.stop(cache)
-    return {"wheel": name, "compiler_cache": stats}
+    return {"wheel": name, "compiler_cache": stats, "toolchain": tools}
 
 
 def top_level_modules(wheel: str) -> list[str]:

@@ -24,6 +24,8 @@ DRIVER_FILES = (
     "audit.py",
     "compilercache.py",
     "egress.py",
+    "toolchain.py",
+    "backend_env.py",
 )
 VENDORED = (pyproject_hooks, packaging)
 

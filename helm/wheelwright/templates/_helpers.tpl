@@ -82,6 +82,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - name: WHEELWRIGHT_BROKER_URL
   value: {{ include "wheelwright.brokerUrl" . | quote }}
 {{- end }}
+{{- if .Values.database.existingSecret }}
+{{ include "wheelwright.secretEnv" (dict "name" "WHEELWRIGHT_DATABASE__URL" "secret" .Values.database.existingSecret "key" .Values.database.existingSecretKey) }}
+{{- else }}
+- name: WHEELWRIGHT_DATABASE__URL
+  value: {{ required "database.url (or database.existingSecret) is required" .Values.database.url | quote }}
+{{- end }}
 - name: WHEELWRIGHT_BUILD_TIMEOUT_S
   value: {{ .Values.build.timeoutSeconds | quote }}
 - name: WHEELWRIGHT_EXECUTOR
