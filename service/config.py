@@ -113,7 +113,7 @@ class LimitSettings(BaseModel):
         "at once; default: half of max_project_builds, rounded up",
     )
     max_waiting_project_builds: int = Field(
-        default=8, ge=0, description="a webhook repository's project builds waiting for a slot"
+        default=8, ge=0, description="one requester's project builds waiting for a slot"
     )
     max_project_packages: int = Field(
         default=200, ge=1, description="packages one project build may build"

@@ -25,18 +25,20 @@ log = structlog.get_logger("wheelwright.dispatch")
 
 
 class Dispatcher(Protocol):
+    """What gets queued builds to workers. Every dispatcher passes the same conformance test
+    (`tests/unit/test_dispatch_conformance.py`): each build handed over once, alone or in a
+    group, or an error and nothing handed over."""
+
     def submit(self, record: BuildRecord) -> None: ...
+
+    def submit_group(self, records: Sequence[BuildRecord]) -> None:
+        """Builds that may all run at once (the ready nodes of a project build), sent
+        together: Celery as one `group`, the in-process pool as many at once as it has."""
+        ...
 
     def queue_length(self, queue: str) -> int | None:
         """Builds waiting in `queue`, where the dispatcher can tell."""
         ...
-
-
-class GroupDispatcher(Dispatcher, Protocol):
-    """A dispatcher that can also send builds that may all run at once (a wave of a project
-    build) together: Celery as one `group`. Every dispatcher here is one."""
-
-    def submit_group(self, records: Sequence[BuildRecord]) -> None: ...
 
 
 class CeleryDispatcher:

@@ -84,7 +84,7 @@ def source_identity(request: BuildRequest) -> dict[str, str]:
     source = request.source
     match source:
         case RequirementSource():
-            return {"requirement": source.requirement, "index": request.index.index_url}
+            return _requirement_identity(source, request.index.index_url)
         case ArchiveSource(sha256=str(sha)):
             return {"archive_sha256": sha}
         case GitSource(commit=str(commit)):
@@ -97,6 +97,15 @@ def source_identity(request: BuildRequest) -> dict[str, str]:
             raise InvalidRequestError(
                 f"the {source.kind} source must be resolved (sha256 or commit) before keying"
             )
+
+
+def _requirement_identity(source: RequirementSource, index: str) -> dict[str, str]:
+    """A pin on an index; a lock's sdist by its content (sha256), else by its URL."""
+    if source.sha256 is not None:
+        return {"requirement": source.requirement, "sdist_sha256": source.sha256}
+    if source.url is not None:
+        return {"requirement": source.requirement, "sdist_url": source.url}
+    return {"requirement": source.requirement, "index": index}
 
 
 def request_key(request: BuildRequest, image: str) -> str:

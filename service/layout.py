@@ -144,3 +144,9 @@ def project_build_key(project_build_id: str) -> str:
     if not PROJECT_BUILD_ID_RE.match(project_build_id):
         raise InvalidRequestError(f"project build id {project_build_id!r} is not 32 hex digits")
     return f"{PROJECT_BUILDS}{project_build_id}.json"
+
+
+def project_cancel_key(project_build_id: str) -> str:
+    """`project-cancels/<id>`: present once someone asked that project build to stop (beside
+    its state, which only the process running it writes)."""
+    return f"project-cancels/{project_build_key(project_build_id).removeprefix(PROJECT_BUILDS)}"

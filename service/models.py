@@ -47,6 +47,7 @@ LOCAL_LABEL_RE = re.compile(r"^[a-z0-9]+(\.[a-z0-9]+)*$")
 ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 MAX_SMOKE_CHARS = 20_000
 _SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class _Frozen(BaseModel):
@@ -61,10 +62,32 @@ def _requirement(text: str) -> Requirement:
 
 
 class RequirementSource(_Frozen):
-    """`name==version`, resolved to that version's sdist on the configured index."""
+    """`name==version`, resolved to that version's sdist on the configured index; or, where a
+    lock names it, the sdist at `url` (its sha256 checked where the lock records one), and no
+    index is asked at all: what a project locked is what is built, from where it was locked."""
 
     kind: Literal["requirement"] = "requirement"
     requirement: str
+    url: str | None = Field(default=None, description="the sdist's URL, as a lock names it")
+    sha256: str | None = Field(default=None, description="the sdist's expected sha256")
+
+    @field_validator("url")
+    @classmethod
+    def _sdist_url(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value, "sdist URL")
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex_digest(cls, value: str | None) -> str | None:
+        if value is not None and not _SHA256_RE.match(value):
+            raise ValueError(f"sha256 {value!r} is not 64 lowercase hexadecimal digits")
+        return value
+
+    @model_validator(mode="after")
+    def _digest_of_a_url(self) -> RequirementSource:
+        if self.sha256 is not None and self.url is None:
+            raise ValueError("a requirement's sha256 needs the url of the sdist it checks")
+        return self
 
     @field_validator("requirement")
     @classmethod

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,6 +245,11 @@ class RecordingDispatcher:
         if self.fail is not None:
             raise self.fail
         self.submitted.append(record)
+
+    def submit_group(self, records: Sequence[BuildRecord]) -> None:
+        if self.fail is not None:
+            raise self.fail
+        self.submitted.extend(records)
 
     def queue_length(self, queue: str) -> int | None:
         return sum(1 for record in self.submitted if record.queue == queue)

@@ -8,11 +8,14 @@ the tree) and a request whose source is resolved, so the request key names conte
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import unquote, urlsplit
 
 import requests
 from packaging.utils import InvalidSdistFilename, canonicalize_name, parse_sdist_filename
@@ -168,6 +171,8 @@ def download_sdist(
     with `egress`, through an egress proxy (the indexes are the request's). Returns the file
     and where it came from (the find-links folder or index URL, as the request names it)."""
     assert isinstance(request.source, RequirementSource)  # noqa: S101  (callers match on kind)
+    if request.source.url is not None:  # the lock's sdist: it came from that URL alone
+        return download_locked_sdist(request.source, downloads, egress), request.source.url
     name, version = request.source.name, Version(request.source.version)
     for location in request.index.find_links:
         folder = Path(location)
@@ -205,6 +210,65 @@ def download_sdist(
     raise SourceNotFoundError(
         f"no sdist of {name} {version} on {where} (sdists there: {', '.join(sorted(set(seen)))})"
     )
+
+
+def download_locked_sdist(
+    source: RequirementSource, downloads: Path, egress: EgressPolicy | None = None
+) -> Path:
+    """The sdist a lock names for `source` (`name==version` at `url`), downloaded from that
+    URL alone (no index is asked, so a same-named package elsewhere is never fetched), through
+    an egress proxy with `egress`; its sha256 checked where the lock recorded one."""
+    assert source.url is not None  # noqa: S101  (the caller checks)
+    filename = unquote(urlsplit(source.url).path.rstrip("/").rsplit("/", 1)[-1])
+    if not _is_sdist_of(filename, source.name, Version(source.version)):
+        raise FetchError(
+            f"the lock's sdist for {source.requirement}, {source.url}, is not an sdist of "
+            f"{source.requirement}"
+        )
+    target = downloads / filename
+    refused: list[str] = []
+    digest = hashlib.sha256()
+    try:
+        with _index_session(egress, refused) as web:
+            get = (web or requests).get
+            with get(source.url, stream=True, timeout=300) as answer:
+                answer.raise_for_status()
+                with target.open("wb") as out:
+                    whole = _copy_bounded(answer, out, digest, Limits().max_bytes)
+    except requests.RequestException as exc:
+        target.unlink(missing_ok=True)
+        why = f"refused: {refused[-1]}" if refused else str(exc)
+        raise FetchError(
+            f"could not fetch the lock's sdist for {source.requirement} from {source.url}: {why}"
+        ) from None
+    if not whole:
+        target.unlink(missing_ok=True)
+        raise FetchError(
+            f"the lock's sdist for {source.requirement} at {source.url} is larger than "
+            f"{Limits().max_bytes} bytes"
+        )
+    found = digest.hexdigest()
+    if source.sha256 is not None and found != source.sha256:
+        target.unlink(missing_ok=True)
+        raise FetchError(
+            f"the sdist of {source.requirement} at {source.url} has sha256 {found}, but the "
+            f"lock records {source.sha256}: not built"
+        )
+    return target
+
+
+def _copy_bounded(
+    answer: requests.Response, out: BinaryIO, digest: hashlib._Hash, limit: int
+) -> bool:
+    """Copy `answer`'s body to `out`, hashing it; False (stopped) once past `limit` bytes."""
+    size = 0
+    for chunk in answer.iter_content(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            return False
+        digest.update(chunk)
+        out.write(chunk)
+    return True
 
 
 def _is_sdist_of(filename: str, name: str, version: Version) -> bool:

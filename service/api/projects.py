@@ -36,6 +36,7 @@ from service.project.served import (
     ServedProjectBuild,
     load_state,
     prepare_for,
+    request_cancel,
     without_paths,
 )
 
@@ -102,6 +103,15 @@ def get_project(request: Request, project_build_id: str) -> dict[str, Any]:
     """The project build: state, each package (wave, state, stage, time), the uv configuration
     at the end, or the error; 404 for an unknown id."""
     return load_state(request.app.state.store, project_build_id)
+
+
+@router.post(
+    "/{project_build_id}/cancel", status_code=202, dependencies=[Depends(require("build"))]
+)
+def cancel_project(request: Request, project_build_id: str) -> dict[str, Any]:
+    """Cancel a project build: nothing more is queued, its running builds are cancelled; 202
+    with its state (it reads `cancelled` once the process running it has stopped it)."""
+    return request_cancel(request.app.state.store, project_build_id)
 
 
 def _json(text: str, what: str) -> Any:

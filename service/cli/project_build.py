@@ -4,7 +4,10 @@ order, then the uv configuration that installs exactly those from our index."""
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Annotated
 
 import typer
@@ -23,6 +26,7 @@ from service.cli.project import (
     chosen_target,
     project_app,
 )
+from service.cli.project_lines import ProgressLines
 from service.config import Settings
 from service.egress import serving_at
 from service.errors import BuildFailedError, InvalidRequestError, WheelwrightError
@@ -93,13 +97,23 @@ def _run(
     with embedded_service(settings, workers=workers, submit_with=ready.settings) as service:
         project: ProjectBuild | None = None
 
-        def table() -> Table | Text:
-            return progress_table(project.progress if project else ProjectProgress(), env.name)
+        def progress() -> ProjectProgress:
+            return project.progress if project else ProjectProgress()
 
-        with (
-            served_index(service, url) as index,
-            Live(get_renderable=table, console=err, refresh_per_second=4, transient=quiet) as live,
-        ):
+        def table() -> Table | Text:
+            return progress_table(progress(), env.name)
+
+        with ExitStack() as stack:
+            index = stack.enter_context(served_index(service, url))
+            if err.is_terminal:  # the live table, redrawn in place
+                live = Live(
+                    get_renderable=table, console=err, refresh_per_second=4, transient=quiet
+                )
+                on_change: Callable[[], object] = stack.enter_context(live).refresh
+            else:  # a CI log: a line per change, nothing redrawn
+                lines = ProgressLines()
+                sys.stderr.write(f"locking {ready.given.file} with building forbidden ...\n")
+                on_change = lambda: lines.update(progress())  # noqa: E731
             project = ProjectBuild(
                 ready.folder,
                 env,
@@ -108,7 +122,7 @@ def _run(
                 settings=settings,  # the operator's: uv's folders and limits
                 egress=ready.egress,
                 abi_pins=ready.abi_pins,
-                on_change=live.refresh,
+                on_change=on_change,
                 on_wave=service.wave.flush,
                 before_lock=index.refresh,
                 lock_input=ready.lock_input,
@@ -143,6 +157,8 @@ def _report(
     result: ProjectResult, environment: str, config: str, write: bool, seconds: float
 ) -> None:
     progress = result.progress
+    if not err.is_terminal:  # a CI log: every package, its name never cut
+        ProgressLines().summary(progress)
     if not progress.nodes:
         err.print(
             f"nothing to build: all {len(result.plan.installable)} packages the project installs "
@@ -150,7 +166,9 @@ def _report(
         )
         return
     for node in progress.failed:
-        err.print(f"[bold red]{shown(node.name)}:[/] {shown(node.error or node.state)}")
+        err.print(
+            f"[bold red]{shown(node.name)}:[/] {shown(node.error or node.state)}", soft_wrap=True
+        )
     built, new = progress.built, progress.new
     if not new and not progress.failed:
         err.print(
@@ -160,7 +178,8 @@ def _report(
     else:
         err.print(
             f"{len(new)} built, {len(built) - len(new)} there already, "
-            f"{len(progress.failed)} not built, on {environment} ({seconds:.2f} s)"
+            f"{len(progress.failed)} not built, on {environment} ({seconds:.2f} s)",
+            soft_wrap=True,
         )
     if config:
         if write:

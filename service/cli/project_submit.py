@@ -5,6 +5,7 @@ it changes, and a non-zero exit naming each package that was not built."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -14,10 +15,12 @@ from rich.table import Table
 
 from service.cli.common import err, fail, shown
 from service.cli.project import project_app
+from service.cli.project_lines import ProgressLines
 from service.errors import BuildFailedError, InvalidRequestError, WaitTimeoutError, WheelwrightError
+from service.printable import printable
 
 GIT_PREFIXES = ("https://", "ssh://", "file://", "git+")
-ENDED = ("succeeded", "failed")
+ENDED = ("succeeded", "failed", "cancelled")
 STATE_STYLE = {"built": "green", "cached": "green", "failed": "red", "not built": "red"}
 
 
@@ -78,14 +81,23 @@ def _source(source: str, ref: str, fields: dict[str, Any]) -> Path | None:
 
 
 def follow(client: Any, project_build_id: str, deadline: float, poll_s: float) -> dict[str, Any]:
-    """Poll until the project build ends, printing the table each time it changes."""
+    """Poll until the project build ends, printing the table each time it changes (on a
+    terminal; in a CI log, a line per package's change of state or stage)."""
     shown: str | None = None
+    lines = None if err.is_terminal else ProgressLines()
+    said = None
     while True:
         state: dict[str, Any] = client.get_project(project_build_id)
         seen = json.dumps(_without_times(state), sort_keys=True)
         if seen != shown:
             shown = seen
-            err.print(table(state))
+            if lines is None:
+                err.print(table(state))
+            else:
+                lines.update_rows(state["packages"])
+                if state["state"] != said:
+                    said = state["state"]
+                    sys.stderr.write(f"project build {project_build_id}: {printable(said)}\n")
         if state["state"] in ENDED:
             return state
         if time.monotonic() > deadline:
@@ -120,7 +132,10 @@ def table(state: dict[str, Any]) -> Table:
 
 
 def report(state: dict[str, Any]) -> None:
-    """The end: the uv configuration on stdout, or each failed package and a non-zero exit."""
+    """The end: the uv configuration on stdout, or each failed package and a non-zero exit;
+    in a CI log, first a summary of every package, its name never cut."""
+    if not err.is_terminal:
+        ProgressLines().summary_rows(state["packages"])
     if state["state"] == "succeeded":
         if not state["packages"]:
             err.print("nothing to build: every package the project installs has a wheel")
@@ -128,9 +143,11 @@ def report(state: dict[str, Any]) -> None:
         if config:
             print(config, end="")
         return
-    failed = [p for p in state["packages"] if p["state"] in ("failed", "not built")]
+    failed = [p for p in state["packages"] if p["state"] in ("failed", "not built", "cancelled")]
     for node in failed:
-        err.print(f"[bold red]{shown(node['name'])}:[/] {shown(node.get('error') or '')}")
+        err.print(
+            f"[bold red]{shown(node['name'])}:[/] {shown(node.get('error') or '')}", soft_wrap=True
+        )
     if not failed:
         err.print(f"[bold red]project build failed:[/] {shown(str(state.get('error')))}")
     raise typer.Exit(BuildFailedError.exit_code)

@@ -18,7 +18,7 @@ from service.layout import PROJECT_BUILD_ID_RE, PROJECT_BUILDS, is_environment
 from service.store import StoredObject
 
 State = Mapping[str, object]
-ENDED = frozenset({"succeeded", "failed"})
+ENDED = frozenset({"succeeded", "failed", "cancelled"})
 #: how `load_state` words a project build whose process stopped (its heartbeat did)
 _BUILD_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _CURSOR_RE = re.compile(r"^(\d{1,12}(?:\.\d{1,9})?)-([0-9a-f]{32})$")

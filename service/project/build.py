@@ -1,5 +1,5 @@
 """A whole project built for one environment: lock (a fixpoint where uv must wait for a build),
-plan, then the plan's waves through the ordinary build submission.
+plan, then the plan's nodes, each once it is ready, through the ordinary build submission.
 
 Without a uv.lock, uv locks with building forbidden and our environment's page in front; a
 package it cannot lock without building is built first (alone, as its own wave), then uv locks
@@ -16,18 +16,20 @@ from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from pydantic import ValidationError
 
 from service.config import Settings
 from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.jobs import JobBackend
 from service.models import BuildRequest, RequirementSource
+from service.project.buildonly import with_build_only
 from service.project.environment import ProjectEnvironment
 from service.project.files import read_pyproject
 from service.project.inputs import InputLock
 from service.project.lock import Lock, parse_lock
 from service.project.plan import BuildNode, ProjectPlan, plan_project, reachable
-from service.project.resolve import project_lock, runtime_blocker
+from service.project.resolve import blocker_sdist, project_lock, runtime_blocker
 from service.project.run import NodeProgress, ProjectProgress, ProjectRun
 from service.project.settings import ProjectBuildSettings, project_build_settings
 from service.submit import Submitted
@@ -52,7 +54,7 @@ class ProjectBuild:
     uv or a wave's builds read it. `settings` and `egress`: the operator's settings (not the
     ones with the project's environment added, which only `submit` needs) and policy for uv;
     `pyproject` and `lock`: the project's files as prepared, parsed once (read here, bounded,
-    when not given)."""
+    when not given); `cancelled`: asked between polls, True once the build must stop."""
 
     def __init__(
         self,
@@ -71,8 +73,10 @@ class ProjectBuild:
         lock_input: Callable[[tuple[str, ...]], InputLock] | None = None,
         pyproject: Mapping[str, Any] | None = None,
         lock: Lock | None = None,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.folder = folder
+        self._cancelled = cancelled
         self.env = env
         self.progress = ProjectProgress()
         self._submit = submit
@@ -90,7 +94,10 @@ class ProjectBuild:
         self._pyproject: Mapping[str, Any] = {}
         self._locked = lock
         self._project = ProjectBuildSettings()
-        if lock_input is None:
+        self._sdists: dict[str, tuple[str, str | None]] = {}  # a blocker's, as uv resolved it
+        if lock_input is not None:  # a requirements.txt's or pylock's indexes, as [tool.uv]
+            self._pyproject = pyproject or {}
+        else:
             where = folder / "pyproject.toml"
             self._pyproject = read_pyproject(where, settings) if pyproject is None else pyproject
             self._project = project_build_settings(self._pyproject, where=str(where))
@@ -103,6 +110,15 @@ class ProjectBuild:
             lock = self._locked or parse_lock(text, where=str(self.folder / "uv.lock"))
         target = self.env.spec.target
         plan = plan_project(lock, self._project, target, abi_pins=tuple(self._abi))
+        locked = {name: p.version for name, p in reachable(lock, target).items()}
+        plan = with_build_only(
+            plan,
+            self._project,
+            locked=locked,
+            probe=self._probe,
+            locate=self._locate,
+            limit=MAX_ROUNDS,
+        )
         self._check_size(plan)
         self._note_served(lock, plan)
         self._run(plan)
@@ -228,7 +244,37 @@ class ProjectBuild:
             for r in (canonicalize_name(Requirement(p).name) for p in runtime)
             if r in self.progress.nodes
         )
-        return BuildNode(name, version, "uv cannot lock it without building it", runtime, after)
+        url, sha256 = self._locate(f"{name}=={version}")
+        why = "uv cannot lock it without building it"
+        return BuildNode(name, version, why, runtime, after, sdist_url=url, sdist_sha256=sha256)
+
+    def _locate(self, pin: str) -> tuple[str, str | None]:
+        """Where uv resolves the sdist of `pin`, which no lock of ours names, from."""
+        found = self._sdists.get(pin)
+        if found is None:
+            found = self._sdists[pin] = blocker_sdist(
+                self.folder / "pyproject.toml",
+                pin,
+                self._settings,
+                egress=self._egress,
+                python=self.env.spec.target.python,
+                data=self._pyproject,
+            )
+        return found
+
+    def _probe(self, runtime: tuple[str, ...]) -> str | None:
+        """The package uv cannot install `runtime` (a build's) without building first."""
+        self._before_lock()
+        return runtime_blocker(
+            self.folder / "pyproject.toml",
+            runtime,
+            self._settings,
+            egress=self._egress,
+            data=self._pyproject,
+            python=self.env.spec.target.python,
+            index=self.env.index_url,
+            fresh=self._fresh(),
+        )
 
     def _run(self, plan: ProjectPlan) -> ProjectProgress:
         run = ProjectRun(
@@ -239,6 +285,7 @@ class ProjectBuild:
             on_change=self._on_change,
             on_wave=self._wave_ready,
             poll_s=self._poll_s,
+            cancelled=self._cancelled,
         )
         return run.run()
 
@@ -247,8 +294,9 @@ class ProjectBuild:
 
 
 def node_request(node: BuildNode, env: ProjectEnvironment) -> BuildRequest:
-    """The ordinary build request of one node: its sdist by pin, in the project's environment,
-    its runtime the environment's plus what its own build needs besides."""
+    """The ordinary build request of one node: the sdist its lock names (by URL, its sha256
+    checked where the lock has one; a node without one fails, naming it), in the project's
+    environment, its runtime the environment's plus what its own build needs besides."""
     pinned = {canonicalize_name(Requirement(p).name): p for p in env.spec.runtime}
     added: list[str] = []
     for text in node.runtime:
@@ -262,10 +310,19 @@ def node_request(node: BuildNode, env: ProjectEnvironment) -> BuildRequest:
             raise InvalidRequestError(
                 f"the build of {node.name} needs {text}, but environment {env.name} pins {own}"
             )
-    fields: dict[str, object] = {
-        "source": RequirementSource(requirement=node.pin),
-        "environment": env.name,
-    }
+    if node.sdist_url is None:
+        raise InvalidRequestError(
+            f"the lock names no sdist URL for {node.pin}: it is built only from where the "
+            "lock says (an http(s) URL), never looked up by name"
+        )
+    try:
+        source = RequirementSource(
+            requirement=node.pin, url=node.sdist_url, sha256=node.sdist_sha256
+        )
+    except ValidationError as exc:
+        why = "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        raise InvalidRequestError(f"the lock's sdist for {node.pin}: {why}") from None
+    fields: dict[str, object] = {"source": source, "environment": env.name}
     if added:
         fields["runtime"] = tuple(added)
     return BuildRequest.model_validate(fields)

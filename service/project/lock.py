@@ -35,6 +35,9 @@ class LockedPackage:
     source: Mapping[str, str]
     sdist: str | None = None
     wheels: tuple[str, ...] = ()
+    #: where the lock says the sdist lies (an http(s) URL) and its sha256, where it says
+    sdist_url: str | None = None
+    sdist_sha256: str | None = None
     dependencies: tuple[Dependency, ...] = ()
     optional: Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict)
     dev: Mapping[str, tuple[Dependency, ...]] = field(default_factory=dict)
@@ -101,11 +104,15 @@ def _package(raw: Mapping[str, Any], where: str) -> LockedPackage:
     try:
         name = canonicalize_name(str(raw["name"]))
         sdist = raw.get("sdist")
+        digest = sdist.get("hash") if isinstance(sdist, Mapping) else None
+        url, sha256 = sdist_location(sdist, digest)
         return LockedPackage(
             name=name,
             version=str(raw.get("version", "")),
             source={str(k): str(v) for k, v in dict(raw.get("source", {})).items()},
             sdist=_filename(sdist) if isinstance(sdist, Mapping) else None,
+            sdist_url=url,
+            sdist_sha256=sha256,
             wheels=tuple(_filename(w) for w in raw.get("wheels", [])),
             dependencies=_deps(raw.get("dependencies", [])),
             optional={
@@ -119,6 +126,21 @@ def _package(raw: Mapping[str, Any], where: str) -> LockedPackage:
         )
     except (KeyError, TypeError, ValueError, InvalidWheelFilename) as exc:
         raise InvalidRequestError(f"{where}: a malformed [[package]] entry ({exc})") from None
+
+
+def sdist_location(entry: Any, digest: Any) -> tuple[str | None, str | None]:
+    """The sdist's URL (an http(s) one; a path is not fetchable by a worker) and its sha256
+    (`digest`: uv.lock's `"sha256:HEX"`, or a pylock's bare hex), as the lock records them."""
+    if not isinstance(entry, Mapping):
+        return None, None
+    url = entry.get("url")
+    url = url if isinstance(url, str) and url.startswith(("http://", "https://")) else None
+    sha = digest if isinstance(digest, str) else None
+    if sha is not None and sha.startswith("sha256:"):
+        sha = sha.removeprefix("sha256:")
+    elif sha is not None and ":" in sha:
+        sha = None  # another algorithm: nothing this service checks
+    return url, sha.lower() if sha else None
 
 
 def _filename(entry: Mapping[str, Any]) -> str:

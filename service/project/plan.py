@@ -33,6 +33,9 @@ class BuildNode:
     reason: str
     runtime: tuple[str, ...]
     after: tuple[str, ...]
+    #: the sdist the lock names (its URL and sha256): what is fetched, and from nowhere else
+    sdist_url: str | None = None
+    sdist_sha256: str | None = None
 
     @property
     def pin(self) -> str:
@@ -100,7 +103,7 @@ def plan_project(
     return ProjectPlan(
         target=target,
         nodes=nodes,
-        generations=_generations(nodes),
+        generations=generations(nodes),
         installable=tuple(installable),
     )
 
@@ -190,10 +193,12 @@ def _node(
         reason=reason,
         runtime=tuple(runtime),
         after=tuple(canonicalize_name(a) for a in after),
+        sdist_url=package.sdist_url,
+        sdist_sha256=package.sdist_sha256,
     )
 
 
-def _generations(nodes: Mapping[str, BuildNode]) -> tuple[tuple[str, ...], ...]:
+def generations(nodes: Mapping[str, BuildNode]) -> tuple[tuple[str, ...], ...]:
     """Build waves: every node of one wave can build at once, after the waves before it."""
     sorter: TopologicalSorter[str] = TopologicalSorter()
     for node in nodes.values():

@@ -52,7 +52,7 @@ class PreparedProject:
     lock_input: LockInput | None
     #: the operator's policy for what uv and git reach on the project's behalf
     egress: EgressPolicy
-    #: the pyproject.toml, parsed (None without one)
+    #: the pyproject.toml, parsed; without one, the file's indexes as a `[tool.uv]` table
     pyproject: dict[str, Any] | None = None
     #: its uv.lock, parsed (None without one)
     lock: Lock | None = None
@@ -102,7 +102,7 @@ def prepare_project(
     ready = env.settings(settings)
     if other is not None:
         locked = _lock_input(given, settings, target, env, egress=egress, other=other)
-        return PreparedProject(given, env, ready, pins, other.direct, locked, egress)
+        return PreparedProject(given, env, ready, pins, other.direct, locked, egress, other.data)
     assert data is not None  # noqa: S101  (a pyproject was read above)
     direct = frozenset(direct_dependencies(data))
     return PreparedProject(given, env, ready, pins, direct, None, egress, data, lock)

@@ -16,7 +16,7 @@ from typing import Any
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
 from service.errors import InvalidRequestError
-from service.project.lock import Dependency, Lock, LockedPackage
+from service.project.lock import Dependency, Lock, LockedPackage, sdist_location
 
 #: The major lock-version this service reads; a newer minor one is read as 1.0 (PEP 751 asks
 #: installers to do so), a newer major one refused.
@@ -91,6 +91,8 @@ def _package(raw: Any, entry: str) -> tuple[LockedPackage, str | None]:
         raise InvalidRequestError(f"{entry}: wheels must be an array of tables")
     if local is None and sdist is None and not wheels:
         raise InvalidRequestError(f"{entry} has neither an sdist nor wheels nor another source")
+    hashes = sdist.get("hashes") if isinstance(sdist, Mapping) else None
+    location = sdist_location(sdist, hashes.get("sha256") if isinstance(hashes, Mapping) else None)
     try:
         wheel_names = tuple(_wheel(w) for w in wheels)
         package = LockedPackage(
@@ -98,6 +100,8 @@ def _package(raw: Any, entry: str) -> tuple[LockedPackage, str | None]:
             version=str(version) if version is not None else "",
             source=_source(raw, local),
             sdist=_filename(sdist) if sdist is not None else None,
+            sdist_url=location[0],
+            sdist_sha256=location[1],
             wheels=wheel_names,
             dependencies=_dependencies(raw.get("dependencies", [])),
         )

@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import tomlkit
+from packaging.utils import canonicalize_name
 
 from service.config import Settings
 from service.egress import EgressPolicy
 from service.errors import InvalidRequestError
 from service.project.files import read_lock_text, read_pyproject
+from service.project.lock import parse_lock
 from service.project.trust import check_project, run_uv, uv_detail
 
 NEEDS_BUILD = re.compile(r"(?:^|\s)([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) has no usable wheels")
@@ -145,3 +147,52 @@ def runtime_blocker(
             what=f"uv could not resolve the build runtime {', '.join(requirements)}",
         )
     return f"{blocker[0]}=={blocker[1]}" if blocker else None
+
+
+def blocker_sdist(
+    pyproject: Path,
+    pin: str,
+    settings: Settings,
+    *,
+    egress: EgressPolicy,
+    python: str,
+    data: Mapping[str, Any] | None = None,
+) -> tuple[str, str | None]:
+    """Where uv resolves the sdist of `pin` (`name==version`, a package it cannot lock without
+    building) from, and its sha256: the same rule as for a locked package, for what uv chose.
+
+    uv locks a scratch project of just `pin`, with the project's indexes (and its
+    `[tool.uv.sources]` entry for that name) and `pin`'s metadata given as
+    `[[tool.uv.dependency-metadata]]` (with no dependencies): uv needs no build to lock it, so
+    none runs, and its lock records the sdist's URL and hash."""
+    data = read_pyproject(pyproject, settings) if data is None else data
+    check_project(data, settings, egress=egress, where=str(pyproject))
+    name, _, version = pin.partition("==")
+    uv_table = data.get("tool", {}).get("uv", {})
+    tool: dict[str, Any] = {key: uv_table[key] for key in INDEX_KEYS if key in uv_table}
+    sources = uv_table.get("sources", {})
+    own = {k: v for k, v in sources.items() if canonicalize_name(k) == canonicalize_name(name)}
+    if own:
+        tool["sources"] = own
+    tool["dependency-metadata"] = [{"name": name, "version": version, "requires-dist": []}]
+    probe = {
+        "project": {
+            "name": "wheelwright-sdist-probe",
+            "version": "0",
+            "requires-python": f"=={python}.*",
+            "dependencies": [pin],
+        },
+        "tool": {"uv": tool},
+    }
+    what = f"uv could not find the sdist of {pin}"
+    with tempfile.TemporaryDirectory(prefix="wheelwright-probe-") as scratch:
+        work = Path(scratch)
+        (work / "pyproject.toml").write_text(tomlkit.dumps(probe), encoding="utf-8")
+        done = run_uv(["lock", "--directory", str(work)], settings, work, egress=egress, what=what)
+        if done.returncode != 0:
+            raise InvalidRequestError(f"{what}: {uv_detail(done)}")
+        lock = parse_lock(read_lock_text(work / "uv.lock", settings), where=f"uv's lock of {pin}")
+    found = next(iter(lock.versions.get(canonicalize_name(name), ())), None)
+    if found is None or found.sdist_url is None:
+        raise InvalidRequestError(f"{what}: uv resolved no sdist URL for it")
+    return found.sdist_url, found.sdist_sha256

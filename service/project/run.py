@@ -1,8 +1,10 @@
-"""A project's plan, built: wave after wave through the ordinary build submission.
+"""A project's plan, built: each node the moment the nodes its build needs have ended.
 
 Each node is submitted as any build request is (`service.submit.submit`, bound by the caller), so
-the cache, single-flight, records, logs and the dashboard all apply. A wave's builds are all
-submitted before any is waited on, so as many run at once as there are workers. A node whose
+the cache, single-flight, records, logs and the dashboard all apply. A node is submitted as soon
+as every node its build needs has ended, whatever else still runs (readiness, not waves: one slow
+build does not hold back an unrelated chain), and the nodes ready together go to the workers as
+one group, so as many run at once as there are workers. A node whose
 build needs a node that was not built is not submitted: it is reported "not built", naming the
 package it waited for. The others still build and publish; publishing is the one moment a wheel
 counts, so a failed build leaves nothing behind on the index.
@@ -11,22 +13,24 @@ counts, so a failed build leaves nothing behind on the index.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 import structlog
 
-from service.errors import WheelwrightError
+from service.errors import InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
 from service.project.plan import BuildNode, ProjectPlan
 from service.submit import Submitted
 
 log = structlog.get_logger("wheelwright.project")
 
-NodeState = Literal["waiting", "queued", "running", "built", "cached", "failed", "not built"]
+NodeState = Literal[
+    "waiting", "queued", "running", "built", "cached", "failed", "not built", "cancelled"
+]
 DONE: frozenset[str] = frozenset({"built", "cached"})
-ENDED: frozenset[str] = DONE | {"failed", "not built"}
+ENDED: frozenset[str] = DONE | {"failed", "not built", "cancelled"}
 
 
 @dataclass
@@ -78,7 +82,7 @@ class ProjectProgress:
 
     @property
     def failed(self) -> list[NodeProgress]:
-        return [n for n in self.nodes.values() if n.state in ("failed", "not built")]
+        return [n for n in self.nodes.values() if n.state in ("failed", "not built", "cancelled")]
 
     @property
     def built(self) -> list[NodeProgress]:
@@ -94,8 +98,9 @@ class ProjectProgress:
 
 
 class ProjectRun:
-    """Runs `plan`'s waves in order; `submit_node` turns a node into a submitted build;
-    `on_wave` is called once a wave's builds are all submitted (a `WaveDispatcher.flush`)."""
+    """Runs `plan`, each node once it is ready; `submit_node` turns a node into a submitted
+    build; `on_wave` is called with how many builds the nodes ready together submitted (a
+    `WaveDispatcher.flush`: they go to the workers as one group). `wave`: a node's depth."""
 
     def __init__(
         self,
@@ -108,6 +113,7 @@ class ProjectRun:
         on_change: Callable[[], object] | None = None,
         on_wave: Callable[[int], object] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        cancelled: Callable[[], bool] = lambda: False,
     ) -> None:
         self.plan = plan
         self._submit = submit_node
@@ -116,6 +122,8 @@ class ProjectRun:
         self._on_change = on_change or (lambda: None)
         self._on_wave = on_wave or (lambda builds: None)
         self._clock = clock
+        self._cancelled = cancelled
+        self._own: set[str] = set()  # the builds this run created (not joined): its to cancel
         self.progress = progress or ProjectProgress()
         first_wave = 1 + max((n.wave for n in self.progress.nodes.values()), default=0)
         for number, wave in enumerate(plan.generations, start=first_wave):
@@ -124,15 +132,34 @@ class ProjectRun:
                 self.progress.nodes[name] = NodeProgress(node.name, node.version, number)
 
     def run(self) -> ProjectProgress:
-        for wave in self.plan.generations:
-            waiting = {}
-            for name in wave:
-                build_id = self._start(self.plan.nodes[name])
+        """Each node submitted the moment every node its build needs has ended (built, or
+        found), whatever else still runs: no node waits for a wave it does not need."""
+        pending = dict(self.plan.nodes)
+        running: dict[str, str] = {}
+        while pending or running:
+            if self._cancelled():
+                self._stop(pending, running)
+                break
+            ready = [
+                name
+                for name, node in sorted(pending.items())
+                if not any(a in pending or a in running for a in node.after)
+            ]
+            submitted = 0
+            for name in ready:
+                build_id = self._start(pending.pop(name))
                 if build_id is not None:
-                    waiting[name] = build_id
-            self._on_wave(len(waiting))  # the wave is submitted: send its builds as one group
-            self._on_change()
-            self._wait(waiting)
+                    running[name] = build_id
+                    submitted += 1
+            if ready:
+                self._on_wave(submitted)  # these are submitted: send their builds as one group
+                self._on_change()
+            if not running:
+                if pending and not ready:  # never, in an acyclic plan: refuse, not spin
+                    names = ", ".join(sorted(pending))
+                    raise InvalidRequestError(f"the build graph has a cycle among {names}")
+                continue
+            self._wait_any(running)
         return self.progress
 
     def _start(self, node: BuildNode) -> str | None:
@@ -157,6 +184,8 @@ class ProjectRun:
             self._end(entry, "failed", error="the service returned neither a wheel nor a build")
             return None
         entry.build_id = submitted.record.id
+        if submitted.created:
+            self._own.add(submitted.record.id)
         entry.state = "queued"
         log.info("project.node_submitted", package=node.name, build_id=entry.build_id)
         return entry.build_id
@@ -165,11 +194,31 @@ class ProjectRun:
         entry = self.progress.nodes.get(name)
         return entry is None or entry.ok  # a name outside this plan was built before it
 
-    def _wait(self, waiting: Mapping[str, str]) -> None:
-        left = dict(waiting)
-        while left:
-            changed = False
-            for name, build_id in list(left.items()):
+    def _stop(self, pending: dict[str, BuildNode], running: dict[str, str]) -> None:
+        """Cancelled: no node is queued any more, and every build still running is cancelled
+        (a queued one at once) and waited for, so none is left behind."""
+        for name in sorted(pending):
+            self._end(self.progress.nodes[name], "cancelled", error="cancelled before it started")
+        pending.clear()
+        for name, build_id in list(running.items()):
+            if build_id not in self._own:  # another's build this node joined: theirs to stop
+                del running[name]
+                self._end(self.progress.nodes[name], "cancelled", error="cancelled")
+                continue
+            try:
+                self._jobs.cancel(build_id)
+            except WheelwrightError:  # it ended meanwhile: nothing to stop
+                continue
+        self._on_change()
+        while running:
+            self._wait_any(running, stop_when_cancelled=False)
+
+    def _wait_any(self, running: dict[str, str], *, stop_when_cancelled: bool = True) -> None:
+        """Until at least one of `running`'s builds ends (each one that did leaves it), or
+        the project build is cancelled."""
+        while True:
+            changed = ended = False
+            for name, build_id in list(running.items()):
                 entry = self.progress.nodes[name]
                 record = self._jobs.get(build_id)
                 stage = record.stages[-1].name if record.stages else None
@@ -177,19 +226,22 @@ class ProjectRun:
                     entry.state, entry.stage, changed = "running", stage, True
                 if not record.terminal:
                     continue
-                del left[name]
-                changed = True
+                del running[name]
+                changed = ended = True
                 if record.state == "succeeded":
                     wheel = (record.artifact or {}).get("filename")
                     entry.wheel = str(wheel) if wheel else None
                     self._end(entry, "built")
+                elif record.state == "cancelled":
+                    self._end(entry, "cancelled", error="cancelled while it ran")
                 else:
                     where = f" in stage {record.error_stage}" if record.error_stage else ""
                     self._end(entry, "failed", error=f"failed{where}: {record.error}")
             if changed:
                 self._on_change()
-            if left:
-                time.sleep(self._poll_s)
+            if ended or (stop_when_cancelled and self._cancelled()):
+                return
+            time.sleep(self._poll_s)
 
     def _end(self, entry: NodeProgress, state: NodeState, *, error: str | None = None) -> None:
         entry.state, entry.error, entry.finished = state, error, self._clock()

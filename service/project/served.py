@@ -12,20 +12,20 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import structlog
 
 from service import layout
 from service.config import Settings
-from service.dispatch import Dispatcher, GroupDispatcher
+from service.dispatch import Dispatcher
 from service.egress import EgressPolicy
-from service.errors import BuildNotFoundError, InvalidRequestError, WheelwrightError
+from service.errors import BuildNotFoundError, BusyError, InvalidRequestError, WheelwrightError
 from service.jobs import JobBackend
-from service.models import BuildRecord, BuildRequest, Requester, Target
+from service.models import BuildRequest, Requester, Target
 from service.project.build import ProjectBuild
 from service.project.inputs import InputKind
 from service.project.prepared import PreparedProject, prepare_project
@@ -38,7 +38,9 @@ from service.submit import Submitted, submit
 
 log = structlog.get_logger("wheelwright.project")
 
-ProjectState = Literal["queued", "running", "succeeded", "failed"]
+ProjectState = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+#: How often a project build asks the store whether it was cancelled.
+CANCEL_POLL_S = 1.0
 #: How often a running project build rewrites its state, and after how long without that a
 #: reader takes it as lost (the API process that ran it stopped).
 HEARTBEAT_S = 15.0
@@ -70,30 +72,6 @@ class ServedParts:
     slots: ProjectSlots | None = None
 
 
-class _OneByOne:
-    """A dispatcher without groups, sending a wave's builds one by one."""
-
-    def __init__(self, inner: Dispatcher) -> None:
-        self._inner = inner
-
-    def submit(self, record: BuildRecord) -> None:
-        self._inner.submit(record)
-
-    def submit_group(self, records: Sequence[BuildRecord]) -> None:
-        for record in records:
-            self._inner.submit(record)
-
-    def queue_length(self, queue: str) -> int | None:
-        return self._inner.queue_length(queue)
-
-
-def grouped(dispatcher: Dispatcher) -> GroupDispatcher:
-    """`dispatcher` where it sends groups itself, else one that sends a group build by build."""
-    if callable(getattr(dispatcher, "submit_group", None)):
-        return cast(GroupDispatcher, dispatcher)
-    return _OneByOne(dispatcher)
-
-
 def new_project_build_id() -> str:
     return uuid.uuid4().hex
 
@@ -118,6 +96,15 @@ def load_state(store: WheelStore, project_build_id: str) -> dict[str, object]:
             "finished_at": time.time(),
         }
         store.put(key, json.dumps(state, indent=2).encode(), content_type="application/json")
+    return state
+
+
+def request_cancel(store: WheelStore, project_build_id: str) -> dict[str, object]:
+    """Ask a project build to stop: its queued packages are not built, its running builds
+    cancelled; seen by the process running it within `CANCEL_POLL_S`. Its state as it is."""
+    state = load_state(store, project_build_id)
+    if state.get("state") in ("queued", "running"):
+        store.put(layout.project_cancel_key(project_build_id), b"{}")
     return state
 
 
@@ -169,6 +156,7 @@ class ServedProjectBuild:
         self._build: ProjectBuild | None = None
         self._saving = threading.Lock()
         self._ended = threading.Event()
+        self._cancel_seen, self._cancel_asked = False, float("-inf")
         self.state: dict[str, object] = {
             "id": self.id,
             "state": "queued",
@@ -183,6 +171,15 @@ class ServedProjectBuild:
             "created_at": time.time(),
             "finished_at": None,
         }
+
+    def cancelled(self) -> bool:
+        """Whether someone asked this project build to stop (`request_cancel`, from any API
+        process sharing the store); the store is asked at most every `CANCEL_POLL_S`."""
+        now = time.monotonic()
+        if not self._cancel_seen and now - self._cancel_asked >= CANCEL_POLL_S:
+            self._cancel_asked = now
+            self._cancel_seen = self.parts.store.exists(layout.project_cancel_key(self.id))
+        return self._cancel_seen
 
     def save(self) -> None:
         """Write the state (the run thread on each change, the heartbeat between)."""
@@ -203,13 +200,18 @@ class ServedProjectBuild:
                 log.warning("project.heartbeat_failed", error=str(exc))
 
     def start(self, *, ticket: int | None = None) -> threading.Thread:
-        """Take a slot of the requester's share now (`BusyError` when it has none free), or
-        with a `ticket` (`ProjectSlots.join`) wait in line for one in the thread; save the
-        queued state, then run in a thread of this process, which gives the slot back when it
-        ends."""
+        """Take a place in the line for a slot (`ProjectSlots.join`: `BusyError` only when the
+        requester's own line is full), or use the `ticket` taken already; save the queued
+        state, then run in a thread of this process, which waits in line for a slot of the
+        requester's share and gives it back when it ends."""
         slots, who = self.parts.slots, share_of(self.parts.requested_by)
+        holding = False
         if slots is not None and ticket is None:
-            slots.take(who)
+            try:
+                slots.take(who)  # a slot free and the share not full: no line to stand in
+                holding = True
+            except BusyError:
+                ticket = slots.join(who, 1)[0]
         try:
             self.save()
             thread = threading.Thread(
@@ -217,7 +219,7 @@ class ServedProjectBuild:
             )
             thread.start()
         except BaseException:
-            if slots is not None and ticket is None:
+            if slots is not None and holding:
                 slots.give_back(who)
             elif slots is not None and ticket is not None:
                 slots.leave(ticket)
@@ -230,11 +232,19 @@ class ServedProjectBuild:
             self.run()
             return
         if ticket is not None:
-            while not slots.wait(ticket, HEARTBEAT_S):  # queued: its state still says alive
-                try:
-                    self.save()
-                except Exception as exc:  # the store away for a moment: the next beat may pass
-                    log.warning("project.heartbeat_failed", error=str(exc))
+            beat = time.monotonic()
+            while not slots.wait(ticket, CANCEL_POLL_S):
+                if self.cancelled():  # out of the line: it never runs
+                    slots.leave(ticket)
+                    shutil.rmtree(self._workdir, ignore_errors=True)
+                    self._end("cancelled", "cancelled while it waited for a slot")
+                    return
+                if time.monotonic() - beat >= HEARTBEAT_S:  # queued: its state says alive
+                    beat = time.monotonic()
+                    try:
+                        self.save()
+                    except Exception as exc:  # the store away for a moment: the next beat
+                        log.warning("project.heartbeat_failed", error=str(exc))
         try:
             self.run()
         finally:
@@ -276,7 +286,7 @@ class ServedProjectBuild:
         env, settings = ready.env, ready.settings
         self.state["environment"], self.state["index_url"] = env.name, env.index_url
         self.state["input"] = ready.given.kind.value
-        wave = WaveDispatcher(grouped(self.parts.dispatcher), self.parts.jobs)
+        wave = WaveDispatcher(self.parts.dispatcher, self.parts.jobs)
 
         def submit_one(request: BuildRequest) -> Submitted:
             parts = self.parts
@@ -298,6 +308,7 @@ class ServedProjectBuild:
             lock_input=ready.lock_input,
             pyproject=ready.pyproject,
             lock=ready.lock,
+            cancelled=self.cancelled,
         )
         result = self._build.run()
         built = result.built
@@ -305,6 +316,9 @@ class ServedProjectBuild:
         self.state["uv_config"] = config
         failed = [node.name for node in result.progress.failed]
         self.state["failed"] = failed
+        if self.cancelled():
+            stopped = [n.name for n in result.progress.nodes.values() if n.state == "cancelled"]
+            return "cancelled", f"cancelled; not built: {', '.join(stopped) or 'none'}"
         if failed:
             return "failed", f"not built: {', '.join(failed)}"
         return "succeeded", None

@@ -2,11 +2,12 @@
 
 `limits.max_project_builds` slots in all; one requester (`service.shares`) holds at most its
 share of them (`limits.project_build_share`, by default half, rounded up), so a token sending slow
-project builds leaves the other slots to everyone else. A request of the API takes a slot now
-or is answered 429 (`take`). A webhook's project builds wait instead (`join` then `wait`): the
-forge does not send a refused delivery again on its own, so the service keeps it, in a line of at
-most `limits.max_waiting_project_builds` per repository; the line is served in order, each
-waiter when its requester is under its share, before any new request of the API.
+project builds leaves the other slots to everyone else. A project build past the limits is not
+refused: it waits (`join` then `wait`), accepted, in a line of at most
+`limits.max_waiting_project_builds` per requester (a token, a webhook's repository); the line is
+served in order, each waiter when its requester is under its share, so a second token's build
+starts while the first holds its share. Only a requester whose own line is full is answered 429.
+`take` (a slot now or 429) is for callers that cannot wait.
 """
 
 from __future__ import annotations

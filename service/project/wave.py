@@ -1,5 +1,5 @@
-"""A wave's builds sent as one group: `submit` queues each build through this dispatcher, which
-holds them until the whole wave is submitted, then hands them to the real dispatcher at once
+"""The builds of the nodes ready together sent as one group: `submit` queues each build through
+this dispatcher, which holds them until all are submitted, then hands them to the real one at once
 (a Celery `group` there; the in-process pool runs as many as it has workers)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import structlog
 
-from service.dispatch import GroupDispatcher
+from service.dispatch import Dispatcher
 from service.jobs import JobBackend
 from service.models import BuildRecord
 
@@ -16,7 +16,7 @@ log = structlog.get_logger("wheelwright.project")
 
 
 class WaveDispatcher:
-    def __init__(self, inner: GroupDispatcher, jobs: JobBackend) -> None:
+    def __init__(self, inner: Dispatcher, jobs: JobBackend) -> None:
         self._inner = inner
         self._jobs = jobs
         self._held: list[BuildRecord] = []

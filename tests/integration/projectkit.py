@@ -51,8 +51,11 @@ DEPENDENCIES = ("torch==2.13.0", "beta==1.0", "wheelwright-pure==1.0")
 
 
 @contextmanager
-def fixture_index(root: Path, fixtures: Mapping[str, tuple[str, str]] = PACKAGES) -> Iterator[str]:
-    """The fixture sdists on a PEP 503 index at http://127.0.0.1:PORT/simple/ while it runs."""
+def fixture_index(
+    root: Path, fixtures: Mapping[str, tuple[str, str]] = PACKAGES, seen: list[str] | None = None
+) -> Iterator[str]:
+    """The fixture sdists on a PEP 503 index at http://127.0.0.1:PORT/simple/ while it runs;
+    `seen` gets each path asked."""
     files = root / "files"
     files.mkdir(parents=True, exist_ok=True)
     for fixture, (name, version) in fixtures.items():
@@ -69,18 +72,52 @@ def fixture_index(root: Path, fixtures: Mapping[str, tuple[str, str]] = PACKAGES
         _page(root / "simple" / project, f"<!DOCTYPE html><html><body>\n{links}</body></html>")
     names = "".join(f'<a href="{canonicalize_name(p)}/">{p}</a>\n' for p in projects)
     _page(root / "simple", f"<!DOCTYPE html><html><body>\n{names}</body></html>")
-    handler = partial(_Quiet, directory=str(root))
+    with _served(root, seen) as base:
+        yield f"{base}/simple/"
+
+
+@contextmanager
+def find_links_page(
+    root: Path, fixtures: Mapping[str, tuple[str, str]], seen: list[str] | None = None
+) -> Iterator[str]:
+    """The fixture sdists on one flat find-links page at http://127.0.0.1:PORT/links/ (as a
+    team's private packages are), each link with its sha256; `seen` gets each path asked."""
+    files = root / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    sdists = [make_sdist(f, files, name=n, version=v) for f, (n, v) in fixtures.items()]
+    links = "".join(
+        f'<a href="../files/{html.escape(f.name)}#sha256={_sha256(f)}">{html.escape(f.name)}</a>\n'
+        for f in sdists
+    )
+    _page(root / "links", f"<!DOCTYPE html><html><body>\n{links}</body></html>")
+    with _served(root, seen) as base:
+        yield f"{base}/links/"
+
+
+@contextmanager
+def _served(root: Path, seen: list[str] | None) -> Iterator[str]:
+    handler = partial(_Quiet, seen if seen is not None else [], directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="fixture-index", daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+        yield f"http://127.0.0.1:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
 
 
 class _Quiet(SimpleHTTPRequestHandler):
+    """Serves a folder; each path asked is appended to `seen`."""
+
+    def __init__(self, seen: list[str], *args: Any, **kwargs: Any) -> None:
+        self._seen = seen
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:
+        self._seen.append(self.path)
+        super().do_GET()
+
     def log_message(self, format: str, *args: Any) -> None:
         return
 
@@ -112,11 +149,12 @@ def write_project(
     return folder
 
 
-def project_env(home: Path, index: str | None = None) -> dict[str, str]:
+def project_env(home: Path, index: str | None = None, *more: str) -> dict[str, str]:
     """The CLI's environment: its own home, the torch folder allowed as a find-links source,
-    and the fixture `index` (on this machine's loopback) allowed by its host and port: the
-    operator's allow-list, which a project naming the index cannot widen itself."""
-    hosts = [] if index is None else [f"127.0.0.1:{urlsplit(index).port}"]
+    and the fixture `index` (and `more` indexes, on this machine's loopback) allowed by host
+    and port: the operator's allow-list, which a project naming the index cannot widen."""
+    named = [] if index is None else [index, *more]
+    hosts = [f"127.0.0.1:{urlsplit(url).port}" for url in named]
     return {
         **os.environ,
         "WHEELWRIGHT_HOME": str(home),

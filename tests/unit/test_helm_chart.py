@@ -12,7 +12,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -519,6 +519,9 @@ class _Queued:
 
     def submit(self, record: BuildRecord) -> None:
         self.records.append(record)
+
+    def submit_group(self, records: Sequence[BuildRecord]) -> None:
+        self.records.extend(records)
 
     def queue_length(self, queue: str) -> int | None:
         return len(self.records)

@@ -18,7 +18,35 @@ def test_requirement_is_normalized_and_exact() -> None:
     assert request.source.model_dump() == {
         "kind": "requirement",
         "requirement": "torch-scatter==2.1.2",
+        "url": None,
+        "sha256": None,
     }
+
+
+def test_a_locked_requirement_names_its_sdist_url_and_digest() -> None:
+    sha = "ab" * 32
+    url = "https://files.example/torch_scatter-2.1.2.tar.gz"
+    request = parse_request(
+        {
+            "source": {
+                "kind": "requirement",
+                "requirement": "torch-scatter==2.1.2",
+                "url": url,
+                "sha256": sha,
+            }
+        }
+    )
+    assert request.source.model_dump()["url"] == url
+    with pytest.raises(InvalidRequestError, match="sha256 'AB' is not 64 lowercase"):
+        parse_request(
+            {"source": {"kind": "requirement", "requirement": "a==1", "url": url, "sha256": "AB"}}
+        )
+    with pytest.raises(InvalidRequestError, match="needs the url of the sdist"):
+        parse_request({"source": {"kind": "requirement", "requirement": "a==1", "sha256": sha}})
+    with pytest.raises(InvalidRequestError, match="sdist URL 'file:///etc/x' must be an http"):
+        parse_request(
+            {"source": {"kind": "requirement", "requirement": "a==1", "url": "file:///etc/x"}}
+        )
 
 
 @pytest.mark.parametrize(
@@ -87,7 +115,7 @@ def test_git_commit_and_subdirectory_are_checked() -> None:
 
 
 def test_specs(tmp_path: object) -> None:
-    assert parse_spec("flash-attn==2.8.3").model_dump() == {
+    assert parse_spec("flash-attn==2.8.3").model_dump(exclude_none=True) == {
         "kind": "requirement",
         "requirement": "flash-attn==2.8.3",
     }

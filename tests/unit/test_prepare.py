@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,6 +118,9 @@ def test_submit_stores_what_it_prepared_on_the_record(tmp_path: Path) -> None:
         def submit(self, record: BuildRecord) -> None:
             queued.append(record)
 
+        def submit_group(self, records: Sequence[BuildRecord]) -> None:
+            queued.extend(records)
+
         def queue_length(self, queue: str) -> int | None:
             return len(queued)
 
@@ -191,6 +194,9 @@ def test_the_soft_time_limit_ends_the_build_with_the_runners_bookkeeping(tmp_pat
     class Queue:
         def submit(self, record: BuildRecord) -> None:
             queued.append(record)
+
+        def submit_group(self, records: Sequence[BuildRecord]) -> None:
+            queued.extend(records)
 
         def queue_length(self, queue: str) -> int | None:
             return None

@@ -339,48 +339,60 @@ def test_a_project_build_whose_process_died_reads_as_failed_not_running(
     assert client.get(f"/v1/projects/{'1' * 32}").json()["state"] == "running"
 
 
-def test_project_builds_past_the_limit_are_refused_until_one_ends(
-    home: Path, store: LocalStore, tmp_path: Path
-) -> None:
-    """`limits.max_project_builds` at once per API process: the next gets 429, nothing kept."""
-    release = threading.Event()
+def ended(store: LocalStore, project_id: str) -> str:
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, project_id)["state"]) not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return str(state)
 
-    def slow_index() -> None:  # the first lock waits here, so the build holds its slot
+
+def hold_project_builds(monkeypatch: pytest.MonkeyPatch, release: threading.Event) -> None:
+    """Each project build holds its slot until `release` is set (before it prepares)."""
+    original = ServedProjectBuild._run
+
+    def held(self: ServedProjectBuild) -> Any:
         release.wait(30)
+        return original(self)
 
-    settings = configured(home, limits={"max_project_builds": 1})
+    monkeypatch.setattr(ServedProjectBuild, "_run", held)
+
+
+def test_project_builds_past_the_limit_wait_in_line_and_run_when_one_ends(
+    home: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`limits.max_project_builds` at once per API process: the next is accepted and waits,
+    queued, until a slot is free; only a requester whose own line is full gets 429."""
+    release = threading.Event()
+    hold_project_builds(monkeypatch, release)
+    settings = configured(home, limits={"max_project_builds": 1, "max_waiting_project_builds": 1})
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
-    app.state.index_catalog.invalidate = slow_index  # type: ignore[method-assign]
     client = TestClient(app)
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     first = upload(client, archive, {"environment": "cpu-plain"})
     assert first.status_code == 202, first.text
     second = upload(client, archive, {"environment": "cpu-plain"})
-    assert second.status_code == 429
-    assert "already runs 1 project builds (limits.max_project_builds)" in second.json()["detail"]
-    assert [o.key for o in store.list(layout.PROJECT_BUILDS)] == [
-        layout.project_build_key(first.json()["id"])
-    ]
-    assert len(list(home.glob("project-*"))) == 1  # the refused one left no folder
+    assert second.status_code == 202, second.text  # accepted: it waits for the slot
+    assert load_state(store, second.json()["id"])["state"] == "queued"
+    third = upload(client, archive, {"environment": "cpu-plain"})
+    assert third.status_code == 429  # this requester's line holds one already: the cap
+    assert "(limits.max_waiting_project_builds)" in third.json()["detail"]
+    assert len(list(home.glob("project-*"))) == 2  # the refused one left no folder
+    assert load_state(store, second.json()["id"])["state"] == "queued"  # still: no free slot
     release.set()
-    deadline = time.monotonic() + 30
-    while load_state(store, first.json()["id"])["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    while (third := upload(client, archive, {"environment": "cpu-plain"})).status_code == 429:
-        assert time.monotonic() < deadline, "the slot was never given back"
-        time.sleep(0.05)
-    assert third.status_code == 202, third.text
-    while load_state(store, third.json()["id"])["state"] not in ("succeeded", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
+    assert ended(store, first.json()["id"]) == "succeeded"
+    assert ended(store, second.json()["id"]) == "succeeded"  # it ran once the slot was back
+    again = upload(client, archive, {"environment": "cpu-plain"})
+    assert again.status_code == 202, again.text
+    assert ended(store, again.json()["id"]) == "succeeded"
 
 
-def test_one_token_holds_at_most_its_share_of_the_project_build_slots(
-    home: Path, store: LocalStore
+def test_one_token_holds_at_most_its_share_and_the_other_token_starts_meanwhile(
+    home: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Two slots, a share of one each: a token sending slow project builds gets one slot, its
-    next is refused naming its share, and another token's build is accepted meanwhile."""
+    """Two slots, a share of one each: a token sending slow project builds runs one, its next
+    waits (queued, though a slot is free: that one is the other team's share), and another
+    token's build starts meanwhile."""
     release = threading.Event()
     slow, fast = "slow-team-token-0123456789abcdef", "fast-team-token-0123456789abcdef"
     tokens = [
@@ -388,8 +400,8 @@ def test_one_token_holds_at_most_its_share_of_the_project_build_slots(
         {"name": "fast-team", "token": fast, "scopes": ["build"]},
     ]
     settings = configured(home, limits={"max_project_builds": 2}, auth={"tokens": tokens})
+    hold_project_builds(monkeypatch, release)
     app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
-    app.state.index_catalog.invalidate = lambda: release.wait(30)  # type: ignore[method-assign]
     client = TestClient(app)
     archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
     files = {"file": ("demo.tar.gz", archive, "application/octet-stream")}
@@ -399,23 +411,24 @@ def test_one_token_holds_at_most_its_share_of_the_project_build_slots(
         auth = {"Authorization": f"Bearer {token}"}
         return client.post("/v1/projects", files=files, data=options, headers=auth)
 
+    def state_of(answer: Any) -> str:
+        return str(load_state(store, answer.json()["id"])["state"])
+
     first = start(slow)
     assert first.status_code == 202, first.text
     second = start(slow)
-    assert second.status_code == 429 and second.headers["retry-after"] == "30"
-    assert second.json()["detail"].startswith(
-        "1 project builds of token 'slow-team' run already, as many as one requester may "
-        "(limits.project_build_share: 1 of this service's 2)"
-    )
+    assert second.status_code == 202, second.text
     other = start(fast)  # the other team is not held back by the first
     assert other.status_code == 202, other.text
-    release.set()
     deadline = time.monotonic() + 30
-    for started in (first, other):
-        while load_state(store, started.json()["id"])["state"] not in ("succeeded", "failed"):
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    assert len(list(store.list(layout.PROJECT_BUILDS))) == 2  # the refused one kept nothing
+    while state_of(other) != "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert state_of(second) == "queued"  # slow-team's share is held by its first
+    release.set()
+    for started in (first, other, second):
+        assert ended(store, started.json()["id"]) == "succeeded"
+    assert len(list(store.list(layout.PROJECT_BUILDS))) == 3
 
 
 def test_a_project_with_more_packages_to_build_than_the_limit_is_refused_before_any_is_queued(
@@ -542,3 +555,38 @@ def test_each_project_file_is_parsed_once_from_prepare_to_the_build(
     )
     assert sorted(parsed) == ["lock", "pyproject"]
     assert ready.egress == EgressPolicy.from_settings(settings, own="http://127.0.0.1:8000")
+
+
+def test_cancel_of_a_project_build_waiting_for_a_slot_ends_it_without_running(
+    home: Path, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    settings = configured(home, limits={"max_project_builds": 1})
+    hold_project_builds(monkeypatch, release)
+    app = create_app(settings, store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher())
+    client = TestClient(app)
+    archive = tar_gz({"demo/pyproject.toml": PYPROJECT.encode()})
+    first = upload(client, archive, {"environment": "cpu-plain"})
+    second = upload(client, archive, {"environment": "cpu-plain"})
+    assert (first.status_code, second.status_code) == (202, 202)
+    waiting = second.json()["id"]
+    answer = client.post(f"/v1/projects/{waiting}/cancel")
+    assert answer.status_code == 202 and answer.json()["state"] == "queued"
+    assert ended_or_cancelled(store, waiting) == "cancelled"
+    state = load_state(store, waiting)
+    assert state["error"] == "cancelled while it waited for a slot" and state["packages"] == []
+    assert app.state.project_slots.waiting == 0  # out of the line
+    release.set()
+    assert ended(store, first.json()["id"]) == "succeeded"  # the other one ran as ever
+    assert client.post(f"/v1/projects/{'0' * 32}/cancel").status_code == 404
+    again = client.post(f"/v1/projects/{first.json()['id']}/cancel")  # ended: nothing to stop
+    assert again.status_code == 202 and again.json()["state"] == "succeeded"
+    assert len(list(home.glob("project-*"))) == 0
+
+
+def ended_or_cancelled(store: LocalStore, project_id: str) -> str:
+    deadline = time.monotonic() + 30
+    while (state := load_state(store, project_id)["state"]) in ("queued", "running"):
+        assert time.monotonic() < deadline, state
+        time.sleep(0.05)
+    return str(state)

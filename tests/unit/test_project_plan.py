@@ -177,3 +177,25 @@ def test_a_forked_lock_picks_the_version_the_target_installs() -> None:
     assert [node.pin for node in on_311.nodes.values()] == ["fork==1.0"]
     on_312 = plan_project(parse_lock(text), read_project_settings(""), Target(python="3.12"))
     assert on_312.nodes == {} and on_312.installable == ("fork",)
+
+
+def test_each_node_is_the_sdist_the_lock_names_with_its_hash() -> None:
+    sha = "5e" * 32
+    url = "http://127.0.0.1:9/links/private-2.0.tar.gz"
+    text = lock(
+        '{ name = "private" }, { name = "pathonly" }, { name = "md5only" }',
+        '[[package]]\nname = "private"\nversion = "2.0"\n'
+        'source = { registry = "http://127.0.0.1:9/links/" }\n'
+        f'sdist = {{ url = "{url}", hash = "sha256:{sha.upper()}" }}\n\n',
+        '[[package]]\nname = "pathonly"\nversion = "1.0"\nsource = { registry = "/srv/links" }\n'
+        'sdist = { path = "pathonly-1.0.tar.gz" }\n\n',
+        '[[package]]\nname = "md5only"\nversion = "1.0"\n'
+        'source = { registry = "https://x/simple" }\n'
+        'sdist = { url = "https://x/md5only-1.0.tar.gz", hash = "md5:00" }\n\n',
+    )
+    plan = plan_project(parse_lock(text), read_project_settings(PYPROJECT), CPU311)
+    private = plan.nodes["private"]
+    assert (private.sdist_url, private.sdist_sha256) == (url, sha)
+    assert (plan.nodes["pathonly"].sdist_url, plan.nodes["pathonly"].sdist_sha256) == (None, None)
+    assert plan.nodes["md5only"].sdist_url == "https://x/md5only-1.0.tar.gz"
+    assert plan.nodes["md5only"].sdist_sha256 is None  # no sha256 recorded: nothing to check

@@ -70,6 +70,9 @@ def test_every_package_whose_marker_applies_is_installed_and_the_ones_without_wh
     assert "no wheel for cpu-py3.11" in plan.nodes["old-wheels"].reason
     assert sorted(plan.installable) == ["pure", "torch"]
     assert ROOT not in plan.installable and "mine" not in plan.nodes
+    alpha = plan.nodes["alpha-ext"]  # built from where the lock says, its hash as recorded
+    assert (alpha.sdist_url, alpha.sdist_sha256) == (f"{FILES}/alpha_ext-0.3.tar.gz", "01")
+    assert plan.nodes["old-wheels"].sdist_sha256 is None
 
 
 def test_recorded_dependencies_are_followed_to_the_locked_version() -> None:

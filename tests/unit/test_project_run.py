@@ -32,6 +32,7 @@ from service.store import open_store
 from service.submit import Submitted, submit
 
 CPU = Target(kind="cpu", python="3.11")
+FILES = "https://files.example/packages"
 PYPROJECT = """\
 [project]
 name = "demo"
@@ -48,7 +49,8 @@ default = true
 
 def node(name: str, *after: str, runtime: tuple[str, ...] = ("torch==2.13.0",)) -> BuildNode:
     pins = (*runtime, *(f"{a}==1.0" for a in after))
-    return BuildNode(name, "1.0", "sdist only", pins, tuple(after))
+    url = f"{FILES}/{name}-1.0.tar.gz"
+    return BuildNode(name, "1.0", "sdist only", pins, tuple(after), sdist_url=url)
 
 
 def plan_of(*nodes: BuildNode, waves: tuple[tuple[str, ...], ...]) -> ProjectPlan:
@@ -73,8 +75,15 @@ def env(tmp_path: Path) -> tuple[Settings, ProjectEnvironment]:
 class Service:
     """The real submit path; `outcome` decides each build's end (the worker's part)."""
 
-    def __init__(self, settings: Settings, outcome: Callable[[str], str | None]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        outcome: Callable[[str], str | None],
+        seconds: dict[str, float] | None = None,
+    ) -> None:
         self.settings, self.jobs = settings, MemoryJobs()
+        self.seconds = seconds or {}
+        self.ended: list[str] = []
         self.store = open_store(settings)
         self.running: set[str] = set()
         self.overlap = 0
@@ -91,14 +100,30 @@ class Service:
             self.overlap = max(self.overlap, len(self.running))
             self.order.append(name)
         self.jobs.record_stage(build_id, StageTiming(name="build", network=False))
-        time.sleep(0.3)
+        # the build's own work, as long as it takes; it stops when cancelled, as a worker does
+        if self._work(build_id, self.seconds.get(name, 0.3)):
+            with self._lock:
+                self.running.discard(name)
+                self.ended.append(name)
+            self.jobs.finish(build_id, "cancelled", error="cancelled")
+            return
         error = self._outcome(name)
         with self._lock:
             self.running.discard(name)
+            self.ended.append(name)
         if error is None:
             self.jobs.finish(build_id, "succeeded", artifact={"filename": f"{name}-1.0.whl"})
         else:
             self.jobs.finish(build_id, "failed", error=error, error_stage="build")
+
+    def _work(self, build_id: str, seconds: float) -> bool:
+        """Work for `seconds`; True when the build was cancelled meanwhile (it stops then)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self.jobs.cancelled(build_id):
+                return True
+            time.sleep(0.01)
+        return False
 
     def submit(self, request: BuildRequest) -> Submitted:
         return submit(request, self.settings, self.store, self.jobs, self.dispatcher)
@@ -121,6 +146,55 @@ def test_waves_run_in_order_and_a_waves_builds_at_once(env) -> None:  # type: ig
     assert record.environment == project_env.name
     assert record.request.runtime == ("torch==2.13.0", "alpha==1.0")
     assert record.request.index.extra_index_urls[0] == project_env.index_url
+
+
+def test_a_chain_beside_a_slow_build_runs_as_each_link_is_ready(env) -> None:  # type: ignore[no-untyped-def]
+    # two workers: slow takes one for 1.5 s, the chain one -> two -> three the other, each link
+    # queued the moment the one before it is built, not when slow's "wave" ends
+    settings, project_env = env
+    service = Service(settings, lambda name: None, seconds={"slow": 1.5, "one": 0.1, "two": 0.1})
+    service.seconds["three"] = 0.1
+    plan = plan_of(
+        node("slow"),
+        node("one"),
+        node("two", "one"),
+        node("three", "two"),
+        waves=(("one", "slow"), ("two",), ("three",)),
+    )
+    progress = ProjectRun(
+        plan, lambda n: service.submit(node_request(n, project_env)), service.jobs, poll_s=0.02
+    ).run()
+    assert {n.state for n in progress.nodes.values()} == {"built"}
+    assert service.ended == ["one", "two", "three", "slow"]  # the chain's last before slow
+    three, slow = progress.nodes["three"], progress.nodes["slow"]
+    assert three.finished is not None and slow.finished is not None
+    assert three.finished < slow.finished
+
+
+def test_cancel_stops_queued_nodes_and_running_builds(env) -> None:  # type: ignore[no-untyped-def]
+    settings, project_env = env
+    service = Service(settings, lambda name: None, seconds={"slow": 30.0, "one": 30.0})
+    plan = plan_of(node("slow"), node("one"), node("two", "one"), waves=(("one", "slow"), ("two",)))
+    stop = threading.Event()
+    run = ProjectRun(
+        plan,
+        lambda n: service.submit(node_request(n, project_env)),
+        service.jobs,
+        poll_s=0.02,
+        cancelled=stop.is_set,
+        on_change=lambda: service.running == {"one", "slow"} and stop.set(),
+    )
+    started = time.monotonic()
+    progress = run.run()
+    assert time.monotonic() - started < 10  # not the 30 s the builds would take
+    states = {n.name: n.state for n in progress.nodes.values()}
+    assert states == {"one": "cancelled", "slow": "cancelled", "two": "cancelled"}
+    assert progress.nodes["two"].error == "cancelled before it started"
+    assert progress.nodes["one"].error == "cancelled while it ran"
+    assert sorted(service.ended) == ["one", "slow"] and service.running == set()
+    for name in ("one", "slow"):  # the builds themselves ended cancelled, none left running
+        assert service.jobs.get(str(progress.nodes[name].build_id)).state == "cancelled"
+    assert "two" not in service.order  # never queued
 
 
 def test_a_failed_package_fails_its_dependents_naming_it(env) -> None:  # type: ignore[no-untyped-def]
@@ -168,6 +242,33 @@ def test_the_project_environment_is_one_page_for_every_package(env) -> None:  # 
     assert alpha.runtime == ("torch==2.13.0",)
     assert beta.runtime == ("torch==2.13.0", "alpha==1.0")
     assert alpha.index == beta.index
+
+
+def test_a_node_is_the_sdist_its_lock_names_and_nothing_else(env) -> None:  # type: ignore[no-untyped-def]
+    _, project_env = env
+    sha = "0f" * 32
+    locked = BuildNode(
+        "alpha",
+        "1.0",
+        "sdist only",
+        (),
+        (),
+        sdist_url=f"{FILES}/alpha-1.0.tar.gz",
+        sdist_sha256=sha,
+    )
+    source = node_request(locked, project_env).source
+    assert source.model_dump() == {
+        "kind": "requirement",
+        "requirement": "alpha==1.0",
+        "url": f"{FILES}/alpha-1.0.tar.gz",
+        "sha256": sha,
+    }
+    nowhere = BuildNode("alpha", "1.0", "sdist only", (), ())
+    with pytest.raises(InvalidRequestError, match=r"the lock names no sdist URL for alpha==1\.0"):
+        node_request(nowhere, project_env)
+    bad = BuildNode("alpha", "1.0", "sdist only", (), (), sdist_url="ftp://x/a.tar.gz")
+    with pytest.raises(InvalidRequestError, match=r"the lock's sdist for alpha==1\.0: .*http"):
+        node_request(bad, project_env)
 
 
 def test_a_python_the_target_lacks_is_refused(tmp_path: Path) -> None:
