@@ -51,7 +51,7 @@ def fill_store(root: Path, names: list[tuple[str, str]]) -> None:
     """One real publish, then its manifest cloned for every other (project, version)."""
     store = LocalStore(root)
     seed = make_wheel(root.parent / "seed", "seed", "1.0")
-    first = publish(store, environment=ENV, request_key="seed", wheel=seed, manifest={}, log=b"")
+    first = publish(store, environment=ENV, request_key="seed", wheel=seed, manifest={})
     template = json.loads(store.get(first.manifest_key))
     builds = root / "builds" / ENV
     for number, (project, version) in enumerate(names):
