@@ -135,10 +135,15 @@ def sbom_byproduct(statement: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _dependencies(document: Mapping[str, Any], image: Mapping[str, Any]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    source = document.get("source") or {}
-    request_source = (document.get("inputs") or {}).get("source") or {}
+    source = _mapping(document.get("source"))
+    # an older or hand-written manifest may name its source as text: no digest to take from it
+    request_source = _mapping(_mapping(document.get("inputs")).get("source"))
     if request_source.get("kind") == "git" and request_source.get("commit"):
         found.append(
             {

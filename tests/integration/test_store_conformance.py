@@ -234,8 +234,11 @@ def test_publish_layout_and_lookup(store: WheelStore, tmp_path: Path) -> None:
             f"history/{REQUEST}/{artifact.sha256}",  # what a rebuild's bytes are compared with
             f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl",
             f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl.metadata",
+            # its provenance, beside it (unsigned: no key configured)
+            f"wheels/{artifact.sha256}/fake_ext-1.0+cpu-py3-none-any.whl.provenance",
         ]
     )
+    assert artifact.provenance_key == keys[-1]
     stored_wheel = store.get(artifact.wheel_key)
     assert sha256(stored_wheel) == artifact.sha256 != sha256(wheel.read_bytes())
     metadata = store.get(artifact.metadata_key)
