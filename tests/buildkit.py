@@ -95,3 +95,14 @@ def uploaded_request(store: WheelStore, sdist: Path, **fields: Any) -> BuildRequ
     store.put(key, sdist.read_bytes())
     source = {"kind": "archive", "path": sdist.name, "sha256": sha, "store_key": key}
     return parse_request({"source": source, **fields})
+
+
+def tar_gz(members: dict[str, bytes]) -> bytes:
+    """A .tar.gz of `members` (name: bytes), as a project upload sends it."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import tarfile
 import threading
 import time
 import tomllib
@@ -30,6 +29,7 @@ from service.project.prepared import prepare_project
 from service.project.served import ServedParts, ServedProjectBuild, load_state
 from service.store import LocalStore
 from service.submit import Submitted
+from tests.buildkit import tar_gz
 from tests.fakes import RecordingDispatcher
 
 PYPROJECT = '[project]\nname = "demo"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
@@ -52,16 +52,6 @@ def client(home: Path, store: LocalStore) -> TestClient:
         configured(home), store=store, jobs=MemoryJobs(), dispatcher=RecordingDispatcher()
     )
     return TestClient(app)
-
-
-def tar_gz(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def upload(

@@ -6,9 +6,7 @@ the operator's, whatever the project names."""
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import tempfile
 import threading
 import time
@@ -33,21 +31,12 @@ from service.jobs import MemoryJobs
 from service.models import Target
 from service.project.prepared import prepare_project
 from service.store import LocalStore
+from tests.buildkit import tar_gz
 from tests.fakes import RecordingDispatcher
 from tests.loopback import Origin, serving
 
 HEAD = '[project]\nname = "demo"\nversion = "0.1"\nrequires-python = ">=3.10"\n'
 CPU311 = Target(kind="cpu", python="3.11")
-
-
-def tar_gz(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 @contextmanager
